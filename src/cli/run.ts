@@ -1,0 +1,84 @@
+// Running the server: load config (file, then flags), write the pid file,
+// start, and stop cleanly on SIGINT/SIGTERM; SIGHUP reopens the log file.
+
+import { DEFAULT_CONFIG_PATH } from "../config/config.ts";
+import type { Config } from "../config/config.ts";
+import { loadConfig, setKey } from "../config/load.ts";
+import { errMsg, Logger } from "../log.ts";
+import { startServer } from "../server.ts";
+
+/** Global options of `sara` that run the server. */
+export interface RunOptions {
+  config?: string;
+  debug: boolean;
+  overrides: Partial<Record<keyof Config, string>>;
+}
+
+const INT_FLAGS = new Set(["port", "wsport", "rpcport", "loglevel"]);
+
+/** Runs the server until a signal stops it; returns the exit code. */
+export async function runServer(opts: RunOptions): Promise<number> {
+  const path = opts.config ?? DEFAULT_CONFIG_PATH;
+  let config: Config;
+  let warnings: string[];
+  try {
+    ({ config, warnings } = await loadConfig(path, opts.config !== undefined));
+    for (const [key, raw] of Object.entries(opts.overrides)) {
+      const value = INT_FLAGS.has(key) ? Number(raw) : raw;
+      setKey(config, key as keyof Config, value, `flag --${key}`);
+    }
+  } catch (err) {
+    console.error(`sara: ${errMsg(err)}`);
+    return 2;
+  }
+  const log = new Logger({
+    level: config.loglevel,
+    format: config.logformat,
+    file: config.logfile,
+    stdout: true,
+  });
+  for (const w of warnings) log.warn(w);
+  // A stray rejection is a bug to log, never a reason to drop every session.
+  globalThis.addEventListener("unhandledrejection", (e) => {
+    e.preventDefault();
+    log.error(`unhandled rejection: ${errMsg(e.reason)}`);
+  });
+
+  let server;
+  try {
+    server = await startServer(config, log);
+  } catch (err) {
+    log.error(`startup failed: ${errMsg(err)}`);
+    log.close();
+    return 1;
+  }
+  try {
+    await Deno.writeTextFile(config.pidfile, `${Deno.pid}\n`);
+  } catch (err) {
+    log.warn(`cannot write pid file ${config.pidfile}: ${errMsg(err)}`);
+  }
+
+  const { promise: signalled, resolve } = Promise.withResolvers<string>();
+  const onStop = (sig: Deno.Signal) => () => resolve(sig);
+  const handlers: [Deno.Signal, () => void][] = [
+    ["SIGINT", onStop("SIGINT")],
+    ["SIGTERM", onStop("SIGTERM")],
+    ["SIGHUP", () => log.reopen()],
+  ];
+  for (const [sig, fn] of handlers) Deno.addSignalListener(sig, fn);
+  const sig = await signalled;
+  log.info(`${sig} received, stopping`);
+  for (const [s, fn] of handlers) Deno.removeSignalListener(s, fn);
+  await server.stop();
+  await removePidfile(config.pidfile);
+  log.close();
+  return 0;
+}
+
+async function removePidfile(path: string): Promise<void> {
+  try {
+    if ((await Deno.readTextFile(path)).trim() === String(Deno.pid)) await Deno.remove(path);
+  } catch {
+    // Already gone, or never written.
+  }
+}

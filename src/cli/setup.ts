@@ -1,0 +1,38 @@
+// `sara setup`: writes a complete default conf.json, refusing to overwrite.
+
+import { parseArgs } from "node:util";
+import { dirname } from "node:path";
+import { DEFAULT_CONFIG_PATH, DEFAULTS } from "../config/config.ts";
+import { SETUP_HELP } from "./help.ts";
+
+/** Runs `sara setup [-o PATH] [--force]`; returns the exit code. */
+export async function setupCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      out: { type: "string", short: "o", default: DEFAULT_CONFIG_PATH },
+      force: { type: "boolean", short: "f", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  if (values.help) {
+    console.log(SETUP_HELP);
+    return 0;
+  }
+  const path = values.out;
+  try {
+    await Deno.mkdir(dirname(path), { recursive: true });
+    await Deno.writeTextFile(path, JSON.stringify(DEFAULTS, null, 2) + "\n", {
+      createNew: !values.force,
+    });
+  } catch (err) {
+    if (err instanceof Deno.errors.AlreadyExists) {
+      console.error(`sara setup: ${path} already exists; use --force to overwrite it`);
+    } else {
+      console.error(`sara setup: cannot write ${path}: ${(err as Error).message}`);
+    }
+    return 1;
+  }
+  console.log(`sara setup: wrote ${path}`);
+  return 0;
+}

@@ -1,0 +1,433 @@
+// One client connection's state machine (PROTOCOL 3, 4, 8): login, then
+// routing of the client's packets and delivery of packets to it. It never
+// knows which transport it speaks through.
+
+import type { Conn, ConnHandler } from "./conn.ts";
+import type { Core } from "./core.ts";
+import type { Recipient } from "../router.ts";
+import type { InboxEntry } from "../store/store.ts";
+import { errMsg } from "../log.ts";
+import type { LoginFailure, NoticeReason } from "../errors.ts";
+import {
+  bareJid,
+  domainOf,
+  loginError,
+  loginOk,
+  newId,
+  notice,
+  type Packet,
+  parsePacket,
+  SERVER_ACK,
+  serverAck,
+  stampPacket,
+  Type,
+  userOf,
+} from "../protocol/packet.ts";
+
+/** Life of a session; changed only through `#setState`, which logs it. */
+export type State = "connecting" | "authenticating" | "loading" | "open" | "closed";
+
+// Packets queued behind an async step (login, group lookup): a client that
+// keeps sending while its login is checked is bounded, not buffered forever.
+const MAX_QUEUED = 1000;
+
+let sidCounter = 0;
+
+/** A client session on this node. */
+export class Session implements ConnHandler, Recipient {
+  readonly sid: string;
+  readonly connectedAt: number;
+  /** Last time anything arrived: the idle sweep reads it. */
+  lastSeen: number;
+  /** Bare JID once the login packet was read. */
+  jid = "";
+  #state: State = "connecting";
+  #loginId = "";
+  // Ids sent in the login answer, removed by the ack of the login id.
+  #delayIds: string[] = [];
+  // Live messages that arrived while the inbox was being read.
+  #held: InboxEntry[] | null = null;
+  // Serial processing: packets wait here while an async step runs, so that
+  // one sender's messages keep their order.
+  #queue: string[] | null = null;
+  #windowStart = 0;
+  #windowCount = 0;
+
+  constructor(readonly conn: Conn, readonly core: Core) {
+    this.sid = `${core.config.nodeid}-${Date.now().toString(36)}-${(sidCounter++).toString(36)}`;
+    this.connectedAt = this.lastSeen = Date.now();
+    core.sessions.add(this);
+  }
+
+  get state(): State {
+    return this.#state;
+  }
+
+  // A method, not a field test: TypeScript would keep a narrowed #state
+  // across awaits, after which another event may have closed the session.
+  #isClosed(): boolean {
+    return this.#state === "closed";
+  }
+
+  #setState(next: State): void {
+    const log = this.core.log;
+    if (log.enabled(3)) {
+      log.debug(`session ${this.#state} -> ${next}`, {
+        sid: this.sid,
+        jid: this.jid || undefined,
+        transport: this.conn.transport,
+        remote: this.conn.remote,
+      });
+    }
+    this.#state = next;
+  }
+
+  // ---- ConnHandler: what the transport reports ----
+
+  packet(text: string): void {
+    this.lastSeen = Date.now();
+    if (this.#queue) {
+      if (this.#queue.length >= MAX_QUEUED) return this.#notice(undefined, "rate_limited");
+      this.#queue.push(text);
+      return;
+    }
+    this.#run(text);
+  }
+
+  heartbeat(): void {
+    this.lastSeen = Date.now();
+    if (this.#state === "open") this.conn.sendHeartbeat();
+  }
+
+  oversize(): void {
+    this.core.log.warn("packet too large, closing", { sid: this.sid, jid: this.jid || undefined });
+    if (this.#state === "open") this.conn.send(notice(undefined, "packet_too_large"));
+    this.close();
+  }
+
+  closed(): void {
+    if (this.#isClosed()) return;
+    this.#setState("closed");
+    this.#teardown();
+  }
+
+  // ---- Recipient: what the router asks ----
+
+  push(entry: InboxEntry, _ack: boolean): boolean {
+    if (this.#isClosed()) return true;
+    if (this.#held) this.#held.push(entry);
+    else this.conn.send(entry.packet);
+    return true;
+  }
+
+  kick(): void {
+    if (this.#isClosed()) return;
+    this.core.log.info("session replaced by a newer login", { sid: this.sid, jid: this.jid });
+    this.conn.sendKill();
+    this.close();
+  }
+
+  /** Closes the connection (after flushing what is queued). */
+  close(): void {
+    if (!this.#isClosed()) {
+      this.#setState("closed");
+      this.#teardown();
+    }
+    this.conn.close();
+  }
+
+  /** Called by the sweep once a second; closes sessions past their deadline. */
+  sweep(now: number): void {
+    const c = this.core.config;
+    if (this.#state === "connecting" || this.#state === "authenticating") {
+      if (now - this.connectedAt > c.login_timeout * 1000) {
+        this.conn.send(loginError(this.#loginId || undefined, "timeout"));
+        this.close();
+      }
+    } else if (this.#state === "open" && now - this.lastSeen > c.idle_timeout * 1000) {
+      this.core.log.info("idle timeout", { sid: this.sid, jid: this.jid });
+      this.close();
+    }
+  }
+
+  #teardown(): void {
+    this.core.sessions.delete(this);
+    this.#queue = null;
+    this.#held = null;
+    if (this.jid) this.core.router.detachLocal(this);
+  }
+
+  // ---- packet processing ----
+
+  #run(text: string): void {
+    let pending: Promise<void> | void;
+    try {
+      pending = this.#state === "open" ? this.#routed(text) : this.#login(text);
+    } catch (err) {
+      this.#fault(err);
+      return;
+    }
+    if (pending) {
+      this.#queue ??= [];
+      pending.catch((err) => this.#fault(err)).finally(() => this.#drain());
+    }
+  }
+
+  #drain(): void {
+    const q = this.#queue;
+    this.#queue = null;
+    while (q && q.length > 0 && !this.#isClosed()) {
+      this.#run(q.shift()!);
+      const started = this.#pendingQueue();
+      if (started) {
+        // Another async step started: the rest waits behind it, in order.
+        started.push(...q);
+        return;
+      }
+    }
+  }
+
+  #pendingQueue(): string[] | null {
+    return this.#queue;
+  }
+
+  #fault(err: unknown): void {
+    this.core.log.error(`session error: ${errMsg(err)}`, { sid: this.sid, jid: this.jid });
+    this.close();
+  }
+
+  // ---- login (PROTOCOL 3) ----
+
+  #login(text: string): Promise<void> | void {
+    if (this.#state !== "connecting") return; // a second login packet while one is checked
+    const p = parsePacket(text);
+    if (!p) return this.#failLogin(undefined, "fail_packet");
+    const env = p.envelope;
+    const id = typeof env.id === "string" ? env.id : undefined;
+    const type = typeOf(env.type);
+    if (type === null) return this.#failLogin(id, "fail_param");
+    if (type !== Type.open) return this.#failLogin(id, "fail_type");
+    if (id === undefined || typeof env.jid !== "string") return this.#failLogin(id, "fail_param");
+    if (env.pwd !== undefined && typeof env.pwd !== "string") {
+      return this.#failLogin(id, "fail_param");
+    }
+    const jid = bareJid(env.jid);
+    if (!jid) return this.#failLogin(id, "fail_packet");
+    this.jid = jid;
+    this.#loginId = id;
+    this.#setState("authenticating");
+    return this.#authenticate(jid, env.pwd as string | undefined);
+  }
+
+  async #authenticate(jid: string, pwd: string | undefined): Promise<void> {
+    let ok: boolean;
+    try {
+      ok = await this.core.auth(jid, pwd);
+    } catch (err) {
+      this.core.log.warn(`auth failed: ${errMsg(err)}`, { jid });
+      ok = false;
+    }
+    if (this.#isClosed()) return;
+    if (!ok) return this.#failLogin(this.#loginId, "fail_token");
+    this.#setState("loading");
+    this.#held = [];
+    this.core.router.attachLocal(this);
+    let stored: InboxEntry[];
+    try {
+      const [entries, recent] = await Promise.all([
+        this.core.store.inbox(jid),
+        this.core.store.recentIds(jid),
+      ]);
+      stored = entries;
+      this.core.dedup.load(jid, recent, Date.now());
+    } catch (err) {
+      this.core.log.error(`cannot read inbox: ${errMsg(err)}`, { jid });
+      this.core.router.detachLocal(this);
+      this.jid = "";
+      return this.#failLogin(this.#loginId, "fail_token");
+    }
+    if (this.#isClosed()) return;
+    this.#open(stored);
+  }
+
+  #open(stored: InboxEntry[]): void {
+    const sent = new Set<string>();
+    for (const e of stored) sent.add(e.id);
+    if (this.core.config.offline_delivery === "packets") {
+      this.conn.send(loginOk(this.#loginId, []));
+      for (const e of stored) {
+        this.conn.send(e.packet);
+        // Packets without ack: 1 get no client ack: they are done once written.
+        if (!wantsAck(e.packet)) this.core.writer.remove(this.jid, e.id);
+      }
+    } else {
+      this.conn.send(loginOk(this.#loginId, stored.map((e) => e.packet)));
+      this.#delayIds = stored.map((e) => e.id);
+    }
+    const held = this.#held ?? [];
+    this.#held = null;
+    this.#setState("open");
+    this.core.log.info("login", {
+      sid: this.sid,
+      jid: this.jid,
+      transport: this.conn.transport,
+      stored: stored.length,
+    });
+    for (const e of held) if (!sent.has(e.id)) this.conn.send(e.packet);
+  }
+
+  #failLogin(id: string | undefined, reason: LoginFailure): void {
+    this.core.log.info(`login failed: ${reason}`, { sid: this.sid, remote: this.conn.remote });
+    this.conn.send(loginError(id, reason));
+    this.close();
+  }
+
+  // ---- after login (PROTOCOL 2, 4) ----
+
+  #routed(text: string): Promise<void> | void {
+    const now = this.lastSeen;
+    if (now - this.#windowStart >= 1000) {
+      this.#windowStart = now;
+      this.#windowCount = 0;
+    }
+    if (++this.#windowCount > this.core.config.rate_limit) {
+      return this.#notice(undefined, "rate_limited");
+    }
+    const p = parsePacket(text);
+    if (!p) {
+      this.conn.send(notice(undefined, "bad_packet"));
+      return this.close();
+    }
+    const env = p.envelope;
+    const type = typeOf(env.type);
+    if (typeof env.id !== "string" || type === null) {
+      return this.#notice(strId(env.id), "bad_packet");
+    }
+    const id = env.id;
+    if (type === Type.state && env.to === SERVER_ACK) return this.#clientAck(id, env.from);
+    if (env.from === undefined || bareJid(env.from) !== this.jid) {
+      return this.#notice(id, "bad_from");
+    }
+    if (type === Type.open) return this.#notice(id, "bad_packet");
+    if (type === Type.group) return this.#group(p, id);
+    const to = bareJid(env.to);
+    if (!to) return this.#notice(id, "bad_to");
+    const ack = wantsAckValue(env.ack);
+    const now2 = Date.now();
+    if (this.core.dedup.check(this.jid, id, now2)) {
+      if (ack) this.conn.send(serverAck(id, now2));
+      return;
+    }
+    const packet = stampPacket(p, now2);
+    if (packet === null) return this.#notice(id, "bad_packet");
+    if (ack) this.core.writer.sent(this.jid, id);
+    const entry: InboxEntry = { user: to, id, from: this.jid, type, ct: now2, packet };
+    const done = this.core.router.deliver(entry, ack);
+    // Not awaited: later packets of this client go on while this one is written.
+    done.then(
+      () => ack && this.#answer(serverAck(id, now2)),
+      (err) => this.#storeFailed(id, err),
+    );
+  }
+
+  #clientAck(id: string, from: unknown): void {
+    // Acks may omit `from` (it can only be the session's own inbox), but a
+    // wrong one is refused like any other spoofed packet.
+    if (from !== undefined && bareJid(from) !== this.jid) return this.#notice(id, "bad_from");
+    if (id === this.#loginId && this.#delayIds.length > 0) {
+      for (const d of this.#delayIds) this.core.writer.remove(this.jid, d);
+      this.#delayIds = [];
+      return;
+    }
+    this.core.writer.remove(this.jid, id);
+  }
+
+  async #group(p: Packet, id: string): Promise<void> {
+    const gid = p.envelope.gid;
+    if (typeof gid !== "string" || gid === "") return this.#notice(id, "group_notfound");
+    const domain = domainOf(this.jid);
+    let members: string[] | null;
+    try {
+      members = await this.core.groups(gid, domain);
+    } catch (err) {
+      return this.#storeFailed(id, err);
+    }
+    if (this.#state !== "open") return;
+    if (members === null) return this.#notice(id, "group_notfound");
+    const me = userOf(this.jid);
+    if (!members.includes(me)) return this.#notice(id, "no_permission");
+    if (members.length < 2) return this.#notice(id, "group_too_small");
+    const now = Date.now();
+    if (this.core.dedup.check(this.jid, id, now)) return this.#answer(serverAck(id, now));
+    this.core.writer.sent(this.jid, id);
+    const copies: Promise<void>[] = [];
+    for (const m of members) {
+      if (m === me) continue;
+      const to = `${m}@${domain}`;
+      const copyId = newId();
+      const env = { ...p.envelope, id: copyId, type: Type.group, from: this.jid, to, gid, ack: 1 };
+      delete env.pwd;
+      const packet = stampPacket({ ...p, envelope: env }, now);
+      if (packet === null) return this.#notice(id, "bad_packet");
+      copies.push(
+        this.core.router.deliver(
+          { user: to, id: copyId, from: this.jid, type: 2, ct: now, packet },
+          true,
+        ),
+      );
+    }
+    // Not awaited by the queue: the group's writes overlap the next packets.
+    Promise.all(copies).then(
+      () => this.#answer(serverAck(id, now)),
+      (err) => this.#storeFailed(id, err),
+    );
+  }
+
+  #storeFailed(id: string, err: unknown): void {
+    this.core.log.error(`cannot store message: ${errMsg(err)}`, { jid: this.jid, id });
+    this.#answer(notice(id, "store_error"));
+  }
+
+  #answer(packet: string): void {
+    if (this.#state === "open") this.conn.send(packet);
+  }
+
+  #notice(id: string | undefined, reason: NoticeReason): void {
+    if (this.core.log.enabled(3)) this.core.log.debug(`notice ${reason}`, { jid: this.jid, id });
+    this.#answer(notice(id, reason));
+  }
+}
+
+/**
+ * Admits a new connection: its session, or null when the node is full (the
+ * client was told `server_full` and the connection is closing).
+ */
+export function openSession(conn: Conn, core: Core): Session | null {
+  if (core.sessions.size >= core.config.max_conns) {
+    core.log.warn("max_conns reached, refusing a connection", { remote: conn.remote });
+    conn.send(notice(undefined, "server_full"));
+    conn.close();
+    return null;
+  }
+  return new Session(conn, core);
+}
+
+/** `envelope.type` as an integer; SDKs send numbers, some old ones digit strings. */
+function typeOf(t: unknown): number | null {
+  if (typeof t === "number") return Number.isInteger(t) ? t : null;
+  if (typeof t === "string" && /^\d+$/.test(t)) return Number(t);
+  return null;
+}
+
+function strId(id: unknown): string | undefined {
+  return typeof id === "string" ? id : undefined;
+}
+
+function wantsAckValue(ack: unknown): boolean {
+  return ack === 1 || ack === "1" || ack === true;
+}
+
+/** Whether a stored packet asks for a client ack (read only at login, packets mode). */
+function wantsAck(packet: string): boolean {
+  return wantsAckValue(parsePacket(packet)?.envelope.ack);
+}

@@ -1,0 +1,270 @@
+// The embedded store: one SQLite file (node:sqlite) in `datadir`, for a
+// single node with no Redis. WAL mode with synchronous=NORMAL: a commit is in
+// the OS before the promise resolves, so it survives a kill of the process.
+
+import { DatabaseSync, type StatementSync } from "node:sqlite";
+import { StoreError } from "../errors.ts";
+import type { Batch, BlockedJid, Depths, InboxEntry, OfflineRules, Store } from "./store.ts";
+
+const SCHEMA = `
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = NORMAL;
+CREATE TABLE IF NOT EXISTS inbox (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  user TEXT NOT NULL, id TEXT NOT NULL, sender TEXT NOT NULL,
+  type INTEGER NOT NULL, ct INTEGER NOT NULL, packet TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS inbox_user_id ON inbox(user, id);
+CREATE INDEX IF NOT EXISTS inbox_user_sender_type ON inbox(user, sender, type);
+CREATE TABLE IF NOT EXISTS groups (
+  key TEXT PRIMARY KEY, members TEXT NOT NULL, expires INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS blacklist (
+  owner TEXT NOT NULL, jid TEXT NOT NULL, ct INTEGER NOT NULL,
+  PRIMARY KEY (owner, jid));
+CREATE INDEX IF NOT EXISTS blacklist_order ON blacklist(owner, ct, jid);
+`;
+
+/** Statements prepared once; SQLite re-plans nothing per message. */
+function prepare(db: DatabaseSync) {
+  const q = (sql: string) => db.prepare(sql);
+  return {
+    insert: q("INSERT INTO inbox(user, id, sender, type, ct, packet) VALUES (?, ?, ?, ?, ?, ?)"),
+    remove: q("DELETE FROM inbox WHERE user = ? AND id = ?"),
+    count: q("SELECT COUNT(*) AS n FROM inbox WHERE user = ?"),
+    read: q(
+      "SELECT id, sender, type, ct, packet FROM inbox WHERE user = ? AND ct > ? ORDER BY seq",
+    ),
+    hasOfType: q("SELECT 1 FROM inbox WHERE user = ? AND sender = ? AND type = ? LIMIT 1"),
+    dropOfType: q("DELETE FROM inbox WHERE user = ? AND sender = ? AND type = ?"),
+    trim: q(
+      "DELETE FROM inbox WHERE seq IN (SELECT seq FROM inbox WHERE user = ? ORDER BY seq LIMIT ?)",
+    ),
+    oldest: q("SELECT seq, user FROM inbox WHERE ct <= ? ORDER BY seq LIMIT 1000"),
+    removeSeq: q("DELETE FROM inbox WHERE seq = ?"),
+    group: q("SELECT members FROM groups WHERE key = ? AND expires > ?"),
+    setGroup: q("INSERT OR REPLACE INTO groups(key, members, expires) VALUES (?, ?, ?)"),
+    dropGroup: q("DELETE FROM groups WHERE key = ?"),
+    owners: q("SELECT DISTINCT owner FROM blacklist"),
+    blocks: q("SELECT 1 FROM blacklist WHERE owner = ? AND jid = ?"),
+    block: q("INSERT OR IGNORE INTO blacklist(owner, jid, ct) VALUES (?, ?, ?)"),
+    unblock: q("DELETE FROM blacklist WHERE owner = ? AND jid = ?"),
+    anyBlocked: q("SELECT 1 FROM blacklist WHERE owner = ? LIMIT 1"),
+    list: q(
+      "SELECT jid, ct FROM blacklist WHERE owner = ? ORDER BY ct, rowid LIMIT ? OFFSET ?",
+    ),
+  } satisfies Record<string, StatementSync>;
+}
+
+/** SQLite-backed store; every call runs synchronously inside one transaction. */
+export class SqliteStore implements Store {
+  readonly name: string;
+  readonly dropped = { cap: 0, policy: 0, expired: 0, blocked: 0 };
+  readonly #db: DatabaseSync;
+  readonly #st: ReturnType<typeof prepare>;
+  // Inbox depth per user with entries: the cap and the offline callback's
+  // `total` need it, and COUNT(*) per append would scan the user's inbox.
+  readonly #depth = new Map<string, number>();
+  // Owners with a non-empty blacklist, so that most appends skip the lookup.
+  readonly #owners = new Set<string>();
+
+  constructor(path: string, readonly rules: OfflineRules) {
+    this.name = `sqlite:${path}`;
+    try {
+      this.#db = new DatabaseSync(path);
+      this.#db.exec(SCHEMA);
+      this.#st = prepare(this.#db);
+      for (const row of this.#st.owners.all()) this.#owners.add(String(row.owner));
+    } catch (err) {
+      throw new StoreError(`cannot open embedded store ${path}: ${(err as Error).message}`);
+    }
+  }
+
+  /** Opens (creating) the store file `sara.db` in `dir`. */
+  static async open(dir: string, rules: OfflineRules): Promise<SqliteStore> {
+    try {
+      await Deno.mkdir(dir, { recursive: true });
+    } catch (err) {
+      throw new StoreError(`cannot create datadir ${dir}: ${(err as Error).message}`);
+    }
+    return new SqliteStore(`${dir}/sara.db`, rules);
+  }
+
+  commit(batch: Batch): Promise<Depths> {
+    return this.#tx(() => {
+      const grown: Depths = new Map();
+      for (const e of batch.appends) {
+        if (this.#append(e)) grown.set(e.user, 0);
+      }
+      for (const k of batch.removes) {
+        const n = Number(this.#st.remove.run(k.user, k.id).changes);
+        if (n > 0) this.#addDepth(k.user, -n);
+      }
+      for (const user of grown.keys()) {
+        const over = this.#depthOf(user) - this.rules.max;
+        if (over > 0) {
+          this.#st.trim.run(user, over);
+          this.dropped.cap += over;
+          this.#addDepth(user, -over);
+        }
+        grown.set(user, this.#depthOf(user));
+      }
+      return grown;
+    });
+  }
+
+  #append(e: InboxEntry): boolean {
+    if (this.#owners.has(e.user) && this.#st.blocks.get(e.user, e.from)) {
+      this.dropped.blocked++;
+      return false;
+    }
+    const policy = this.rules.policy[String(e.type)];
+    if (policy === "first" && this.#st.hasOfType.get(e.user, e.from, e.type)) {
+      this.dropped.policy++;
+      return false;
+    }
+    if (policy === "last") {
+      const n = Number(this.#st.dropOfType.run(e.user, e.from, e.type).changes);
+      this.dropped.policy += n;
+      if (n > 0) this.#addDepth(e.user, -n);
+    }
+    this.#st.insert.run(e.user, e.id, e.from, e.type, e.ct, e.packet);
+    this.#addDepth(e.user, 1);
+    return true;
+  }
+
+  #depthOf(user: string): number {
+    let n = this.#depth.get(user);
+    if (n === undefined) {
+      n = Number(this.#st.count.get(user)?.n ?? 0);
+      this.#depth.set(user, n);
+    }
+    return n;
+  }
+
+  #addDepth(user: string, delta: number): void {
+    const n = this.#depthOf(user) + delta;
+    if (n > 0) this.#depth.set(user, n);
+    else this.#depth.delete(user);
+  }
+
+  inbox(user: string): Promise<InboxEntry[]> {
+    return this.#run(() =>
+      this.#st.read.all(user, Date.now() - this.rules.expire * 1000).map((r) => ({
+        user,
+        id: String(r.id),
+        from: String(r.sender),
+        type: Number(r.type),
+        ct: Number(r.ct),
+        packet: String(r.packet),
+      }))
+    );
+  }
+
+  sweepExpired(now = Date.now()): Promise<number> {
+    return this.#tx(() => {
+      const cutoff = now - this.rules.expire * 1000;
+      let total = 0;
+      for (;;) {
+        const rows = this.#st.oldest.all(cutoff);
+        if (rows.length === 0) break;
+        for (const r of rows) {
+          this.#st.removeSeq.run(r.seq as number);
+          this.#addDepth(String(r.user), -1);
+        }
+        total += rows.length;
+      }
+      this.dropped.expired += total;
+      return total;
+    });
+  }
+
+  recentIds(_from: string): Promise<string[]> {
+    // One node: the in-memory dedup cache is the only one there is.
+    return Promise.resolve([]);
+  }
+
+  groupMembers(key: string): Promise<string[] | null> {
+    return this.#run(() => {
+      const row = this.#st.group.get(key, Date.now());
+      return row ? JSON.parse(String(row.members)) as string[] : null;
+    });
+  }
+
+  setGroupMembers(key: string, members: string[], ttlSeconds: number): Promise<void> {
+    return this.#run(() => {
+      this.#st.setGroup.run(key, JSON.stringify(members), Date.now() + ttlSeconds * 1000);
+    });
+  }
+
+  dropGroup(key: string): Promise<void> {
+    return this.#run(() => {
+      this.#st.dropGroup.run(key);
+    });
+  }
+
+  blacklist(owner: string, offset: number, limit: number): Promise<BlockedJid[]> {
+    return this.#run(() =>
+      this.#st.list.all(owner, limit, offset).map((r) => ({
+        jid: String(r.jid),
+        ct: String(r.ct),
+      }))
+    );
+  }
+
+  block(owner: string, jid: string, ct: number): Promise<void> {
+    return this.#run(() => {
+      this.#st.block.run(owner, jid, ct);
+      this.#owners.add(owner);
+    });
+  }
+
+  unblock(owner: string, jid: string): Promise<void> {
+    return this.#run(() => {
+      this.#st.unblock.run(owner, jid);
+      if (!this.#st.anyBlocked.get(owner)) this.#owners.delete(owner);
+    });
+  }
+
+  blocks(owner: string, jid: string): Promise<boolean> {
+    return this.#run(() =>
+      this.#owners.has(owner) && this.#st.blocks.get(owner, jid) !== undefined
+    );
+  }
+
+  ping(): Promise<void> {
+    return this.#run(() => {
+      this.#db.prepare("SELECT 1").get();
+    });
+  }
+
+  close(): Promise<void> {
+    return this.#run(() => {
+      if (this.#db.isOpen) this.#db.close();
+    });
+  }
+
+  #run<T>(fn: () => T): Promise<T> {
+    try {
+      return Promise.resolve(fn());
+    } catch (err) {
+      return Promise.reject(
+        new StoreError(`embedded store: ${(err as Error).message}`, { cause: err }),
+      );
+    }
+  }
+
+  #tx<T>(fn: () => T): Promise<T> {
+    return this.#run(() => {
+      this.#db.exec("BEGIN");
+      try {
+        const out = fn();
+        this.#db.exec("COMMIT");
+        return out;
+      } catch (err) {
+        this.#db.exec("ROLLBACK");
+        // Cached depths may now be ahead of the table: recount lazily.
+        this.#depth.clear();
+        throw err;
+      }
+    });
+  }
+}

@@ -1,0 +1,91 @@
+// The store interface every implementation (embedded SQLite, Redis) honours:
+// per-user inboxes, group member caches and blacklists. Batching and the
+// "acked before written" shortcut live above it, in inbox_writer.ts.
+
+/** One message waiting in (or on its way into) a recipient's inbox. */
+export interface InboxEntry {
+  /** Bare JID of the recipient. */
+  user: string;
+  /** `envelope.id`: what the recipient's ack names. */
+  id: string;
+  /** Bare JID of the sender (policies and blacklists are per sender). */
+  from: string;
+  type: number;
+  /** Accept time, ms since the epoch: the expiry clock starts here. */
+  ct: number;
+  /** The packet as delivered, serialised. */
+  packet: string;
+}
+
+/** Identifies one inbox entry. */
+export interface EntryKey {
+  user: string;
+  id: string;
+}
+
+/** A message id a sender used, remembered for duplicate suppression. */
+export interface SentId {
+  from: string;
+  id: string;
+}
+
+/** One group commit: applied in this order, appends before removes. */
+export interface Batch {
+  appends: InboxEntry[];
+  removes: EntryKey[];
+  /** Ids to remember per sender; stores shared by nodes persist them. */
+  sent: SentId[];
+}
+
+/** Result of a commit: recipients whose inbox grew, with their new depth. */
+export type Depths = Map<string, number>;
+
+/** What every store offers. All methods reject with StoreError on failure. */
+export interface Store {
+  /** Human name for logs: "sqlite:/path" or "redis:host:port". */
+  readonly name: string;
+  /**
+   * Applies a batch atomically per user. Appends honour blacklists, the
+   * per-type offline policy and the `offline_max` cap.
+   */
+  commit(batch: Batch): Promise<Depths>;
+  /** Deletes entries older than `offline_expire`; resolves to how many went. */
+  sweepExpired(): Promise<number>;
+  /** Unexpired entries of `user`, oldest first. */
+  inbox(user: string): Promise<InboxEntry[]>;
+  /** Ids `from` sent most recently (newest last), at most `dedup_ids`. */
+  recentIds(from: string): Promise<string[]>;
+  /** Cached member names of a group key, or null on a miss. */
+  groupMembers(key: string): Promise<string[] | null>;
+  setGroupMembers(key: string, members: string[], ttlSeconds: number): Promise<void>;
+  dropGroup(key: string): Promise<void>;
+  /** Blacklist of `owner`: jids it blocks, oldest first. */
+  blacklist(owner: string, offset: number, limit: number): Promise<BlockedJid[]>;
+  block(owner: string, jid: string, ct: number): Promise<void>;
+  unblock(owner: string, jid: string): Promise<void>;
+  /** True when `owner` blocks `jid`. */
+  blocks(owner: string, jid: string): Promise<boolean>;
+  /** Counters of stored messages dropped by policy, cap and expiry since start. */
+  readonly dropped: { cap: number; policy: number; expired: number; blocked: number };
+  /** Rejects when the store cannot be reached (readiness). */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** One blacklist row (PROTOCOL 10). */
+export interface BlockedJid {
+  jid: string;
+  ct: string;
+}
+
+/** Offline rules every store applies on append (PROTOCOL 10, 11). */
+export interface OfflineRules {
+  /** Seconds an entry lives. */
+  expire: number;
+  /** Newest N entries kept per user. */
+  max: number;
+  /** Per-type keep policy; types absent keep all. */
+  policy: Record<string, "first" | "last" | "all">;
+  /** Ids remembered per sender. */
+  dedupIds: number;
+}

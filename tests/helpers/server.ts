@@ -1,0 +1,65 @@
+// Starts a whole sara node in-process on free ports with a fresh data dir,
+// for tests; `await using` stops it and removes the data dir.
+
+import type { Config } from "../../src/config/config.ts";
+import { defaultConfig } from "../../src/config/config.ts";
+import { Logger } from "../../src/log.ts";
+import { type Server, startServer } from "../../src/server.ts";
+
+/** A node for one test. */
+export interface TestServer extends AsyncDisposable {
+  server: Server;
+  config: Config;
+  /** Bound TCP port. */
+  port: number;
+  /** Stops the node but keeps its data dir (for restart tests). */
+  stop(): Promise<void>;
+}
+
+/** Config for tests: port 0 everywhere, quiet logs, a temp data dir. */
+export async function testConfig(overrides: Partial<Config> = {}): Promise<Config> {
+  const config = defaultConfig();
+  Object.assign(config, {
+    bind: "127.0.0.1",
+    port: 0,
+    wsport: 0,
+    tlsport: 0,
+    wssport: 0,
+    rpcport: 0,
+    nodeaddr: "127.0.0.1:0",
+    enable_ws: false,
+    datadir: await Deno.makeTempDir({ prefix: "sara-test-" }),
+    logfile: "",
+    loglevel: Number(Deno.env.get("SARA_TEST_LOGLEVEL") ?? -1),
+    pidfile: "",
+  }, overrides);
+  return config;
+}
+
+/** Starts a node; pass the same `datadir` again to restart on the same store. */
+export async function startTestServer(overrides: Partial<Config> = {}): Promise<TestServer> {
+  const config = await testConfig(overrides);
+  const log = new Logger({
+    level: config.loglevel,
+    format: config.logformat,
+    file: "",
+    stdout: config.loglevel >= 0,
+  });
+  const server = await startServer(config, log);
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    await server.stop();
+  };
+  return {
+    server,
+    config,
+    port: server.listeners.get("tcp")?.port ?? 0,
+    stop,
+    async [Symbol.asyncDispose]() {
+      await stop();
+      if (!("datadir" in overrides)) await Deno.remove(config.datadir, { recursive: true });
+    },
+  };
+}
