@@ -72,19 +72,24 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
     groups: () => Promise.resolve(null),
     sessions,
   };
-  const listeners = new Map<string, Listener>();
-  const started: Listener[] = [];
   const bind = (port: number) => ({ hostname: config.bind, port });
+  // One line per listener; startup stops at the first failure and closes
+  // whatever already started, so nothing is left half-running.
+  const starters: [boolean, () => Listener | Promise<Listener>][] = [
+    [config.enable_tcp, () => startTcp(core, bind(config.port))],
+  ];
+  const listeners = new Map<string, Listener>();
   try {
-    if (config.enable_tcp) started.push(startTcp(core, bind(config.port)));
+    for (const [enabled, start] of starters) {
+      if (!enabled) continue;
+      const l = await start();
+      listeners.set(l.name, l);
+      log.info(`${l.name} start on [${config.bind}:${l.port}]`);
+    }
   } catch (err) {
-    for (const l of started) await l.close();
+    for (const l of listeners.values()) await l.close();
     await store.close();
     throw err;
-  }
-  for (const l of started) {
-    listeners.set(l.name, l);
-    log.info(`${l.name} start on [${config.bind}:${l.port}]`);
   }
 
   const sweep = setInterval(() => {

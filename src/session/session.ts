@@ -10,19 +10,15 @@ import { errMsg } from "../log.ts";
 import type { LoginFailure, NoticeReason } from "../errors.ts";
 import {
   bareJid,
-  domainOf,
   loginError,
   loginOk,
-  newId,
   notice,
-  type Packet,
   parsePacket,
   SERVER_ACK,
   serverAck,
-  stampPacket,
   Type,
-  userOf,
 } from "../protocol/packet.ts";
+import { routeChat, type Routed, routeGroup, wantsAck } from "./messages.ts";
 
 /** Life of a session; changed only through `#setState`, which logs it. */
 export type State = "connecting" | "authenticating" | "loading" | "open" | "closed";
@@ -258,7 +254,7 @@ export class Session implements ConnHandler, Recipient {
       for (const e of stored) {
         this.conn.send(e.packet);
         // Packets without ack: 1 get no client ack: they are done once written.
-        if (!wantsAck(e.packet)) this.core.writer.remove(this.jid, e.id);
+        if (!storedWantsAck(e.packet)) this.core.writer.remove(this.jid, e.id);
       }
     } else {
       this.conn.send(loginOk(this.#loginId, stored.map((e) => e.packet)));
@@ -309,23 +305,19 @@ export class Session implements ConnHandler, Recipient {
       return this.#notice(id, "bad_from");
     }
     if (type === Type.open) return this.#notice(id, "bad_packet");
-    if (type === Type.group) return this.#group(p, id);
-    const to = bareJid(env.to);
-    if (!to) return this.#notice(id, "bad_to");
-    const ack = wantsAckValue(env.ack);
-    const now2 = Date.now();
-    if (this.core.dedup.check(this.jid, id, now2)) {
-      if (ack) this.conn.send(serverAck(id, now2));
-      return;
-    }
-    const packet = stampPacket(p, now2);
-    if (packet === null) return this.#notice(id, "bad_packet");
-    if (ack) this.core.writer.sent(this.jid, id);
-    const entry: InboxEntry = { user: to, id, from: this.jid, type, ct: now2, packet };
-    const done = this.core.router.deliver(entry, ack);
+    if (type !== Type.group) return this.#settle(id, routeChat(this.core, this.jid, p, id, type));
+    // The queue waits for the member lookup, so later packets keep their order.
+    return routeGroup(this.core, this.jid, p, id).then(
+      (r) => this.#settle(id, r),
+      (err) => this.#storeFailed(id, err),
+    );
+  }
+
+  #settle(id: string, r: Routed | NoticeReason): void {
+    if (typeof r === "string") return this.#notice(id, r);
     // Not awaited: later packets of this client go on while this one is written.
-    done.then(
-      () => ack && this.#answer(serverAck(id, now2)),
+    r.safe.then(
+      () => r.ack && this.#answer(serverAck(id, r.ct)),
       (err) => this.#storeFailed(id, err),
     );
   }
@@ -342,49 +334,8 @@ export class Session implements ConnHandler, Recipient {
     this.core.writer.remove(this.jid, id);
   }
 
-  async #group(p: Packet, id: string): Promise<void> {
-    const gid = p.envelope.gid;
-    if (typeof gid !== "string" || gid === "") return this.#notice(id, "group_notfound");
-    const domain = domainOf(this.jid);
-    let members: string[] | null;
-    try {
-      members = await this.core.groups(gid, domain);
-    } catch (err) {
-      return this.#storeFailed(id, err);
-    }
-    if (this.#state !== "open") return;
-    if (members === null) return this.#notice(id, "group_notfound");
-    const me = userOf(this.jid);
-    if (!members.includes(me)) return this.#notice(id, "no_permission");
-    if (members.length < 2) return this.#notice(id, "group_too_small");
-    const now = Date.now();
-    if (this.core.dedup.check(this.jid, id, now)) return this.#answer(serverAck(id, now));
-    this.core.writer.sent(this.jid, id);
-    const copies: Promise<void>[] = [];
-    for (const m of members) {
-      if (m === me) continue;
-      const to = `${m}@${domain}`;
-      const copyId = newId();
-      const env = { ...p.envelope, id: copyId, type: Type.group, from: this.jid, to, gid, ack: 1 };
-      delete env.pwd;
-      const packet = stampPacket({ ...p, envelope: env }, now);
-      if (packet === null) return this.#notice(id, "bad_packet");
-      copies.push(
-        this.core.router.deliver(
-          { user: to, id: copyId, from: this.jid, type: 2, ct: now, packet },
-          true,
-        ),
-      );
-    }
-    // Not awaited by the queue: the group's writes overlap the next packets.
-    Promise.all(copies).then(
-      () => this.#answer(serverAck(id, now)),
-      (err) => this.#storeFailed(id, err),
-    );
-  }
-
   #storeFailed(id: string, err: unknown): void {
-    this.core.log.error(`cannot store message: ${errMsg(err)}`, { jid: this.jid, id });
+    this.core.log.error(`cannot route message: ${errMsg(err)}`, { jid: this.jid, id });
     this.#answer(notice(id, "store_error"));
   }
 
@@ -423,11 +374,7 @@ function strId(id: unknown): string | undefined {
   return typeof id === "string" ? id : undefined;
 }
 
-function wantsAckValue(ack: unknown): boolean {
-  return ack === 1 || ack === "1" || ack === true;
-}
-
 /** Whether a stored packet asks for a client ack (read only at login, packets mode). */
-function wantsAck(packet: string): boolean {
-  return wantsAckValue(parsePacket(packet)?.envelope.ack);
+function storedWantsAck(packet: string): boolean {
+  return wantsAck(parsePacket(packet)?.envelope.ack);
 }

@@ -1,0 +1,91 @@
+// Routing of one client message (PROTOCOL 4, 5) from a known sender: duplicate
+// suppression, `ct` stamping, 1:1 delivery and group fan-out. Shared by
+// sessions and the push API, so a pushed packet goes exactly the same way.
+
+import type { NoticeReason } from "../errors.ts";
+import type { InboxEntry } from "../store/store.ts";
+import type { Core } from "./core.ts";
+import {
+  bareJid,
+  domainOf,
+  newId,
+  type Packet,
+  stampPacket,
+  Type,
+  userOf,
+} from "../protocol/packet.ts";
+
+/** A message the server took: `safe` resolves once it may be server-acked. */
+export interface Routed {
+  /** The sender asked for a server ack (always true for groups). */
+  ack: boolean;
+  /** Accept time, the `ct` of the server ack. */
+  ct: number;
+  /** Resolves when written or acked by every recipient; rejects with StoreError. */
+  safe: Promise<unknown>;
+}
+
+/** True when `ack` asks for acknowledgements (SDKs send 1; be lenient on "1"). */
+export function wantsAck(ack: unknown): boolean {
+  return ack === 1 || ack === "1" || ack === true;
+}
+
+/**
+ * Routes a 1:1 message (types 1, 3-7 and unknown) from `sender` (bare JID).
+ * Synchronous up to the hand-over to the router, so that messages of one
+ * sender keep their order.
+ */
+export function routeChat(
+  core: Core,
+  sender: string,
+  p: Packet,
+  id: string,
+  type: number,
+): Routed | NoticeReason {
+  const to = bareJid(p.envelope.to);
+  if (!to) return "bad_to";
+  const ack = wantsAck(p.envelope.ack);
+  const ct = Date.now();
+  if (core.dedup.check(sender, id, ct)) return { ack, ct, safe: Promise.resolve() };
+  const packet = stampPacket(p, ct);
+  if (packet === null) return "bad_packet";
+  if (ack) core.writer.sent(sender, id);
+  const entry: InboxEntry = { user: to, id, from: sender, type, ct, packet };
+  return { ack, ct, safe: core.router.deliver(entry, ack) };
+}
+
+/**
+ * Routes a group message (type 2): members come from the cache or the
+ * callback; every other member gets its own copy with a fresh id and ack 1.
+ */
+export async function routeGroup(
+  core: Core,
+  sender: string,
+  p: Packet,
+  id: string,
+): Promise<Routed | NoticeReason> {
+  const gid = p.envelope.gid;
+  if (typeof gid !== "string" || gid === "") return "group_notfound";
+  const domain = domainOf(sender);
+  const members = await core.groups(gid, domain);
+  if (members === null) return "group_notfound";
+  const me = userOf(sender);
+  if (!members.includes(me)) return "no_permission";
+  if (members.length < 2) return "group_too_small";
+  const ct = Date.now();
+  if (core.dedup.check(sender, id, ct)) return { ack: true, ct, safe: Promise.resolve() };
+  const copies: Promise<void>[] = [];
+  const entries: InboxEntry[] = [];
+  for (const m of members) {
+    if (m === me) continue;
+    const to = `${m}@${domain}`;
+    const copyId = newId();
+    const envelope = { ...p.envelope, id: copyId, type: Type.group, from: sender, to, gid, ack: 1 };
+    const packet = stampPacket({ ...p, envelope }, ct);
+    if (packet === null) return "bad_packet";
+    entries.push({ user: to, id: copyId, from: sender, type: Type.group, ct, packet });
+  }
+  core.writer.sent(sender, id);
+  for (const e of entries) copies.push(core.router.deliver(e, true));
+  return { ack: true, ct, safe: Promise.all(copies) };
+}
