@@ -2,8 +2,7 @@
 // TApplicationException struct, whose library write() drops the exception type.
 
 // The team pins npm packages inline (deno.json has no import map); this is the only importer.
-// deno-lint-ignore no-import-prefix
-import thrift from "npm:thrift@0.24.0";
+import thrift from "thrift";
 
 /** Thrift wire type ids (TType). */
 export const Type = { STOP: 0, I32: 8, STRING: 11, STRUCT: 12, LIST: 15 } as const;
