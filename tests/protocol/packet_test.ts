@@ -1,0 +1,58 @@
+// Packet helpers: JIDs, parsing, stamping and the answers the server builds.
+
+import assert from "node:assert/strict";
+import {
+  bareJid,
+  loginError,
+  loginOk,
+  notice,
+  parsePacket,
+  serverAck,
+  stampPacket,
+} from "../../src/protocol/packet.ts";
+
+Deno.test("bareJid() strips the resource and refuses malformed JIDs", () => {
+  assert.equal(bareJid("a@d"), "a@d");
+  assert.equal(bareJid("a@d/phone"), "a@d");
+  assert.equal(bareJid("a@d/"), "a@d");
+  for (const bad of ["a", "@d", "a@", "a@b@c", "a b@d", "a@d/x y", 5, null, undefined]) {
+    assert.equal(bareJid(bad), null, String(bad));
+  }
+});
+
+Deno.test("parsePacket() returns null for non-JSON, non-objects and a missing envelope", () => {
+  for (const bad of ["", "x", "[]", "1", "null", '{"envelope":1}', '{"envelope":[]}', "{}"]) {
+    assert.equal(parsePacket(bad), null, bad);
+  }
+  assert.deepEqual(parsePacket('{"envelope":{"id":"1"}}'), { envelope: { id: "1" } });
+});
+
+Deno.test("stampPacket() sets ct as a string and keeps every other field in order", () => {
+  const p = parsePacket('{"envelope":{"id":"1","ct":5,"x":[1]},"payload":{"a":"b"},"z":0}')!;
+  assert.equal(
+    stampPacket(p, 1234),
+    '{"envelope":{"id":"1","ct":"1234","x":[1]},"payload":{"a":"b"},"z":0}',
+  );
+});
+
+Deno.test("server-built packets have exactly the documented shapes", () => {
+  assert.deepEqual(JSON.parse(serverAck("m1", 42)), {
+    envelope: { id: "m1", type: 3, ct: "42" },
+    vsn: "0.0.1",
+  });
+  assert.deepEqual(JSON.parse(notice("m2", "bad_to")), {
+    envelope: { id: "m2", type: 4 },
+    entity: { result: "sys_notify", reason: "bad_to" },
+    vsn: "0.0.1",
+  });
+  assert.deepEqual(JSON.parse(loginError("L", "fail_type")), {
+    envelope: { id: "L", type: 0 },
+    entity: { result: "error", reason: "fail_type" },
+  });
+  assert.deepEqual(JSON.parse(loginOk("L", [])).delay, { total: 0 });
+  assert.deepEqual(JSON.parse(loginOk("L", ['{"envelope":{"id":"a"}}'])).delay, {
+    total: 1,
+    packets: [{ envelope: { id: "a" } }],
+  });
+  assert.match(JSON.parse(notice(undefined, "x")).envelope.id, /^[0-9a-f-]{36}$/);
+});
