@@ -95,6 +95,7 @@ export class SqliteStore implements Store {
         if (this.#append(e)) grown.set(e.user, 0);
       }
       for (const k of batch.removes) {
+        this.#depthOf(k.user);
         const n = Number(this.#st.remove.run(k.user, k.id).changes);
         if (n > 0) this.#addDepth(k.user, -n);
       }
@@ -112,6 +113,8 @@ export class SqliteStore implements Store {
   }
 
   #append(e: InboxEntry): boolean {
+    // Load the cached depth before the table changes under it.
+    this.#depthOf(e.user);
     if (this.#owners.has(e.user) && this.#st.blocks.get(e.user, e.from)) {
       this.dropped.blocked++;
       return false;
@@ -140,6 +143,7 @@ export class SqliteStore implements Store {
     return n;
   }
 
+  /** Adjusts a depth that `#depthOf` loaded before the change. */
   #addDepth(user: string, delta: number): void {
     const n = this.#depthOf(user) + delta;
     if (n > 0) this.#depth.set(user, n);
@@ -167,6 +171,7 @@ export class SqliteStore implements Store {
         const rows = this.#st.oldest.all(cutoff);
         if (rows.length === 0) break;
         for (const r of rows) {
+          this.#depthOf(String(r.user));
           this.#st.removeSeq.run(r.seq as number);
           this.#addDepth(String(r.user), -1);
         }
