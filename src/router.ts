@@ -12,6 +12,8 @@ export interface Recipient {
   push(entry: InboxEntry, ack: boolean): boolean;
   /** Replaced by a newer login of the same user. */
   kick(): void;
+  /** The user blocked (or unblocked) `jid` (PROTOCOL 10). */
+  setBlocked(jid: string, blocked: boolean): void;
 }
 
 /** Other nodes of a cluster, reached through the shared store (Redis). */

@@ -27,6 +27,11 @@ export type State = "connecting" | "authenticating" | "loading" | "open" | "clos
 // keeps sending while its login is checked is bounded, not buffered forever.
 const MAX_QUEUED = 1000;
 
+// Loaded at login so that delivery checks stay synchronous; a list this long
+// is far beyond any real use (fetch pages are 1000).
+const BLACKLIST_LOAD_MAX = 1_000_000;
+const NONE_BLOCKED: Set<string> = new Set();
+
 let sidCounter = 0;
 
 /** A client session on this node. */
@@ -46,6 +51,8 @@ export class Session implements ConnHandler, Recipient {
   // Serial processing: packets wait here while an async step runs, so that
   // one sender's messages keep their order.
   #queue: string[] | null = null;
+  // Senders this user blocks; shared empty set until the first entry.
+  #blocked: Set<string> = NONE_BLOCKED;
   #windowStart = 0;
   #windowCount = 0;
 
@@ -111,9 +118,20 @@ export class Session implements ConnHandler, Recipient {
 
   push(entry: InboxEntry, _ack: boolean): boolean {
     if (this.#isClosed()) return true;
+    if (this.#blocked.has(entry.from)) return false;
     if (this.#held) this.#held.push(entry);
     else this.conn.send(entry.packet);
     return true;
+  }
+
+  /** The user's blacklist changed (RPC, on any node): applies at once. */
+  setBlocked(jid: string, blocked: boolean): void {
+    if (blocked) {
+      if (this.#blocked === NONE_BLOCKED) this.#blocked = new Set();
+      this.#blocked.add(jid);
+    } else {
+      this.#blocked.delete(jid);
+    }
   }
 
   kick(): void {
@@ -230,12 +248,14 @@ export class Session implements ConnHandler, Recipient {
     this.core.router.attachLocal(this);
     let stored: InboxEntry[];
     try {
-      const [entries, recent] = await Promise.all([
+      const [entries, recent, blocked] = await Promise.all([
         this.core.store.inbox(jid),
         this.core.store.recentIds(jid),
+        this.core.store.blacklist(jid, 0, BLACKLIST_LOAD_MAX),
       ]);
       stored = entries;
       this.core.dedup.load(jid, recent, Date.now());
+      for (const b of blocked) this.setBlocked(b.jid, true);
     } catch (err) {
       this.core.log.error(`cannot read inbox: ${errMsg(err)}`, { jid });
       this.core.router.detachLocal(this);
@@ -246,7 +266,8 @@ export class Session implements ConnHandler, Recipient {
     this.#open(stored);
   }
 
-  #open(stored: InboxEntry[]): void {
+  #open(all: InboxEntry[]): void {
+    const stored = this.#unblocked(all);
     const sent = new Set<string>();
     for (const e of stored) sent.add(e.id);
     if (this.core.config.offline_delivery === "packets") {
@@ -269,7 +290,17 @@ export class Session implements ConnHandler, Recipient {
       transport: this.conn.transport,
       stored: stored.length,
     });
-    for (const e of held) if (!sent.has(e.id)) this.conn.send(e.packet);
+    for (const e of this.#unblocked(held)) if (!sent.has(e.id)) this.conn.send(e.packet);
+  }
+
+  /** Drops (and deletes) entries from senders blocked since they were stored or held. */
+  #unblocked(entries: InboxEntry[]): InboxEntry[] {
+    if (this.#blocked.size === 0) return entries;
+    return entries.filter((e) => {
+      if (!this.#blocked.has(e.from)) return true;
+      this.core.writer.remove(this.jid, e.id);
+      return false;
+    });
   }
 
   #failLogin(id: string | undefined, reason: LoginFailure): void {
