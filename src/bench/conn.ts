@@ -51,8 +51,6 @@ export class BenchConn {
   /** True once the server sent Kill (a newer login replaced this one). */
   killed = false;
   closed = false;
-  /** True when the server closed the stream for exceeding the packet limit here. */
-  oversize = false;
 
   readonly #socket: net.Socket;
   readonly #decoder: StreamDecoder;
@@ -65,10 +63,8 @@ export class BenchConn {
     this.#decoder = new StreamDecoder(maxPacket, {
       packet: (bytes) => this.#packet(bytes),
       heartbeat: () => this.heartbeats++,
-      oversize: () => {
-        this.oversize = true;
-        this.close();
-      },
+      // A packet beyond maxPacket: nothing sensible can follow it.
+      oversize: () => this.destroy(),
     });
     socket.on("data", (chunk: Uint8Array) => this.#decoder.push(chunk));
     socket.on("close", () => this.#closed());

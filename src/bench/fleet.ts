@@ -87,9 +87,11 @@ export async function openFleet(members: FleetMember[], opts: FleetOptions): Pro
   return result;
 }
 
-/** Failure counts as one line ("reason x3; other x1"), or "". */
-export function describeFailures(failures: Map<string, number>): string {
-  return [...failures].map(([reason, n]) => `${reason} x${n}`).join("; ");
+/** Failure counts of one or more fleets as one line ("reason x3; other x1"), or "". */
+export function describeFailures(...failures: Map<string, number>[]): string {
+  const merged = new Map<string, number>();
+  for (const f of failures) for (const [k, n] of f) merged.set(k, (merged.get(k) ?? 0) + n);
+  return [...merged].map(([reason, n]) => `${reason} x${n}`).join("; ");
 }
 
 /** Closes every open connection of a fleet. */

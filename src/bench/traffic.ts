@@ -3,11 +3,11 @@
 // what asks for it, and the ledger and histogram record what happened
 // during a measured period after a warm-up, then a bounded drain.
 
+import process from "node:process";
 import type { BenchConn } from "./conn.ts";
 import { LatencyHistogram, type LatencySummary } from "./latency.ts";
 import type { Ledger, LedgerSummary } from "./ledger.ts";
-import type { LiveLine } from "./live_line.ts";
-import { RateMeter } from "./live_line.ts";
+import { type LiveLine, RateMeter } from "./live_line.ts";
 import { ackPacket, padding } from "./packets.ts";
 import { intField, stringField, tagField, tagSeq, tagStream } from "./scan.ts";
 
@@ -52,14 +52,18 @@ export interface TrafficResult {
   ackedPerS: number;
   /** Notices (type 4) by reason. */
   notices: Record<string, number>;
-  /** Messages refused with a notice (never acked, not expected). */
+  /** Messages refused with a notice naming them (never acked, not expected). */
   rejected: number;
+  /** Outstanding messages given up after refusals that named no message. */
+  writtenOff: number;
   /** Received packets that were not the tool's messages. */
   other: number;
   /** Connections the server closed during the run. */
   closed: number;
-  /** Time the drain took; equal to drainMs when it gave up. */
+  /** Time from the end of the period until the drain ended. */
   drainMs: number;
+  /** CPU time of this process during the period, in percent of one core. */
+  clientCpuPct: number;
   /** True when every acked message arrived before the drain ended. */
   drained: boolean;
   aborted: boolean;
@@ -67,16 +71,29 @@ export interface TrafficResult {
 
 interface FlowState {
   flow: Flow;
+  /** Sent, neither acked nor refused nor written off. */
   outstanding: number;
+  /** Messages sent so far (the next sequence number). */
+  next: number;
   pausedUntil: number;
+  lastAck: number;
+  /** A refusal on this flow's connection named no message (PROTOCOL 2 allows a new id). */
+  suspect: boolean;
+  /** Messages below this sequence were written off: their acks free no slot. */
+  writtenOffBelow: number;
 }
 
 /** Period of the drain and abort checks; progress shows every PROGRESS_TICKS of them. */
 const TICK_MS = 50;
 const PROGRESS_TICKS = 5;
 
-/** Pause of a flow after a `rate_limited` notice, so as not to spin against the limit. */
-const RATE_LIMIT_PAUSE_MS = 100;
+/** Pause of a flow after a refusal (a notice naming one of its messages). */
+const REFUSAL_PAUSE_MS = 100;
+/**
+ * A suspect flow without an ack for this long writes off what it has
+ * outstanding, so that refusals the tool cannot match do not stall it.
+ */
+const STALL_MS = 500;
 
 /** Runs the flows and recipients until the period and the drain are over. */
 export function runTraffic(
@@ -85,12 +102,26 @@ export function runTraffic(
   recipients: Recipient[],
   opts: TrafficOptions,
 ): Promise<TrafficResult> {
+  const start = performance.now();
+  const periodStart = start + opts.warmupMs;
+  const periodEnd = periodStart + opts.durationMs;
   const states: FlowState[] = [];
-  for (const flow of flows) states[flow.stream] = { flow, outstanding: 0, pausedUntil: 0 };
+  for (const flow of flows) {
+    states[flow.stream] = {
+      flow,
+      outstanding: 0,
+      next: 0,
+      pausedUntil: 0,
+      lastAck: start,
+      suspect: false,
+      writtenOffBelow: 0,
+    };
+  }
   const hist = new LatencyHistogram();
   const pad = padding(opts.size);
   const notices: Record<string, number> = {};
   let rejected = 0;
+  let writtenOff = 0;
   let other = 0;
   let closed = 0;
   let sent = 0;
@@ -98,10 +129,6 @@ export function runTraffic(
   let receivedInPeriod = 0;
   let ackedInPeriod = 0;
   let outstanding = 0;
-
-  const start = performance.now();
-  const periodStart = start + opts.warmupMs;
-  const periodEnd = periodStart + opts.durationMs;
   let sending = true;
 
   const fill = (s: FlowState, now: number) => {
@@ -111,41 +138,76 @@ export function runTraffic(
       const seq = ledger.send(stream, now);
       const tag = `${stream}.${seq}`;
       s.flow.sender.send(s.flow.packet(tag, `${tag}.${pad}`));
+      s.next = seq + 1;
       s.outstanding++;
       outstanding++;
       sent++;
     }
   };
 
-  const onSenderPacket = (p: string) => {
+  /** Frees the slot of a message that was acked or refused. */
+  const release = (s: FlowState, seq: number) => {
+    if (seq < s.writtenOffBelow) return;
+    s.outstanding--;
+    outstanding--;
+  };
+
+  /** Pauses a flow rather than spin against a limit or a misconfiguration. */
+  const pause = (s: FlowState, now: number) => {
+    if (now < s.pausedUntil) return;
+    s.pausedUntil = now + REFUSAL_PAUSE_MS;
+    setTimeout(() => {
+      s.pausedUntil = 0;
+      fill(s, performance.now());
+    }, REFUSAL_PAUSE_MS);
+  };
+
+  const writeOffStalled = (now: number) => {
+    for (const s of states) {
+      if (!s?.suspect) continue;
+      if (s.outstanding > 0 && now - s.lastAck < STALL_MS) continue;
+      writtenOff += s.outstanding;
+      outstanding -= s.outstanding;
+      s.outstanding = 0;
+      s.writtenOffBelow = s.next;
+      s.suspect = false;
+      s.lastAck = now;
+      fill(s, now);
+    }
+  };
+
+  const onSenderPacket = (conn: BenchConn, own: FlowState[], p: string) => {
     const type = intField(p, "type");
     if (type !== 3 && type !== 4) {
       other++;
       return;
     }
+    const now = performance.now();
     const tag = tagField(p, "id");
     const s = tag === -1 ? undefined : states[tagStream(tag)];
+    const ours = s !== undefined && s.flow.sender === conn && tagSeq(tag) < s.next;
     if (type === 4) {
       const reason = stringField(p, "reason") ?? "unknown";
       notices[reason] = (notices[reason] ?? 0) + 1;
-      if (s === undefined) return;
-      // A refused message is neither acked nor delivered: free its slot.
-      rejected++;
-      s.outstanding--;
-      outstanding--;
-      if (reason === "rate_limited") {
-        s.pausedUntil = performance.now() + RATE_LIMIT_PAUSE_MS;
-        setTimeout(() => fill(s, performance.now()), RATE_LIMIT_PAUSE_MS);
+      if (ours) {
+        // A refused message is neither acked nor delivered.
+        rejected++;
+        release(s, tagSeq(tag));
+        pause(s, now);
+      } else {
+        for (const f of own) {
+          f.suspect = true;
+          pause(f, now);
+        }
       }
       return;
     }
-    if (s === undefined || !ledger.ack(tagStream(tag), tagSeq(tag))) {
+    if (!ours || !ledger.ack(tagStream(tag), tagSeq(tag))) {
       other++;
       return;
     }
-    s.outstanding--;
-    outstanding--;
-    const now = performance.now();
+    release(s, tagSeq(tag));
+    s.lastAck = now;
     if (now >= periodStart && now < periodEnd) ackedInPeriod++;
     fill(s, now);
   };
@@ -175,9 +237,15 @@ export function runTraffic(
     }
   };
 
-  const senders = new Set(flows.map((f) => f.sender));
-  for (const sender of senders) {
-    sender.onPacket = onSenderPacket;
+  const bySender = new Map<BenchConn, FlowState[]>();
+  for (const s of states) {
+    if (!s) continue;
+    const own = bySender.get(s.flow.sender);
+    if (own) own.push(s);
+    else bySender.set(s.flow.sender, [s]);
+  }
+  for (const [sender, own] of bySender) {
+    sender.onPacket = (p) => onSenderPacket(sender, own, p);
     sender.onClose = () => closed++;
   }
   for (const r of recipients) {
@@ -190,12 +258,13 @@ export function runTraffic(
 
   const meter = new RateMeter();
   return new Promise((resolve) => {
-    let drainStart = 0;
     let ticks = 0;
+    // CPU of this process over the period, sampled at the ticks nearest its ends.
+    let cpuStart: { usage: NodeJS.CpuUsage; at: number } | null = null;
+    let cpuPct = 0;
     const finish = (drained: boolean, aborted: boolean) => {
       clearInterval(timer);
       const periodS = opts.durationMs / 1000;
-      const now = performance.now();
       resolve({
         ledger: ledger.summary(),
         latency: hist.summary(),
@@ -203,9 +272,11 @@ export function runTraffic(
         ackedPerS: Math.round(ackedInPeriod / periodS),
         notices,
         rejected,
+        writtenOff,
         other,
         closed,
-        drainMs: Math.round(drainStart === 0 ? 0 : now - drainStart),
+        drainMs: Math.max(0, Math.round(performance.now() - periodEnd)),
+        clientCpuPct: cpuPct,
         drained,
         aborted,
       });
@@ -220,14 +291,21 @@ export function runTraffic(
         );
       }
       if (opts.signal?.aborted) return finish(false, true);
+      writeOffStalled(now);
+      if (cpuStart === null && now >= periodStart) {
+        cpuStart = { usage: process.cpuUsage(), at: now };
+      }
       if (now < periodEnd) return;
       if (sending) {
         sending = false;
-        drainStart = now;
+        if (cpuStart !== null && now > cpuStart.at) {
+          const used = process.cpuUsage(cpuStart.usage);
+          cpuPct = Math.round((used.user + used.system) / 10 / (now - cpuStart.at));
+        }
       }
       const p = ledger.progress();
       if (outstanding <= 0 && p.received >= p.expected) return finish(true, false);
-      if (now - drainStart >= opts.drainMs) finish(false, false);
+      if (now - periodEnd >= opts.drainMs) finish(false, false);
     }, TICK_MS);
   });
 }
@@ -253,8 +331,10 @@ export function describeTraffic(
     reordered: l.reordered,
     duplicates: l.duplicates,
     rejected: t.rejected,
+    written_off: t.writtenOff,
     not_acked: l.sent - l.acked - t.rejected,
     drain_ms: t.drainMs,
+    client_cpu_pct: t.clientCpuPct,
     notices: notices === "" ? null : notices,
     closed_by_server: t.closed,
   };
@@ -263,7 +343,8 @@ export function describeTraffic(
   if (l.lost > 0) errors.push(`${l.lost} acked messages never received`);
   if (l.reordered > 0) errors.push(`${l.reordered} messages received out of send order`);
   if (!t.drained && !t.aborted) {
-    errors.push(`drain gave up after ${t.drainMs} ms: ${metrics.not_acked} never acked`);
+    const unacked = metrics.not_acked > 0 ? `, ${metrics.not_acked} never acked` : "";
+    errors.push(`drain gave up after ${t.drainMs} ms${unacked}`);
   }
   if (t.closed > 0) errors.push(`the server closed ${t.closed} connections during the run`);
   if (t.notices["rate_limited"]) {

@@ -61,7 +61,7 @@ export async function benchCommand(args: string[]): Promise<number> {
     }
     [names, opts] = parsed;
   } catch (e) {
-    console.error(`sara bench: ${e instanceof Error ? e.message : e}\n\n${USAGE}`);
+    console.error(`sara bench: ${e instanceof Error ? e.message : e} (see sara bench --help)`);
     return 2;
   }
   const abort = new AbortController();
@@ -108,6 +108,9 @@ function parse(args: string[]): [ScenarioName[], BenchOptions] | null {
   if (v.help) return null;
   const raddrs = parseEndpoints(v.raddr);
   const names = scenarioNames(positionals, raddrs.length);
+  if (names.includes("cluster") && raddrs.length < 2) {
+    throw new RangeError("Scenario cluster needs two servers: --raddr host:port,host:port");
+  }
   if (v.delivery !== "delay" && v.delivery !== "packets") {
     throw new RangeError(`Option --delivery: "${v.delivery}" is not delay or packets`);
   }

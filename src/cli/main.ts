@@ -2,7 +2,9 @@
 // (run by default, setup, stop, version, help, makeconn, bench, pprof).
 
 import { parseArgs } from "node:util";
+import { benchCommand } from "./bench.ts";
 import { MAIN_HELP } from "./help.ts";
+import { makeconnCommand } from "./makeconn.ts";
 import { runServer } from "./run.ts";
 import { setupCommand } from "./setup.ts";
 import { stopCommand } from "./stop.ts";
@@ -12,6 +14,8 @@ type Command = (args: string[]) => Promise<number>;
 
 const COMMANDS: Record<string, Command> = {
   setup: setupCommand,
+  makeconn: makeconnCommand,
+  bench: benchCommand,
   stop: stopCommand,
   version: () => {
     console.log(`sara version ${VERSION}`);

@@ -80,7 +80,7 @@ export async function runGroup(ctx: ScenarioContext): Promise<ScenarioResult> {
   );
   const all: (BenchConn | null)[] = [...members.conns, ...sender.conns];
   try {
-    const failures = describeFailures(members.failures) + describeFailures(sender.failures);
+    const failures = describeFailures(members.failures, sender.failures);
     if (failures !== "") {
       result.errors.push(`logins failed: ${failures}`);
       return result;

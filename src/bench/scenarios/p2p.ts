@@ -64,9 +64,7 @@ export async function runP2p(ctx: ScenarioContext, cluster: boolean): Promise<Sc
     result.metrics.login_ms_p50 = senders.latency.summary().p50;
     if (recipients.failed + senders.failed > 0) {
       result.errors.push(
-        `logins failed: ${describeFailures(recipients.failures)} ${
-          describeFailures(senders.failures)
-        }`.trim(),
+        `logins failed: ${describeFailures(recipients.failures, senders.failures)}`,
       );
       return result;
     }

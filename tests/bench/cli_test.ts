@@ -1,0 +1,66 @@
+// `sara bench` and `sara makeconn` as commands: usage errors, and short runs
+// against a fake server.
+
+import assert from "node:assert/strict";
+import { benchCommand } from "../../src/cli/bench.ts";
+import { makeconnCommand } from "../../src/cli/makeconn.ts";
+import { intField } from "../../src/bench/scan.ts";
+import { FakeServer } from "./fake_server.ts";
+
+Deno.test("bench and makeconn refuse a server that is not on loopback (exit 2)", async () => {
+  assert.equal(await benchCommand(["p2p", "--raddr", "192.168.1.1:4222"]), 2);
+  assert.equal(await makeconnCommand(["--raddr", "192.168.1.1:4222"]), 2);
+});
+
+Deno.test("bench refuses an unknown scenario, none, and a cluster of one server (exit 2)", async () => {
+  assert.equal(await benchCommand(["nope"]), 2);
+  assert.equal(await benchCommand([]), 2);
+  assert.equal(await benchCommand(["cluster", "-a", "127.0.0.1:4222"]), 2);
+});
+
+Deno.test("bench p2p passes its checks against a server that loses nothing", async () => {
+  const server = new FakeServer();
+  try {
+    const args = ["p2p", "-a", `127.0.0.1:${server.port}`, "-p", "2", "-d", "0.3", "--json"];
+    assert.equal(await benchCommand([...args, "--warmup", "0"]), 0);
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("bench p2p fails its checks when the server drops an acked message", async () => {
+  const server = new FakeServer({ drop: new Set(["1.5"]) });
+  try {
+    const args = ["p2p", "-a", `127.0.0.1:${server.port}`, "-p", "2", "-d", "0.3", "--json"];
+    assert.equal(await benchCommand([...args, "--warmup", "0", "--drain", "0.2"]), 1);
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("makeconn logs in N connections and sends messages with -mg and -ms", async () => {
+  const server = new FakeServer();
+  try {
+    const code = await makeconnCommand([
+      "-t",
+      "4",
+      "-a",
+      `127.0.0.1:${server.port}`,
+      "-mg",
+      "0.1",
+      "-ms=1",
+      "-b",
+      "0.1",
+      "-d",
+      "0.5",
+    ]);
+    assert.equal(code, 0);
+    const logins = server.packets.filter((p) => intField(p, "type") === 0);
+    const messages = server.packets.filter((p) => intField(p, "type") === 1);
+    assert.equal(logins.length, 4);
+    assert.ok(messages.length > 0);
+    assert.ok(messages.every((p) => p.length > 1024));
+  } finally {
+    await server.close();
+  }
+});
