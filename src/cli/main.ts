@@ -5,6 +5,7 @@ import { parseArgs } from "node:util";
 import { benchCommand } from "./bench.ts";
 import { MAIN_HELP } from "./help.ts";
 import { makeconnCommand } from "./makeconn.ts";
+import { DEBUG_PORT, pprofCommand } from "./pprof.ts";
 import { runServer } from "./run.ts";
 import { setupCommand } from "./setup.ts";
 import { stopCommand } from "./stop.ts";
@@ -16,6 +17,7 @@ const COMMANDS: Record<string, Command> = {
   setup: setupCommand,
   makeconn: makeconnCommand,
   bench: benchCommand,
+  pprof: pprofCommand,
   stop: stopCommand,
   version: () => {
     console.log(`sara version ${VERSION}`);
@@ -31,6 +33,7 @@ COMMANDS.h = COMMANDS.help!;
 const GLOBAL = {
   config: { type: "string", short: "c" },
   debug: { type: "boolean" },
+  "debug-port": { type: "string" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "v" },
   port: { type: "string" },
@@ -90,5 +93,6 @@ export async function main(args: string[]): Promise<number> {
   if (v.version) return await COMMANDS.version!([]);
   const overrides: Record<string, string> = {};
   for (const key of OVERRIDES) if (v[key] !== undefined) overrides[key] = v[key];
-  return await runServer({ config: v.config, debug: v.debug ?? false, overrides });
+  const debugPort = v.debug ? Number(v["debug-port"] ?? DEBUG_PORT) : null;
+  return await runServer({ config: v.config, debugPort, overrides });
 }

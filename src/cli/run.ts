@@ -1,6 +1,7 @@
 // Running the server: load config (file, then flags), write the pid file,
 // start, and stop cleanly on SIGINT/SIGTERM; SIGHUP reopens the log file.
 
+import inspector from "node:inspector";
 import { DEFAULT_CONFIG_PATH } from "../config/config.ts";
 import type { Config } from "../config/config.ts";
 import { loadConfig, setKey } from "../config/load.ts";
@@ -10,7 +11,8 @@ import { startServer } from "../server.ts";
 /** Global options of `sara` that run the server. */
 export interface RunOptions {
   config?: string;
-  debug: boolean;
+  /** Open the V8 inspector on 127.0.0.1 at this port (for `sara pprof`), or null. */
+  debugPort: number | null;
   overrides: Partial<Record<keyof Config, string>>;
 }
 
@@ -44,11 +46,27 @@ export async function runServer(opts: RunOptions): Promise<number> {
     log.error(`unhandled rejection: ${errMsg(e.reason)}`);
   });
 
+  // Listening before startup: a signal during it must not kill the process
+  // with its default action.
+  const { promise: signalled, resolve } = Promise.withResolvers<string>();
+  const onStop = (sig: Deno.Signal) => () => resolve(sig);
+  const handlers: [Deno.Signal, () => void][] = [
+    ["SIGINT", onStop("SIGINT")],
+    ["SIGTERM", onStop("SIGTERM")],
+    ["SIGHUP", () => log.reopen()],
+  ];
+  for (const [sig, fn] of handlers) Deno.addSignalListener(sig, fn);
+  if (opts.debugPort !== null) {
+    // Loopback only: the inspector runs arbitrary code for whoever reaches it.
+    inspector.open(opts.debugPort, "127.0.0.1");
+    log.warn(`debug: V8 inspector on 127.0.0.1:${opts.debugPort} (sara pprof)`);
+  }
   let server;
   try {
     server = await startServer(config, log);
   } catch (err) {
     log.error(`startup failed: ${errMsg(err)}`);
+    for (const [s, fn] of handlers) Deno.removeSignalListener(s, fn);
     log.close();
     return 1;
   }
@@ -58,14 +76,6 @@ export async function runServer(opts: RunOptions): Promise<number> {
     log.warn(`cannot write pid file ${config.pidfile}: ${errMsg(err)}`);
   }
 
-  const { promise: signalled, resolve } = Promise.withResolvers<string>();
-  const onStop = (sig: Deno.Signal) => () => resolve(sig);
-  const handlers: [Deno.Signal, () => void][] = [
-    ["SIGINT", onStop("SIGINT")],
-    ["SIGTERM", onStop("SIGTERM")],
-    ["SIGHUP", () => log.reopen()],
-  ];
-  for (const [sig, fn] of handlers) Deno.addSignalListener(sig, fn);
   const sig = await signalled;
   log.info(`${sig} received, stopping`);
   for (const [s, fn] of handlers) Deno.removeSignalListener(s, fn);

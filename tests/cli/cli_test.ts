@@ -110,3 +110,82 @@ Deno.test("sara runs from a config with flag overrides, serves TCP, and sara sto
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("sara pprof takes a CPU profile and a heap snapshot of a server started with --debug", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const debugPort = (l.addr as Deno.NetAddr).port;
+    l.close();
+    await using sara = SaraProcess.start([
+      "--debug",
+      "--debug-port",
+      String(debugPort),
+      "--port",
+      "0",
+      "--rpcport",
+      "0",
+      "--datadir",
+      `${dir}/data`,
+      "--logfile",
+      "",
+      "--pidfile",
+      `${dir}/pid`,
+    ]);
+    await sara.port("tcp");
+    const cpu = await SaraProcess.run([
+      "pprof",
+      "--port",
+      String(debugPort),
+      "--seconds",
+      "1",
+      "--out",
+      `${dir}/cpu.cpuprofile`,
+    ]);
+    assert.equal(cpu.code, 0, cpu.out);
+    const profile = JSON.parse(await Deno.readTextFile(`${dir}/cpu.cpuprofile`));
+    assert.ok(Array.isArray(profile.nodes) && profile.nodes.length > 0);
+    const mem = await SaraProcess.run([
+      "pprof",
+      "--type",
+      "mem",
+      "--port",
+      String(debugPort),
+      "--out",
+      `${dir}/mem.heapsnapshot`,
+    ]);
+    assert.equal(mem.code, 0, mem.out);
+    const snap = JSON.parse(await Deno.readTextFile(`${dir}/mem.heapsnapshot`));
+    assert.ok(snap.snapshot.node_count > 0);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("SIGHUP makes sara reopen its logfile after logrotate moved it", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const logfile = `${dir}/sara.log`;
+    await using sara = SaraProcess.start([
+      "--port",
+      "0",
+      "--rpcport",
+      "0",
+      "--datadir",
+      `${dir}/data`,
+      "--logfile",
+      logfile,
+      "--pidfile",
+      `${dir}/pid`,
+    ]);
+    const port = await sara.port("tcp");
+    await Deno.rename(logfile, `${logfile}.1`);
+    sara.kill("SIGHUP");
+    await new Promise((r) => setTimeout(r, 300));
+    await using _c = (await TestClient.login(port, "hup@d")).client;
+    await sara.waitFor(/login.*hup@d/);
+    assert.match(await Deno.readTextFile(logfile), /hup@d/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
