@@ -1,0 +1,421 @@
+// Throwaway redis-server processes for tests: one server or a 3-master Redis Cluster, each
+// node on a free loopback port with its own temp dir and AOF on (so restart() keeps data).
+
+/** Options of {@link startRedis}. */
+export interface StartRedisOptions {
+  /** AOF fsync policy; default "everysec" (what production runs). */
+  appendfsync?: "always" | "everysec" | "no";
+  /** Data dir to use (kept on stop); default: a fresh temp dir, removed by stop(). */
+  dir?: string;
+}
+
+/** A running redis-server child process. */
+export interface RedisServer extends AsyncDisposable {
+  readonly port: number;
+  /** "127.0.0.1:PORT", the form of the `dbaddr` config key. */
+  readonly addr: string;
+  /** Data dir holding the AOF (appendonlydir/). */
+  readonly dir: string;
+  /** Graceful shutdown (AOF flushed), awaits exit, removes an owned temp dir. Idempotent. */
+  stop(): Promise<void>;
+  /** SIGKILL, like a crash; awaits exit and keeps the dir so restart() can follow. */
+  kill(): Promise<void>;
+  /** Shuts down if running, then starts again on the same port and dir; waits for PING. */
+  restart(): Promise<void>;
+}
+
+/** Options of {@link startRedisCluster}. */
+export interface StartRedisClusterOptions {
+  /** AOF fsync policy of every node; default "everysec". */
+  appendfsync?: "always" | "everysec" | "no";
+}
+
+/** A running 3-master Redis Cluster (no replicas). */
+export interface RedisCluster extends AsyncDisposable {
+  readonly ports: number[];
+  /** "127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3", the form of the `dbaddr` config key. */
+  readonly addr: string;
+  /** The nodes, e.g. to kill() one. */
+  readonly nodes: RedisServer[];
+  /** Stops every node and removes their dirs. Idempotent. */
+  stop(): Promise<void>;
+}
+
+const HOST = "127.0.0.1";
+const STARTUP_TIMEOUT_MS = 15_000;
+const COMMAND_TIMEOUT_MS = 5_000;
+const PORT_ATTEMPTS = 5;
+const CLUSTER_BUS_OFFSET = 10_000;
+const OUTPUT_TAIL_CHARS = 8_000;
+
+/**
+ * Starts redis-server on a free loopback port with AOF on and RDB snapshots off, and
+ * resolves once it answers PING. Throws (never skips) when redis-server is not installed.
+ */
+export async function startRedis(opts: StartRedisOptions = {}): Promise<RedisServer> {
+  const dir = opts.dir ?? await Deno.makeTempDir({ prefix: "sara-redis-" });
+  const ownsDir = opts.dir === undefined;
+  try {
+    const args = (port: number) => serverArgs(port, dir, opts);
+    const started = await launchOnFreePort(() => freePort(false), args);
+    return new Server(started.port, dir, ownsDir, started.proc, args(started.port));
+  } catch (err) {
+    if (ownsDir) await Deno.remove(dir, { recursive: true });
+    throw err;
+  }
+}
+
+/**
+ * Starts three cluster-enabled nodes, joins them with `redis-cli --cluster create` and
+ * resolves once every node reports cluster_state:ok. There are no replicas: a node killed for
+ * longer than the 2 s node timeout puts the whole cluster in state fail (CLUSTERDOWN) until it
+ * is restarted and rejoins.
+ */
+export async function startRedisCluster(
+  opts: StartRedisClusterOptions = {},
+): Promise<RedisCluster> {
+  const nodes: Server[] = [];
+  const stop = async () => {
+    await Promise.all(nodes.map((n) => n.stop()));
+  };
+  try {
+    for (let i = 0; i < 3; i++) {
+      const dir = await Deno.makeTempDir({ prefix: "sara-redis-cluster-" });
+      const args = (p: number) => [...serverArgs(p, dir, opts), ...clusterArgs()];
+      try {
+        const started = await launchOnFreePort(() => freePort(true), args);
+        nodes.push(new Server(started.port, dir, true, started.proc, args(started.port)));
+      } catch (err) {
+        await Deno.remove(dir, { recursive: true });
+        throw err;
+      }
+    }
+    const addrs = nodes.map((n) => n.addr);
+    await runRedisCli([
+      "--cluster",
+      "create",
+      ...addrs,
+      "--cluster-replicas",
+      "0",
+      "--cluster-yes",
+    ]);
+    await Promise.all(nodes.map((n) => waitClusterOk(n.port)));
+    return {
+      ports: nodes.map((n) => n.port),
+      addr: addrs.join(","),
+      nodes,
+      stop,
+      [Symbol.asyncDispose]: stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/**
+ * Sends one command over a fresh TCP connection and returns the reply: a string for simple
+ * and bulk strings, a number for integers, null for a nil bulk. Error replies reject.
+ * Array replies are not supported (this is for PING / SET / GET / INFO-like checks).
+ */
+export async function redisCommand(
+  port: number,
+  ...args: string[]
+): Promise<string | number | null> {
+  const conn = await Deno.connect({ hostname: HOST, port });
+  const timer = setTimeout(() => conn.close(), COMMAND_TIMEOUT_MS);
+  try {
+    await writeAll(conn, encodeCommand(args));
+    return await readReply(conn);
+  } finally {
+    clearTimeout(timer);
+    try {
+      conn.close();
+    } catch {
+      // already closed by the timeout
+    }
+  }
+}
+
+/** Runs redis-cli with the given arguments; resolves with its stdout, rejects on failure. */
+export async function runRedisCli(args: string[]): Promise<string> {
+  const cli = findOnPath("redis-cli");
+  if (cli === null) throw notInstalled("redis-cli");
+  const out = await new Deno.Command(cli, { args, stdin: "null" }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  if (!out.success) {
+    const stderr = new TextDecoder().decode(out.stderr);
+    throw new Error(`redis-cli ${args.join(" ")} failed (exit ${out.code}):\n${text}${stderr}`);
+  }
+  return text;
+}
+
+class Server implements RedisServer {
+  readonly addr: string;
+  #proc: RedisProcess | null;
+
+  constructor(
+    readonly port: number,
+    readonly dir: string,
+    private readonly ownsDir: boolean,
+    proc: RedisProcess,
+    private readonly args: string[],
+  ) {
+    this.addr = `${HOST}:${port}`;
+    this.#proc = proc;
+  }
+
+  async stop(): Promise<void> {
+    await this.#end("SIGTERM");
+    if (this.ownsDir) await Deno.remove(this.dir, { recursive: true }).catch(ignoreNotFound);
+  }
+
+  async kill(): Promise<void> {
+    await this.#end("SIGKILL");
+  }
+
+  async restart(): Promise<void> {
+    await this.#end("SIGTERM");
+    this.#proc = await launch(this.args, this.port);
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
+  }
+
+  async #end(signal: Deno.Signal): Promise<void> {
+    const proc = this.#proc;
+    if (proc === null) return;
+    this.#proc = null;
+    try {
+      proc.child.kill(signal);
+    } catch {
+      // it has already exited
+    }
+    await proc.exited;
+  }
+}
+
+/** A spawned redis-server; its output is drained (so the pipes never fill) and kept for errors. */
+interface RedisProcess {
+  child: Deno.ChildProcess;
+  /** Resolves once the process has exited and its output pipes are closed. */
+  exited: Promise<Deno.CommandStatus>;
+}
+
+function serverArgs(port: number, dir: string, opts: { appendfsync?: string }): string[] {
+  return [
+    "--port",
+    String(port),
+    "--bind",
+    HOST,
+    "--dir",
+    dir,
+    "--daemonize",
+    "no",
+    "--appendonly",
+    "yes",
+    "--appendfsync",
+    opts.appendfsync ?? "everysec",
+    "--save",
+    "",
+  ];
+}
+
+function clusterArgs(): string[] {
+  // nodes.conf lands in --dir, which is per node
+  return [
+    "--cluster-enabled",
+    "yes",
+    "--cluster-config-file",
+    "nodes.conf",
+    "--cluster-node-timeout",
+    "2000",
+  ];
+}
+
+/** Retries with another port when the one picked was taken between probe and bind. */
+async function launchOnFreePort(
+  pick: () => number,
+  args: (port: number) => string[],
+): Promise<{ port: number; proc: RedisProcess }> {
+  for (let attempt = 1;; attempt++) {
+    const port = pick();
+    try {
+      return { port, proc: await launch(args(port), port) };
+    } catch (err) {
+      const inUse = err instanceof Error && err.message.includes("Address already in use");
+      if (!inUse || attempt >= PORT_ATTEMPTS) throw err;
+    }
+  }
+}
+
+async function launch(args: string[], port: number): Promise<RedisProcess> {
+  const redis = findOnPath("redis-server");
+  if (redis === null) throw notInstalled("redis-server");
+  // setpriv (util-linux) makes the kernel kill redis-server when this process dies, so a
+  // crashed or killed test run leaves no server behind; it execs, so the pid stays redis'
+  const setpriv = findOnPath("setpriv");
+  const [cmd, cmdArgs] = setpriv === null
+    ? [redis, args]
+    : [setpriv, ["--pdeathsig", "KILL", "--", redis, ...args]];
+  const child = new Deno.Command(cmd, {
+    args: cmdArgs,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let tail = "";
+  const collect = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+      tail = (tail + chunk).slice(-OUTPUT_TAIL_CHARS);
+    }
+  };
+  const drained = Promise.all([collect(child.stdout), collect(child.stderr)]);
+  const exited = drained.then(() => child.status);
+  try {
+    await waitReady(port, exited);
+  } catch (err) {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // it has already exited
+    }
+    await exited;
+    const why = err instanceof Error ? err.message : String(err);
+    throw new Error(`redis-server on port ${port} did not start: ${why}\n--- output ---\n${tail}`);
+  }
+  return { child, exited };
+}
+
+async function waitReady(port: number, exited: Promise<Deno.CommandStatus>): Promise<void> {
+  const seen: { status?: Deno.CommandStatus } = {};
+  exited.then((s) => seen.status = s);
+  const deadline = Date.now() + STARTUP_TIMEOUT_MS;
+  let lastError = "no answer";
+  while (Date.now() < deadline) {
+    if (seen.status) throw new Error(`exited with code ${seen.status.code}`);
+    try {
+      // "-LOADING" while the AOF is replayed rejects, so we keep polling
+      if (await redisCommand(port, "PING") === "PONG") return;
+    } catch (err) {
+      lastError = err instanceof Error ? err.message : String(err);
+    }
+    await delay(20);
+  }
+  throw new Error(`no PONG within ${STARTUP_TIMEOUT_MS} ms (last: ${lastError})`);
+}
+
+async function waitClusterOk(port: number): Promise<void> {
+  const deadline = Date.now() + STARTUP_TIMEOUT_MS;
+  let info: unknown = null;
+  while (Date.now() < deadline) {
+    info = await redisCommand(port, "CLUSTER", "INFO");
+    if (typeof info === "string" && info.includes("cluster_state:ok")) return;
+    await delay(50);
+  }
+  throw new Error(`cluster node ${HOST}:${port} not ok within ${STARTUP_TIMEOUT_MS} ms:\n${info}`);
+}
+
+/**
+ * A port free right now (listen on 0, close). With `withBus`, port + 10000 must be free too,
+ * because a cluster node also listens on its cluster bus port.
+ */
+function freePort(withBus: boolean): number {
+  for (;;) {
+    const listener = Deno.listen({ hostname: HOST, port: 0 });
+    const port = (listener.addr as Deno.NetAddr).port;
+    if (!withBus) {
+      listener.close();
+      return port;
+    }
+    const bus = port + CLUSTER_BUS_OFFSET;
+    if (bus > 65535) {
+      listener.close();
+      continue;
+    }
+    try {
+      Deno.listen({ hostname: HOST, port: bus }).close();
+      return port;
+    } catch {
+      // bus port taken: try another
+    } finally {
+      listener.close();
+    }
+  }
+}
+
+function notInstalled(binary: string): Error {
+  return new Error(`${binary} is not installed: run scripts/install_deps.sh (as root)`);
+}
+
+function findOnPath(binary: string): string | null {
+  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
+    if (dir === "") continue;
+    try {
+      if (Deno.statSync(`${dir}/${binary}`).isFile) return `${dir}/${binary}`;
+    } catch {
+      // not in this dir
+    }
+  }
+  return null;
+}
+
+function ignoreNotFound(err: unknown): void {
+  if (!(err instanceof Deno.errors.NotFound)) throw err;
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function encodeCommand(args: string[]): Uint8Array {
+  const enc = new TextEncoder();
+  let text = `*${args.length}\r\n`;
+  for (const arg of args) text += `$${enc.encode(arg).length}\r\n${arg}\r\n`;
+  return enc.encode(text);
+}
+
+async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < bytes.length) off += await conn.write(bytes.subarray(off));
+}
+
+async function readReply(conn: Deno.Conn): Promise<string | number | null> {
+  const dec = new TextDecoder();
+  const buf = new Uint8Array(64 * 1024);
+  let text = "";
+  for (;;) {
+    const reply = parseReply(text);
+    if (reply !== undefined) return reply;
+    const n = await conn.read(buf);
+    if (n === null) throw new Error("connection closed before a complete reply");
+    text += dec.decode(buf.subarray(0, n), { stream: true });
+  }
+}
+
+/** Parses one non-array reply; undefined while incomplete. */
+function parseReply(text: string): string | number | null | undefined {
+  const eol = text.indexOf("\r\n");
+  if (eol < 0) return undefined;
+  const kind = text[0];
+  const line = text.slice(1, eol);
+  switch (kind) {
+    case "+":
+      return line;
+    case "-":
+      throw new Error(`Redis error reply: ${line}`);
+    case ":":
+      return Number(line);
+    case "$": {
+      const len = Number(line);
+      if (len < 0) return null;
+      // len counts bytes; compare in bytes so multi-byte text is not cut short
+      const body = new TextEncoder().encode(text.slice(eol + 2));
+      if (body.length < len + 2) return undefined;
+      return new TextDecoder().decode(body.subarray(0, len));
+    }
+    default:
+      throw new Error(`unsupported reply type ${JSON.stringify(kind)}`);
+  }
+}
