@@ -24,6 +24,8 @@ export const RpcCode = {
   unknownMethod: "1002",
   refused: "1003",
   badPwd: "2000",
+  /** Not in PROTOCOL 6: the server failed (store unreachable); see README. */
+  internal: "5000",
 } as const;
 export type RpcCode = typeof RpcCode[keyof typeof RpcCode];
 

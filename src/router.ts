@@ -1,6 +1,6 @@
 // deliver(): hands an accepted message to its recipient's session on this
 // node, to the node holding it, or to the offline store; and keeps the map of
-// sessions logged in on this node.
+// sessions logged in on this node (registered cluster-wide when there is one).
 
 import type { InboxEntry } from "./store/store.ts";
 import type { InboxWriter } from "./store/inbox_writer.ts";
@@ -8,6 +8,8 @@ import type { InboxWriter } from "./store/inbox_writer.ts";
 /** What the router needs of a logged-in session. */
 export interface Recipient {
   readonly jid: string;
+  /** Unique across nodes and restarts: a kick from another node names it. */
+  readonly sid: string;
   /** Writes (or buffers, during login) one packet. False when `from` is blocked. */
   push(entry: InboxEntry, ack: boolean): boolean;
   /** Replaced by a newer login of the same user. */
@@ -18,10 +20,28 @@ export interface Recipient {
 
 /** Other nodes of a cluster, reached through the shared store (Redis). */
 export interface Remote {
-  /** Node holding `jid`'s session, if that node is alive. */
+  /**
+   * True when a successful `publish` proves that the node's listener got it
+   * (one Redis counts subscribers; a Redis Cluster counts only those of the
+   * server that took the PUBLISH).
+   */
+  readonly publishConfirms: boolean;
+  /**
+   * Registers this node's session of `jid`; an older one on another node is
+   * kicked. Rejects when the registry cannot be reached.
+   */
+  register(jid: string, sid: string, transport: string): Promise<void>;
+  /** Removes the registration if it still names `sid`; never rejects. */
+  unregister(jid: string, sid: string): void;
+  /** Node holding `jid`'s session if it is another, live node; null otherwise (never rejects). */
   locate(jid: string): Promise<string | null>;
-  /** Sends the entry to `jid`'s session on `node`; false when nobody took it. */
-  publish(node: string, entry: InboxEntry, ack: boolean): Promise<boolean>;
+  /**
+   * Sends the entry to `jid`'s session on `node`; `stored`: it is in the inbox
+   * already. False when it surely did not arrive (never rejects).
+   */
+  publish(node: string, entry: InboxEntry, ack: boolean, stored: boolean): Promise<boolean>;
+  /** Tells `node` that `owner` blocked or unblocked `jid` (never rejects). */
+  publishBlocked(node: string, owner: string, jid: string, blocked: boolean): Promise<boolean>;
 }
 
 /** Called when a message was stored for a recipient who is not online. */
@@ -45,16 +65,27 @@ export class Router {
     return this.#local.get(jid);
   }
 
-  /** Makes `s` the session of its user here, kicking an older local one. */
-  attachLocal(s: Recipient): void {
+  /**
+   * Makes `s` the session of its user: here at once (kicking an older local
+   * one, before anything is awaited), then in the cluster registry. The login
+   * reads the inbox only after this resolves: a message written before the
+   * registration is in that read, one sent after it is published to `s`.
+   * Rejects when the registry cannot be reached.
+   */
+  async attach(s: Recipient, transport: string): Promise<void> {
     const old = this.#local.get(s.jid);
     this.#local.set(s.jid, s);
     if (old && old !== s) old.kick();
+    if (!this.remote) return;
+    await this.remote.register(s.jid, s.sid, transport);
+    // Closed or replaced while registering: its entry must not outlive it.
+    if (this.#local.get(s.jid) !== s) this.remote.unregister(s.jid, s.sid);
   }
 
   /** Forgets `s` unless a newer login already replaced it. */
-  detachLocal(s: Recipient): void {
+  detach(s: Recipient): void {
     if (this.#local.get(s.jid) === s) this.#local.delete(s.jid);
+    this.remote?.unregister(s.jid, s.sid);
   }
 
   /**
@@ -75,20 +106,46 @@ export class Router {
   }
 
   async #deliverRemote(remote: Remote, entry: InboxEntry, ack: boolean): Promise<void> {
-    if (!ack) {
+    if (!ack && remote.publishConfirms) {
       const node = await remote.locate(entry.user);
-      if (node === null || !(await remote.publish(node, entry, false))) {
+      if (node === null || !(await remote.publish(node, entry, false, false))) {
         this.#stored(entry, await this.writer.append(entry));
       }
       return;
     }
     // Stored before the recipient is looked up: a login that registers
     // after the lookup reads the inbox after the write, so nothing slips
-    // between; and the recipient's ack can never overtake the write.
+    // between; and the recipient's ack can never overtake the write. A
+    // packet without ack is stored too when a publish cannot be confirmed
+    // (a node may die unseen): the receiving node deletes it once written.
     const depth = await this.writer.append(entry);
     const node = await remote.locate(entry.user);
     if (node === null) this.#stored(entry, depth);
-    else await remote.publish(node, entry, true);
+    else await remote.publish(node, entry, ack, true);
+  }
+
+  /**
+   * A message another node published for a session here (`stored`: it is
+   * in the inbox already). With the session gone, an unstored one is stored.
+   */
+  async arrived(entry: InboxEntry, ack: boolean, stored: boolean): Promise<void> {
+    const s = this.#local.get(entry.user);
+    if (!s) {
+      if (!stored) this.#stored(entry, await this.writer.append(entry));
+      return;
+    }
+    const delivered = s.push(entry, ack);
+    // Done once written (no ack will come), or blocked: out of the inbox.
+    if (stored && (!delivered || !ack)) this.writer.remove(entry.user, entry.id);
+  }
+
+  /** `owner` blocked or unblocked `jid` (RPC): applied to its session, on whichever node. */
+  async notifyBlocked(owner: string, jid: string, blocked: boolean): Promise<void> {
+    const s = this.#local.get(owner);
+    if (s) return s.setBlocked(jid, blocked);
+    if (!this.remote) return;
+    const node = await this.remote.locate(owner);
+    if (node !== null) await this.remote.publishBlocked(node, owner, jid, blocked);
   }
 
   #stored(entry: InboxEntry, depth: number | null): void {

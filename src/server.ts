@@ -4,9 +4,10 @@
 import type { Config } from "./config/config.ts";
 import type { Logger } from "./log.ts";
 import { errMsg } from "./log.ts";
-import { ConfigError } from "./errors.ts";
 import type { OfflineRules, Store } from "./store/store.ts";
 import { SqliteStore } from "./store/sqlite_store.ts";
+import { parseDbaddr } from "./store/redis_client.ts";
+import { RedisStore } from "./store/redis_store.ts";
 import { InboxWriter } from "./store/inbox_writer.ts";
 import { Router } from "./router.ts";
 import { DedupCache } from "./session/dedup.ts";
@@ -14,6 +15,17 @@ import type { Core } from "./session/core.ts";
 import type { Session } from "./session/session.ts";
 import type { Listener } from "./transports/listener.ts";
 import { startTcp } from "./transports/tcp.ts";
+import { openCallbacks } from "./callbacks.ts";
+import { acceptAll, callbackAuth } from "./session/auth.ts";
+import { Groups } from "./session/groups.ts";
+import { offlineCallback } from "./session/offline_callback.ts";
+import { startRpc } from "./rpc/http.ts";
+import { localPresence } from "./rpc/presence.ts";
+import { coreServices } from "./rpc/services.ts";
+import { startThriftListener } from "./rpc/thrift_listener.ts";
+import { startTls } from "./transports/tls.ts";
+import { startWs } from "./transports/websocket.ts";
+import { type ClusterNode, joinCluster } from "./cluster/node.ts";
 
 /** Group commit: how long an entry may wait for its batch, and the largest batch. */
 const WRITER = { delayMs: 3, maxBatch: 512 };
@@ -41,25 +53,55 @@ export async function openStore(config: Config): Promise<Store> {
     dedupIds: config.dedup_ids,
   };
   if (config.dbaddr !== "") {
-    throw new ConfigError(
-      `dbaddr "${config.dbaddr}": the Redis store is not available in this build; ` +
-        `leave dbaddr empty for the embedded store`,
-    );
+    const target = parseDbaddr(config.dbaddr, config.dbpassword, config.dbtls);
+    return await RedisStore.open(target, rules, {
+      pool: config.dbpool,
+      connectionName: `sara-${config.nodeid}-store`,
+    });
   }
   return await SqliteStore.open(config.datadir, rules);
 }
 
+/** What a caller may supply instead of the defaults (tests inject failing stores). */
+export interface StartOptions {
+  /** Used instead of the store `dbaddr` names; the server closes it on stop. */
+  store?: Store;
+}
+
 /** Starts a node; on any startup failure, whatever started is stopped again. */
-export async function startServer(config: Config, log: Logger): Promise<Server> {
-  const store = await openStore(config);
+export async function startServer(
+  config: Config,
+  log: Logger,
+  opts: StartOptions = {},
+): Promise<Server> {
+  // Before the store: a bad callback URL stops startup with nothing to undo.
+  const callbacks = openCallbacks(config, log);
+  const store = opts.store ?? await openStore(config);
   if (config.dbaddr === "") {
     log.info(`embedded store ${store.name}: running standalone (one node, no cluster)`);
+  } else {
+    log.info(`store ${store.name}: at most ${config.dbpool} operations in flight (dbpool)`);
   }
   const writer = new InboxWriter(store, {
     ...WRITER,
     onError: (err, n) => log.error(`store commit failed (${n} messages): ${errMsg(err)}`),
   });
   const router = new Router(writer);
+  if (callbacks && config.enable_offline_callback) router.onOffline = offlineCallback(callbacks);
+  // Before any listener: the nodeid is claimed and the ghosts of an earlier
+  // life are cleared before the first login registers.
+  let cluster: ClusterNode | null = null;
+  if (config.dbaddr !== "") {
+    try {
+      cluster = await joinCluster(config, router, log);
+    } catch (err) {
+      callbacks?.close();
+      await store.close();
+      throw err;
+    }
+    router.remote = cluster.remote;
+  }
+  const groups = new Groups(store, callbacks, log);
   const sessions = new Set<Session>();
   const core: Core = {
     config,
@@ -68,15 +110,23 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
     writer,
     router,
     dedup: new DedupCache(config.dedup_ids),
-    auth: () => Promise.resolve(true),
-    groups: () => Promise.resolve(null),
+    auth: callbacks && config.enable_auth ? callbackAuth(callbacks, log) : acceptAll,
+    groups: (gid, domain) => groups.resolve(gid, domain),
     sessions,
   };
   const bind = (port: number) => ({ hostname: config.bind, port });
+  const presence = cluster?.remote ?? localPresence(config.nodeid, router);
+  const services = coreServices({ core, groups, presence });
+  const rpc = { services, accesstoken: config.accesstoken, maxBody: config.rpc_max_body, log };
   // One line per listener; startup stops at the first failure and closes
   // whatever already started, so nothing is left half-running.
   const starters: [boolean, () => Listener | Promise<Listener>][] = [
     [config.enable_tcp, () => startTcp(core, bind(config.port))],
+    [true, () => startRpc(rpc, bind(config.rpcport))],
+    [true, () => startThriftListener(core, config.bind)],
+    [config.enable_ws, () => startWs(core, bind(config.wsport))],
+    [config.enable_tls, () => startTls(core, bind(config.tlsport), config)],
+    [config.enable_wss, () => startWs(core, bind(config.wssport), config)],
   ];
   const listeners = new Map<string, Listener>();
   try {
@@ -88,6 +138,7 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
     }
   } catch (err) {
     for (const l of listeners.values()) await l.close();
+    await cluster?.stop();
     await store.close();
     throw err;
   }
@@ -113,6 +164,9 @@ export async function startServer(config: Config, log: Logger): Promise<Server> 
       for (const s of [...sessions]) s.close();
       // Every entry handed to the writer reaches the store before it closes.
       await writer.close();
+      // After the sessions: their entries are unregistered before the nodeid is released.
+      await cluster?.stop();
+      callbacks?.close();
       await store.close();
       log.info("stopped");
     })();

@@ -34,6 +34,7 @@ GLOBAL OPTIONS:
    --wsport value            override "wsport"
    --rpcport value           override "rpcport"
    --nodeid value            override "nodeid"
+   --nodeaddr value          override "nodeaddr" (Thrift push listener host:port)
    --datadir value           override "datadir" (embedded store)
    --dbaddr value            override "dbaddr" (Redis)
    --loglevel value          override "loglevel" (0 ERROR .. 3 DEBUG)

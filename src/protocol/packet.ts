@@ -48,6 +48,13 @@ export function domainOf(bare: string): string {
   return bare.slice(bare.indexOf("@") + 1);
 }
 
+/** `envelope.type` as an integer; SDKs send numbers, some old ones digit strings. */
+export function typeOf(t: unknown): number | null {
+  if (typeof t === "number") return Number.isInteger(t) ? t : null;
+  if (typeof t === "string" && /^\d+$/.test(t)) return Number(t);
+  return null;
+}
+
 /** Parses a packet; null when it is not a JSON object with an object `envelope`. */
 export function parsePacket(text: string): Packet | null {
   let value: unknown;

@@ -1,8 +1,10 @@
 // Remembers the last `dedup_ids` message ids of each sender, so that a client
-// retrying a send whose server ack it missed does not deliver it twice.
+// retrying a send whose server ack it missed does not deliver it twice, and
+// is not acked before the first copy is safe.
 
 interface Recent {
-  ids: string[];
+  // Ring of ids; a slot is emptied when its id is forgotten.
+  ids: (string | undefined)[];
   set: Set<string>;
   next: number;
   touched: number;
@@ -11,6 +13,8 @@ interface Recent {
 /** Per-sender ring of recent ids; memory grows with use, up to `size` ids per sender. */
 export class DedupCache {
   readonly #senders = new Map<string, Recent>();
+  // First copies not yet safe, by sender and id.
+  readonly #unsafe = new Map<string, Promise<unknown>>();
 
   constructor(readonly size: number) {}
 
@@ -27,12 +31,36 @@ export class DedupCache {
     if (r.ids.length < this.size) {
       r.ids.push(id);
     } else {
-      r.set.delete(r.ids[r.next]!);
+      const old = r.ids[r.next];
+      if (old !== undefined) r.set.delete(old);
       r.ids[r.next] = id;
       r.next = (r.next + 1) % this.size;
     }
     r.set.add(id);
     return false;
+  }
+
+  /**
+   * Follows the first copy of `id` until it is safe: a duplicate waits for
+   * the same promise (`firstCopy`) before its server ack. If the first copy
+   * fails, the id is forgotten, so that a retry is routed again instead of
+   * being acked without ever being kept.
+   */
+  track(from: string, id: string, safe: Promise<unknown>): void {
+    const k = `${from}\n${id}`;
+    this.#unsafe.set(k, safe);
+    const done = () => {
+      if (this.#unsafe.get(k) === safe) this.#unsafe.delete(k);
+    };
+    safe.then(done, () => {
+      done();
+      this.#forget(from, id);
+    });
+  }
+
+  /** What a duplicate of `id` must wait for: the first copy's safety, if still pending. */
+  firstCopy(from: string, id: string): Promise<unknown> {
+    return this.#unsafe.get(`${from}\n${id}`) ?? Promise.resolve();
   }
 
   /** Seeds a sender's ids from the store (oldest first) when it logs in on this node. */
@@ -47,5 +75,12 @@ export class DedupCache {
 
   get senders(): number {
     return this.#senders.size;
+  }
+
+  #forget(from: string, id: string): void {
+    const r = this.#senders.get(from);
+    if (!r || !r.set.delete(id)) return;
+    const i = r.ids.lastIndexOf(id);
+    if (i !== -1) r.ids[i] = undefined;
   }
 }

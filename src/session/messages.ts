@@ -46,12 +46,13 @@ export function routeChat(
   if (!to) return "bad_to";
   const ack = wantsAck(p.envelope.ack);
   const ct = Date.now();
-  if (core.dedup.check(sender, id, ct)) return { ack, ct, safe: Promise.resolve() };
+  if (core.dedup.check(sender, id, ct)) return { ack, ct, safe: core.dedup.firstCopy(sender, id) };
   const packet = stampPacket(p, ct);
   if (packet === null) return "bad_packet";
-  if (ack) core.writer.sent(sender, id);
   const entry: InboxEntry = { user: to, id, from: sender, type, ct, packet };
-  return { ack, ct, safe: core.router.deliver(entry, ack) };
+  const safe = core.router.deliver(entry, ack);
+  tracked(core, sender, id, ack, safe);
+  return { ack, ct, safe };
 }
 
 /**
@@ -73,7 +74,9 @@ export async function routeGroup(
   if (!members.includes(me)) return "no_permission";
   if (members.length < 2) return "group_too_small";
   const ct = Date.now();
-  if (core.dedup.check(sender, id, ct)) return { ack: true, ct, safe: Promise.resolve() };
+  if (core.dedup.check(sender, id, ct)) {
+    return { ack: true, ct, safe: core.dedup.firstCopy(sender, id) };
+  }
   const copies: Promise<void>[] = [];
   const entries: InboxEntry[] = [];
   for (const m of members) {
@@ -85,7 +88,16 @@ export async function routeGroup(
     if (packet === null) return "bad_packet";
     entries.push({ user: to, id: copyId, from: sender, type: Type.group, ct, packet });
   }
-  core.writer.sent(sender, id);
   for (const e of entries) copies.push(core.router.deliver(e, true));
-  return { ack: true, ct, safe: Promise.all(copies) };
+  const safe = Promise.all(copies);
+  tracked(core, sender, id, true, safe);
+  return { ack: true, ct, safe };
+}
+
+// Duplicates wait for the first copy. The store remembers the id only once
+// the message is safe: a node taking over after a crash must never ack a
+// retry of a message that was not kept.
+function tracked(core: Core, sender: string, id: string, ack: boolean, safe: Promise<unknown>) {
+  core.dedup.track(sender, id, safe);
+  if (ack) safe.then(() => core.writer.sent(sender, id), () => {});
 }

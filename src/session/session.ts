@@ -17,6 +17,7 @@ import {
   SERVER_ACK,
   serverAck,
   Type,
+  typeOf,
 } from "../protocol/packet.ts";
 import { routeChat, type Routed, routeGroup, wantsAck } from "./messages.ts";
 
@@ -168,7 +169,7 @@ export class Session implements ConnHandler, Recipient {
     this.core.sessions.delete(this);
     this.#queue = null;
     this.#held = null;
-    if (this.jid) this.core.router.detachLocal(this);
+    if (this.jid) this.core.router.detach(this);
   }
 
   // ---- packet processing ----
@@ -245,9 +246,13 @@ export class Session implements ConnHandler, Recipient {
     if (!ok) return this.#failLogin(this.#loginId, "fail_token");
     this.#setState("loading");
     this.#held = [];
-    this.core.router.attachLocal(this);
     let stored: InboxEntry[];
     try {
+      // Registered (cluster-wide) before the inbox is read: see Router.attach.
+      await this.core.router.attach(this, this.conn.transport);
+      // A message to this user still on its way into the inbox would be
+      // missing from the read, then overtaken by newer live ones.
+      await this.core.writer.settled();
       const [entries, recent, blocked] = await Promise.all([
         this.core.store.inbox(jid),
         this.core.store.recentIds(jid),
@@ -257,8 +262,8 @@ export class Session implements ConnHandler, Recipient {
       this.core.dedup.load(jid, recent, Date.now());
       for (const b of blocked) this.setBlocked(b.jid, true);
     } catch (err) {
-      this.core.log.error(`cannot read inbox: ${errMsg(err)}`, { jid });
-      this.core.router.detachLocal(this);
+      this.core.log.error(`cannot open session: ${errMsg(err)}`, { jid });
+      this.core.router.detach(this);
       this.jid = "";
       return this.#failLogin(this.#loginId, "fail_token");
     }
@@ -392,13 +397,6 @@ export function openSession(conn: Conn, core: Core): Session | null {
     return null;
   }
   return new Session(conn, core);
-}
-
-/** `envelope.type` as an integer; SDKs send numbers, some old ones digit strings. */
-function typeOf(t: unknown): number | null {
-  if (typeof t === "number") return Number.isInteger(t) ? t : null;
-  if (typeof t === "string" && /^\d+$/.test(t)) return Number(t);
-  return null;
 }
 
 function strId(id: unknown): string | undefined {

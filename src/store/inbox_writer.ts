@@ -14,6 +14,8 @@ export interface WriterOptions {
 
 interface Pending {
   entry: InboxEntry;
+  /** Place in the order of queued appends and removes (see `settled`). */
+  seq: number;
   cancelled: boolean;
   resolve(depth: number | null): void;
   reject(err: unknown): void;
@@ -31,6 +33,11 @@ export class InboxWriter {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #inFlight: Promise<void> | null = null;
   #closed = false;
+  // Appends and removes are numbered as they queue; every one numbered up to
+  // #doneThrough has left in a finished batch. Logins wait on this.
+  #seq = 0;
+  #doneThrough = 0;
+  #barriers: { target: number; resolve: () => void }[] = [];
 
   constructor(readonly store: Store, readonly options: WriterOptions) {}
 
@@ -47,7 +54,7 @@ export class InboxWriter {
   append(entry: InboxEntry): Promise<number | null> {
     if (this.#closed) return Promise.reject(new Error("inbox writer closed"));
     return new Promise((resolve, reject) => {
-      const p: Pending = { entry, cancelled: false, resolve, reject };
+      const p: Pending = { entry, seq: ++this.#seq, cancelled: false, resolve, reject };
       this.#queue.push(p);
       this.#waiting.set(key(entry.user, entry.id), p);
       this.#schedule();
@@ -70,8 +77,21 @@ export class InboxWriter {
       p.resolve(null);
       return;
     }
+    this.#seq++;
     this.#removes.push({ user, id });
     this.#schedule();
+  }
+
+  /**
+   * Resolves once every append and remove queued before the call has gone
+   * through a finished batch (committed, cancelled or failed): a login reads
+   * the inbox only then, so that a message on its way in is not missed and
+   * then overtaken by newer live ones, and an acked one does not come back.
+   */
+  settled(): Promise<void> {
+    const target = this.#seq;
+    if (this.#doneThrough >= target) return Promise.resolve();
+    return new Promise((resolve) => this.#barriers.push({ target, resolve }));
   }
 
   /** Writes everything queued now and waits for it (shutdown). */
@@ -100,6 +120,7 @@ export class InboxWriter {
   }
 
   #flush(): Promise<void> {
+    const upTo = this.#seq;
     const take = this.#queue.splice(0, this.options.maxBatch);
     const batch: Batch = { appends: [], removes: this.#removes, sent: this.#sent };
     this.#removes = [];
@@ -112,6 +133,9 @@ export class InboxWriter {
       live.push(p);
     }
     if (batch.appends.length === 0 && batch.removes.length === 0 && batch.sent.length === 0) {
+      this.#advance(upTo);
+      // Everything taken was cancelled; entries past a full batch still wait.
+      if (this.#queue.length > 0) this.#schedule();
       return Promise.resolve();
     }
     const run = this.store.commit(batch).then(
@@ -126,12 +150,27 @@ export class InboxWriter {
       },
     ).finally(() => {
       this.#inFlight = null;
+      this.#advance(upTo);
       if (this.#queue.length > 0 || this.#removes.length > 0 || this.#sent.length > 0) {
         this.#schedule();
       }
     });
     this.#inFlight = run;
     return run;
+  }
+
+  // Batches leave in queue order: what was queued up to `upTo` is through,
+  // except appends still queued because the batch was full.
+  #advance(upTo: number): void {
+    const head = this.#queue[0];
+    this.#doneThrough = head ? Math.min(upTo, head.seq - 1) : upTo;
+    if (this.#barriers.length === 0) return;
+    const waiting = this.#barriers;
+    this.#barriers = [];
+    for (const b of waiting) {
+      if (b.target <= this.#doneThrough) b.resolve();
+      else this.#barriers.push(b);
+    }
   }
 }
 

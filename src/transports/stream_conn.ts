@@ -101,7 +101,9 @@ export class StreamConn implements Conn {
 
   #queued(n: number): void {
     this.#outBytes += n;
-    if (this.#outBytes > this.limits.outQueueBytes) {
+    // Only bytes piling up behind a write the peer has not taken count: what
+    // one turn queues (a login answer with a big backlog) goes out whole.
+    if (this.#writing && this.#outBytes > this.limits.outQueueBytes) {
       this.warn(`slow consumer: ${this.#outBytes} bytes unsent, closing`, this.remote);
       this.#out = [];
       this.#raw = [];
@@ -131,11 +133,9 @@ export class StreamConn implements Conn {
         const chunks = this.#raw;
         this.#raw = [];
         const data = chunks.length === 1 ? chunks[0]! : concat(chunks);
+        this.#outBytes = 0;
         let off = 0;
         while (off < data.length) off += await this.socket.write(data.subarray(off));
-        this.#outBytes -= data.length;
-        // Bytes counted by string length may differ from encoded length.
-        if (this.#out.length === 0 && this.#raw.length === 0) this.#outBytes = 0;
       }
     } catch (err) {
       if (!isDisconnect(err)) this.warn(`write failed: ${err}`, this.remote);
@@ -179,5 +179,8 @@ function isDisconnect(err: unknown): boolean {
     err instanceof Deno.errors.BrokenPipe ||
     err instanceof Deno.errors.BadResource ||
     err instanceof Deno.errors.Interrupted ||
-    err instanceof Deno.errors.NotConnected;
+    err instanceof Deno.errors.NotConnected ||
+    // A TLS peer that drops the TCP connection without close_notify: the
+    // usual way a mobile client goes away.
+    err instanceof Deno.errors.UnexpectedEof;
 }

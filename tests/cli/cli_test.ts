@@ -69,6 +69,23 @@ Deno.test("sara refuses a Redis dbaddr it cannot use with a clear message", asyn
   }
 });
 
+Deno.test("sara fails startup naming the address when the Redis of dbaddr is unreachable", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const addr = `127.0.0.1:${(l.addr as Deno.NetAddr).port}`;
+    l.close();
+    const conf = `${dir}/conf.json`;
+    await Deno.writeTextFile(conf, JSON.stringify({ dbaddr: addr, bind: "127.0.0.1" }));
+    const r = await SaraProcess.run(["-c", conf, "--datadir", dir, "--logfile", ""]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.out, /startup failed: cannot connect to redis:/);
+    assert.ok(r.out.includes(addr), r.out);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("sara runs from a config with flag overrides, serves TCP, and sara stop ends it cleanly", async () => {
   const dir = await Deno.makeTempDir();
   try {
@@ -85,6 +102,8 @@ Deno.test("sara runs from a config with flag overrides, serves TCP, and sara sto
       "0",
       "--rpcport",
       "0",
+      "--nodeaddr",
+      "127.0.0.1:0",
       "--nodeid",
       "cli1",
       "--datadir",
@@ -125,6 +144,8 @@ Deno.test("sara pprof takes a CPU profile and a heap snapshot of a server starte
       "0",
       "--rpcport",
       "0",
+      "--nodeaddr",
+      "127.0.0.1:0",
       "--datadir",
       `${dir}/data`,
       "--logfile",
@@ -171,6 +192,8 @@ Deno.test("SIGHUP makes sara reopen its logfile after logrotate moved it", async
       "0",
       "--rpcport",
       "0",
+      "--nodeaddr",
+      "127.0.0.1:0",
       "--datadir",
       `${dir}/data`,
       "--logfile",

@@ -1,5 +1,5 @@
-// A small emsg client for tests: speaks the stream framing over TCP (or any
-// Deno.Conn), logs in, sends packets, and waits for what the server sends.
+// A small emsg client for tests: speaks the stream framing over TCP or TLS (or
+// any Deno.Conn), logs in, sends packets, and waits for what the server sends.
 
 import { KILL, StreamDecoder } from "../../src/protocol/framing.ts";
 
@@ -41,11 +41,32 @@ export class TestClient implements AsyncDisposable {
     return new TestClient(await Deno.connect({ hostname: "127.0.0.1", port }));
   }
 
+  /** Connects over TLS to 127.0.0.1:port, trusting only `caCert` (PEM). */
+  static async connectTls(port: number, caCert: string): Promise<TestClient> {
+    return new TestClient(
+      await Deno.connectTls({ hostname: "127.0.0.1", port, caCerts: [caCert] }),
+    );
+  }
+
   /** Connects and logs in; throws unless the answer is ok. Returns the answer. */
   static async login(port: number, jid: string, extra: Record<string, unknown> = {}) {
-    const c = await TestClient.connect(port);
+    return await TestClient.#loggedIn(await TestClient.connect(port), jid, extra);
+  }
+
+  /** Connects over TLS and logs in, like `login`. */
+  static async loginTls(
+    port: number,
+    caCert: string,
+    jid: string,
+    extra: Record<string, unknown> = {},
+  ) {
+    return await TestClient.#loggedIn(await TestClient.connectTls(port, caCert), jid, extra);
+  }
+
+  static async #loggedIn(c: TestClient, jid: string, extra: Record<string, unknown>) {
     const answer = await c.login(jid, extra);
     if ((answer.json.entity as { result?: string })?.result !== "ok") {
+      await c.close();
       throw new Error(`login of ${jid} failed: ${answer.text}`);
     }
     return { client: c, answer };

@@ -5,6 +5,7 @@ import type { Config } from "../../src/config/config.ts";
 import { defaultConfig } from "../../src/config/config.ts";
 import { Logger } from "../../src/log.ts";
 import { type Server, startServer } from "../../src/server.ts";
+import type { Store } from "../../src/store/store.ts";
 
 /** A node for one test. */
 export interface TestServer extends AsyncDisposable {
@@ -12,6 +13,14 @@ export interface TestServer extends AsyncDisposable {
   config: Config;
   /** Bound TCP port. */
   port: number;
+  /** Bound WebSocket, TLS and WSS ports (0 when that listener is off). */
+  wsPort: number;
+  tlsPort: number;
+  wssPort: number;
+  /** Bound HTTP RPC port. */
+  rpcPort: number;
+  /** Bound Thrift push port. */
+  thriftPort: number;
   /** Stops the node but keeps its data dir (for restart tests). */
   stop(): Promise<void>;
 }
@@ -36,16 +45,27 @@ export async function testConfig(overrides: Partial<Config> = {}): Promise<Confi
   return config;
 }
 
+/** Extra ways to set a test node up. */
+export interface TestServerOptions {
+  /** Makes the node's store (e.g. a fault-injecting wrapper of `openStore(config)`). */
+  store?: (config: Config) => Promise<Store>;
+  /** The node's logger (e.g. one whose lines the test reads back); quiet by default. */
+  log?: Logger;
+}
+
 /** Starts a node; pass the same `datadir` again to restart on the same store. */
-export async function startTestServer(overrides: Partial<Config> = {}): Promise<TestServer> {
+export async function startTestServer(
+  overrides: Partial<Config> = {},
+  opts: TestServerOptions = {},
+): Promise<TestServer> {
   const config = await testConfig(overrides);
-  const log = new Logger({
+  const log = opts.log ?? new Logger({
     level: config.loglevel,
     format: config.logformat,
     file: "",
     stdout: config.loglevel >= 0,
   });
-  const server = await startServer(config, log);
+  const server = await startServer(config, log, { store: await opts.store?.(config) });
   let stopped = false;
   const stop = async () => {
     if (stopped) return;
@@ -56,6 +76,11 @@ export async function startTestServer(overrides: Partial<Config> = {}): Promise<
     server,
     config,
     port: server.listeners.get("tcp")?.port ?? 0,
+    wsPort: server.listeners.get("ws")?.port ?? 0,
+    tlsPort: server.listeners.get("tls")?.port ?? 0,
+    wssPort: server.listeners.get("wss")?.port ?? 0,
+    rpcPort: server.listeners.get("rpc")?.port ?? 0,
+    thriftPort: server.listeners.get("thrift push")?.port ?? 0,
     stop,
     async [Symbol.asyncDispose]() {
       await stop();

@@ -1,0 +1,75 @@
+// What nodes say to each other over Redis pub/sub (plain PUBLISH to the
+// target node's channel): a delivery, a kick of an older login, a blacklist
+// change. Decoding checks every field: a bad message is dropped, never thrown.
+
+import { errMsg, type Logger } from "../log.ts";
+import type { InboxEntry } from "../store/store.ts";
+
+/** One message between nodes; short field names keep every delivery small. */
+export type NodeMessage =
+  /** Deliver `e`; `a`: the packet asks for acks; `s`: the sender's node stored it already. */
+  | { t: "msg"; e: InboxEntry; a: boolean; s: boolean }
+  /** Close the session `sid` of `jid`: a newer login replaced it. */
+  | { t: "kick"; jid: string; sid: string }
+  /** `owner` blocked (b true) or unblocked `jid`. */
+  | { t: "block"; owner: string; jid: string; b: boolean };
+
+/** The wire form of a message. */
+export function encodeMessage(m: NodeMessage): string {
+  return JSON.stringify(m);
+}
+
+/** A message from its wire form; null for anything malformed. */
+export function decodeMessage(text: string): NodeMessage | null {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (typeof v !== "object" || v === null) return null;
+  const m = v as Record<string, unknown>;
+  switch (m.t) {
+    case "msg":
+      return isEntry(m.e) && typeof m.a === "boolean" && typeof m.s === "boolean"
+        ? { t: "msg", e: m.e, a: m.a, s: m.s }
+        : null;
+    case "kick":
+      return typeof m.jid === "string" && typeof m.sid === "string"
+        ? { t: "kick", jid: m.jid, sid: m.sid }
+        : null;
+    case "block":
+      return typeof m.owner === "string" && typeof m.jid === "string" && typeof m.b === "boolean"
+        ? { t: "block", owner: m.owner, jid: m.jid, b: m.b }
+        : null;
+  }
+  return null;
+}
+
+function isEntry(e: unknown): e is InboxEntry {
+  if (typeof e !== "object" || e === null) return false;
+  const x = e as Record<string, unknown>;
+  return typeof x.user === "string" && typeof x.id === "string" && typeof x.from === "string" &&
+    typeof x.type === "number" && typeof x.ct === "number" && typeof x.packet === "string";
+}
+
+/**
+ * Wraps `handle` for the subscription: decodes each message and hands it
+ * on. Nothing thrown escapes: in an ioredis event handler it would end the
+ * process.
+ */
+export function messageHandler(
+  channel: string,
+  log: Logger,
+  handle: (m: NodeMessage) => void,
+): (text: string) => void {
+  return (text) => {
+    try {
+      const m = decodeMessage(text);
+      if (m === null) log.warn(`cluster: malformed message on ${channel} dropped`);
+      else handle(m);
+    } catch (err) {
+      log.error(`cluster: handling a message on ${channel} failed: ${errMsg(err)}`);
+    }
+  };
+}

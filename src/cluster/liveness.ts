@@ -1,0 +1,254 @@
+// Node liveness: each node holds a Redis hash with a short TTL and renews it
+// every few seconds; a node whose hash lapsed is dead, and its users count as
+// offline. Starting checks that no live instance already runs this nodeid.
+
+import { hostname } from "node:os";
+import { ConfigError } from "../errors.ts";
+import { errMsg, type Logger } from "../log.ts";
+import type { RedisClient } from "../store/redis_client.ts";
+import { nodeKey, NODES_KEY } from "./keys.ts";
+import { defineScript, type Script } from "./script.ts";
+
+/** How long a liveness key lives, how often it is renewed, how long an answer is cached. */
+export interface LivenessTiming {
+  ttlMs: number;
+  renewMs: number;
+  /** How long "node X is alive / dead" is reused by routing. */
+  cacheMs: number;
+  /** How often a starting node looks at a key it found held. */
+  pollMs: number;
+}
+
+/** Production timing: a killed node counts as dead within 10 s. */
+export const LIVENESS: LivenessTiming = {
+  ttlMs: 10_000,
+  renewMs: 3_000,
+  cacheMs: 1_000,
+  pollMs: 250,
+};
+
+/** Who holds a liveness key: the fields of its hash. */
+export interface Holder {
+  token: string;
+  host: string;
+  pid: string;
+  since: string;
+  /** Renewal counter: a change proves the holder alive. */
+  seq: string;
+}
+
+// Sets the hash if nobody holds it, or if its holder is still exactly the one
+// the caller proved dead (same token and renewal count: it did not renew since).
+const CLAIM = `
+local t = redis.call('HGET', KEYS[1], 'token')
+if t then
+  if t ~= ARGV[6] or redis.call('HGET', KEYS[1], 'seq') ~= ARGV[7] then return 0 end
+  redis.call('DEL', KEYS[1])
+end
+redis.call('HSET', KEYS[1], 'token', ARGV[1], 'host', ARGV[2], 'pid', ARGV[3], 'since', ARGV[4], 'seq', '0')
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return 1`;
+
+// 1: renewed; 2: it had lapsed and is ours again; 0: another instance holds it.
+const RENEW = `
+local t = redis.call('HGET', KEYS[1], 'token')
+if t and t ~= ARGV[1] then return 0 end
+if not t then
+  redis.call('HSET', KEYS[1], 'token', ARGV[1], 'host', ARGV[2], 'pid', ARGV[3], 'since', ARGV[4], 'seq', '0')
+  redis.call('PEXPIRE', KEYS[1], ARGV[5])
+  return 2
+end
+redis.call('HINCRBY', KEYS[1], 'seq', 1)
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return 1`;
+
+const RELEASE = `
+if redis.call('HGET', KEYS[1], 'token') == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`;
+
+/** This node's liveness key, and the liveness of the others. */
+export class Liveness {
+  readonly #key: string;
+  readonly #fields: (string | number)[];
+  readonly #renewScript: Script;
+  readonly #releaseScript: Script;
+  readonly #cache = new Map<string, { alive: boolean; until: number }>();
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #renewing: Promise<void> | null = null;
+  #state: "ok" | "failing" | "lost" = "ok";
+  /** Called when the key had lapsed and was claimed again (Redis was away or lost it). */
+  onReclaimed: (() => void) | null = null;
+
+  private constructor(
+    readonly client: RedisClient,
+    readonly nodeid: string,
+    readonly token: string,
+    me: Omit<Holder, "token" | "seq">,
+    readonly log: Logger,
+    readonly timing: LivenessTiming,
+  ) {
+    this.#key = nodeKey(nodeid);
+    this.#fields = [token, me.host, me.pid, me.since, timing.ttlMs];
+    this.#renewScript = defineScript(client, "saraNodeRenew", 1, RENEW);
+    this.#releaseScript = defineScript(client, "saraNodeRelease", 1, RELEASE);
+  }
+
+  /**
+   * Claims `nodeid` and starts renewing it. A key held by another instance is
+   * watched: renewed means that instance is alive, and the claim fails with a
+   * ConfigError; lapsed (or not renewed and its process provably gone, after
+   * a restart on the same host) means it died, and this node takes over.
+   */
+  static async claim(
+    client: RedisClient,
+    nodeid: string,
+    log: Logger,
+    timing: LivenessTiming = LIVENESS,
+  ): Promise<Liveness> {
+    const me = { host: hostname(), pid: String(Deno.pid), since: new Date().toISOString() };
+    const live = new Liveness(client, nodeid, crypto.randomUUID(), me, log, timing);
+    await live.#claim();
+    await client.sadd(NODES_KEY, nodeid);
+    live.#timer = setInterval(() => live.#renew(), timing.renewMs);
+    return live;
+  }
+
+  async #claim(): Promise<void> {
+    const claim = defineScript(this.client, "saraNodeClaim", 1, CLAIM);
+    const put = async (expect: Holder | null) =>
+      await claim(this.#key, ...this.#fields, expect?.token ?? "", expect?.seq ?? "") === 1;
+    // A key nobody renews lapses within its TTL; one renewal period more covers slow polls.
+    const deadline = Date.now() + 2 * this.timing.ttlMs;
+    let seen: Holder | null = null;
+    let seenAt = 0;
+    for (;;) {
+      if (await put(null)) {
+        if (seen) this.log.warn(`nodeid ${this.nodeid}: ${describeHolder(seen)} lapsed; took over`);
+        return;
+      }
+      const cur = await readHolder(this.client, this.#key);
+      if (cur === null) continue; // lapsed between the two calls: claim again
+      if (seen === null || cur.token !== seen.token) {
+        seen = cur;
+        seenAt = Date.now();
+      } else if (cur.seq !== seen.seq || Date.now() > deadline) {
+        throw new ConfigError(
+          `nodeid "${this.nodeid}" is already running (${describeHolder(cur)}, alive at ` +
+            `${new Date().toISOString()}); every node needs its own nodeid`,
+        );
+      } else if (
+        Date.now() - seenAt >= this.timing.renewMs * 1.5 && provablyDead(cur) && await put(cur)
+      ) {
+        this.log.warn(
+          `nodeid ${this.nodeid}: ${describeHolder(cur)} stopped renewing and its process is ` +
+            `gone; took over`,
+        );
+        return;
+      }
+      await new Promise((r) => setTimeout(r, this.timing.pollMs));
+    }
+  }
+
+  #renew(): void {
+    this.#renewing ??= this.#renewOnce().finally(() => this.#renewing = null);
+  }
+
+  async #renewOnce(): Promise<void> {
+    let r: unknown;
+    try {
+      r = await this.#renewScript(this.#key, ...this.#fields);
+    } catch (err) {
+      if (this.#state !== "failing") {
+        this.log.warn(`cluster: cannot renew liveness of ${this.nodeid}: ${errMsg(err)}`);
+      }
+      this.#state = "failing";
+      return;
+    }
+    if (r === 0) {
+      if (this.#state !== "lost") {
+        this.log.error(
+          `cluster: nodeid ${this.nodeid} is held by another instance; ` +
+            `this node no longer counts as alive (two nodes share one nodeid?)`,
+        );
+      }
+      this.#state = "lost";
+      return;
+    }
+    if (this.#state !== "ok") this.log.info(`cluster: liveness of ${this.nodeid} renewed again`);
+    this.#state = "ok";
+    if (r === 2) {
+      this.log.warn(`cluster: liveness key of ${this.nodeid} had lapsed; claimed it again`);
+      this.onReclaimed?.();
+    }
+  }
+
+  /** True when `node` renewed its key within the TTL (answers reused for `cacheMs`). */
+  async isAlive(node: string): Promise<boolean> {
+    if (node === this.nodeid) return true;
+    const now = Date.now();
+    const c = this.#cache.get(node);
+    if (c && c.until > now) return c.alive;
+    const alive = await this.client.exists(nodeKey(node)) === 1;
+    this.#cache.set(node, { alive, until: now + this.timing.cacheMs });
+    return alive;
+  }
+
+  /** Every node that ever started here and is alive now, this one included, sorted. */
+  async liveNodes(): Promise<string[]> {
+    const known = await this.client.smembers(NODES_KEY);
+    const others = known.filter((n) => n !== this.nodeid);
+    const alive = await Promise.all(others.map((n) => this.client.exists(nodeKey(n))));
+    const live = others.filter((_, i) => alive[i] === 1);
+    return [this.nodeid, ...live].sort();
+  }
+
+  /** Stops renewing and deletes the key (if still ours), so other nodes see this one gone at once. */
+  async stop(): Promise<void> {
+    clearInterval(this.#timer);
+    await this.#renewing;
+    try {
+      await this.#releaseScript(this.#key, this.token);
+    } catch (err) {
+      this.log.warn(`cluster: cannot release liveness of ${this.nodeid}: ${errMsg(err)}`);
+    }
+  }
+}
+
+/** The holder of a liveness key, or null when there is none. */
+export async function readHolder(client: RedisClient, key: string): Promise<Holder | null> {
+  const h = await client.hgetall(key);
+  if (typeof h.token !== "string") return null;
+  return {
+    token: h.token,
+    host: h.host ?? "",
+    pid: h.pid ?? "",
+    since: h.since ?? "",
+    seq: h.seq ?? "",
+  };
+}
+
+function describeHolder(h: Holder): string {
+  return `pid ${h.pid} on ${h.host}, up since ${h.since}`;
+}
+
+/**
+ * True when the holder ran on this host and its process is gone. Only
+ * consulted after it missed its renewals, so another pid namespace sharing
+ * the hostname cannot make a live holder look dead.
+ */
+function provablyDead(h: Holder): boolean {
+  if (h.host !== hostname()) return false;
+  // Our own pid in an earlier life (a container's sara is pid 1 every time).
+  if (h.pid === String(Deno.pid)) return true;
+  if (!exists("/proc/self")) return false; // no procfs: cannot tell
+  return !exists(`/proc/${h.pid}`);
+}
+
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

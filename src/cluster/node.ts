@@ -1,0 +1,107 @@
+// Joins (and leaves) the cluster of nodes sharing the Redis `dbaddr` names:
+// claims the nodeid, clears the sessions an earlier life of this node left
+// registered, and listens on this node's channel.
+
+import type { Config } from "../config/config.ts";
+import { errMsg, type Logger } from "../log.ts";
+import type { Router } from "../router.ts";
+import { connectRedis, describe, parseDbaddr, type RedisClient } from "../store/redis_client.ts";
+import { messageHandler } from "./channel.ts";
+import { channelOf } from "./keys.ts";
+import { LIVENESS, Liveness, type LivenessTiming } from "./liveness.ts";
+import { Registry } from "./registry.ts";
+import { ClusterRemote } from "./remote.ts";
+import { clusterNodes, Subscriber } from "./subscriber.ts";
+
+/** This node's membership in a cluster. */
+export interface ClusterNode {
+  /** Router.remote and the RPC presence of this node. */
+  readonly remote: ClusterRemote;
+  /** Waits for pending registry steps, releases the nodeid, closes both connections. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Joins the cluster with one command and one subscriber connection. Rejects
+ * when Redis cannot be reached, or (ConfigError) when a live node already
+ * runs this nodeid; nothing is left open then.
+ */
+export async function joinCluster(
+  config: Config,
+  router: Router,
+  log: Logger,
+  timing: LivenessTiming = LIVENESS,
+): Promise<ClusterNode> {
+  const nodeid = config.nodeid;
+  const target = parseDbaddr(config.dbaddr, config.dbpassword, config.dbtls);
+  const client = await connectRedis(target, `sara-${nodeid}`);
+  let sub: Subscriber | null = null;
+  let liveness: Liveness | null = null;
+  try {
+    liveness = await Liveness.claim(client, nodeid, log, timing);
+    log.info(`register node : ${nodeid} (${describe(target)})`);
+    const registry = new Registry(client, nodeid, log, async (node, jid, sid) => {
+      await remote.send(node, { t: "kick", jid, sid });
+    });
+    const remote = new ClusterRemote(
+      client,
+      nodeid,
+      router,
+      registry,
+      liveness,
+      log,
+      !target.cluster,
+    );
+    log.info(`clean ghost session: ${await registry.clearGhosts()} cleared`);
+    const channel = channelOf(nodeid);
+    const onMessage = messageHandler(channel, log, (m) => remote.receive(m));
+    sub = new Subscriber(
+      target,
+      `sara-${nodeid}-sub`,
+      channel,
+      onMessage,
+      log,
+      clusterNodes(client),
+    );
+    await sub.start();
+    const restore = restorer(registry, log);
+    liveness.onReclaimed = restore;
+    // Redis came back (restart, failover): what it lost of our registrations goes back.
+    client.on("ready", restore);
+    const [live, subscriber] = [liveness, sub];
+    return {
+      remote,
+      async stop() {
+        await registry.settled();
+        await live.stop();
+        await subscriber.close();
+        await close(client);
+      },
+    };
+  } catch (err) {
+    await liveness?.stop();
+    await sub?.close();
+    await close(client);
+    throw err;
+  }
+}
+
+/** Runs `registry.restore()` once at a time, logging instead of throwing. */
+function restorer(registry: Registry, log: Logger): () => void {
+  let running = false;
+  return () => {
+    if (running) return;
+    running = true;
+    registry.restore()
+      .catch((err) => log.warn(`cluster: cannot restore session entries: ${errMsg(err)}`))
+      .finally(() => running = false);
+  };
+}
+
+async function close(c: RedisClient): Promise<void> {
+  try {
+    await c.quit();
+  } catch {
+    c.disconnect(); // Redis away: just stop reconnecting
+  }
+}

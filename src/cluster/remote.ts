@@ -1,0 +1,104 @@
+// The router's view of the other nodes (Remote), and the cluster-wide
+// answers of `emsg_session.counter` and `isonline` (Presence), built on the
+// registry, node liveness and the nodes' pub/sub channels.
+
+import { errMsg, type Logger } from "../log.ts";
+import type { Remote, Router } from "../router.ts";
+import type { NodeCount, Presence } from "../rpc/presence.ts";
+import type { RedisClient } from "../store/redis_client.ts";
+import type { InboxEntry } from "../store/store.ts";
+import { encodeMessage, type NodeMessage } from "./channel.ts";
+import { channelOf } from "./keys.ts";
+import type { Liveness } from "./liveness.ts";
+import type { Registry } from "./registry.ts";
+
+/** Remote and Presence of one node of a cluster. */
+export class ClusterRemote implements Remote, Presence {
+  constructor(
+    readonly client: RedisClient,
+    readonly nodeid: string,
+    readonly router: Router,
+    readonly registry: Registry,
+    readonly liveness: Liveness,
+    readonly log: Logger,
+    readonly publishConfirms: boolean,
+  ) {}
+
+  register(jid: string, sid: string, transport: string): Promise<void> {
+    return this.registry.register(jid, sid, transport);
+  }
+
+  unregister(jid: string, sid: string): void {
+    // Failures are logged and retried by the registry itself.
+    this.registry.unregister(jid, sid).catch(() => {});
+  }
+
+  async locate(jid: string): Promise<string | null> {
+    try {
+      const e = await this.registry.lookup(jid);
+      // An entry naming this node without a local session is a login or
+      // logout in progress: the inbox is the place for the message.
+      if (e === null || e.node === this.nodeid) return null;
+      return await this.liveness.isAlive(e.node) ? e.node : null;
+    } catch (err) {
+      // Redis away: treated as offline, so the message goes to the store,
+      // which either keeps it or fails the send.
+      this.log.warn(`cluster: cannot locate ${jid}: ${errMsg(err)}`);
+      return null;
+    }
+  }
+
+  publish(node: string, entry: InboxEntry, ack: boolean, stored: boolean): Promise<boolean> {
+    return this.send(node, { t: "msg", e: entry, a: ack, s: stored });
+  }
+
+  publishBlocked(node: string, owner: string, jid: string, blocked: boolean): Promise<boolean> {
+    return this.send(node, { t: "block", owner, jid, b: blocked });
+  }
+
+  /** Publishes `m` on `node`'s channel; false when it surely did not arrive. */
+  async send(node: string, m: NodeMessage): Promise<boolean> {
+    try {
+      const receivers = await this.client.publish(channelOf(node), encodeMessage(m));
+      return !this.publishConfirms || receivers > 0;
+    } catch (err) {
+      this.log.warn(`cluster: cannot publish to ${node}: ${errMsg(err)}`);
+      return false;
+    }
+  }
+
+  /** Handles a message another node published for this one; never throws. */
+  receive(m: NodeMessage): void {
+    switch (m.t) {
+      case "msg":
+        this.router.arrived(m.e, m.a, m.s).catch((err) =>
+          this.log.error(`cluster: cannot store a message for ${m.e.user}: ${errMsg(err)}`)
+        );
+        return;
+      case "kick": {
+        const s = this.router.local(m.jid);
+        if (s?.sid === m.sid) s.kick();
+        return;
+      }
+      case "block":
+        this.router.local(m.owner)?.setBlocked(m.jid, m.b);
+        return;
+    }
+  }
+
+  /** One row per live node: this node counts its sessions, the others' come from Redis. */
+  async counters(): Promise<NodeCount[]> {
+    const nodes = await this.liveness.liveNodes();
+    return await Promise.all(nodes.map(async (node) => ({
+      node,
+      count: node === this.nodeid ? this.router.online : await this.registry.count(node),
+    })));
+  }
+
+  async isOnline(jid: string): Promise<boolean> {
+    if (this.router.local(jid)) return true;
+    const e = await this.registry.lookup(jid);
+    if (e === null || e.node === this.nodeid) return false;
+    return await this.liveness.isAlive(e.node);
+  }
+}

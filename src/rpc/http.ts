@@ -1,0 +1,194 @@
+// The HTTP RPC interface on `rpcport` (PROTOCOL 6), lightrpc-compatible: a
+// pure `(Request) => Promise<Response>` handler over the service table, and
+// the Deno.serve listener that runs it.
+
+import { RpcCode, RpcError } from "../errors.ts";
+import { readLimited } from "../http_body.ts";
+import { errMsg, type Logger } from "../log.ts";
+import { type BindOptions, type Listener, listenError } from "../transports/listener.ts";
+import { sameSecret } from "./secret.ts";
+import type { RpcResult, ServiceTable } from "./services.ts";
+
+/** What the handler needs. */
+export interface RpcOptions {
+  services: ServiceTable;
+  /** "" leaves RPC open (except push). */
+  accesstoken: string;
+  /** Largest request body (`rpc_max_body`); larger ones get HTTP 413. */
+  maxBody: number;
+  log: Logger;
+}
+
+// Not an errCode of PROTOCOL 6, which names only what callers do wrong: this
+// one says the server failed (store down), so that callers retry rather than
+// fix their request.
+
+const CORS: Record<string, string> = {
+  "access-control-allow-origin": "*",
+  "access-control-allow-methods": "GET, POST, OPTIONS",
+  "access-control-max-age": "86400",
+};
+
+const TOO_LARGE = Symbol("too large");
+
+/** Builds the RPC handler. It never throws: every failure becomes an answer. */
+export function rpcHandler(opts: RpcOptions): (req: Request) => Promise<Response> {
+  return async (req) => {
+    try {
+      return await handle(opts, req);
+    } catch (err) {
+      opts.log.error(`rpc: ${errMsg(err)}`);
+      return reply("", {
+        success: false,
+        entity: { errCode: RpcCode.internal, reason: "internal" },
+      });
+    }
+  };
+}
+
+async function handle(opts: RpcOptions, req: Request): Promise<Response> {
+  if (req.method === "OPTIONS") {
+    const asked = req.headers.get("access-control-request-headers");
+    const headers = { ...CORS, "access-control-allow-headers": asked ?? "content-type" };
+    return new Response(null, { status: 204, headers });
+  }
+  const url = new URL(req.url);
+  const path = url.pathname;
+  if (path !== "/" && path !== "/api" && !path.startsWith("/api/")) {
+    return new Response("not found\n", { status: 404, headers: CORS });
+  }
+  const isGet = req.method === "GET" || req.method === "HEAD";
+  if (!isGet && req.method !== "POST") {
+    return new Response("method not allowed\n", {
+      status: 405,
+      headers: { ...CORS, allow: "GET, POST, OPTIONS" },
+    });
+  }
+  if (isGet && path === "/" && !url.searchParams.has("body")) {
+    return new Response(null, { status: 302, headers: { ...CORS, location: "/console/" } });
+  }
+  const text = await requestText(req, url, opts.maxBody);
+  if (text === TOO_LARGE) {
+    const reason = `body over rpc_max_body (${opts.maxBody} bytes)`;
+    return reply("", { success: false, entity: { errCode: RpcCode.badBody, reason } }, 413);
+  }
+  let sn: string | number = "";
+  try {
+    const request = parseRequest(text);
+    sn = request.sn;
+    return reply(sn, await call(opts, request));
+  } catch (err) {
+    if (!(err instanceof RpcError)) throw err;
+    return reply(sn, { success: false, entity: { errCode: err.code, reason: err.reason } });
+  }
+}
+
+/** A request after its envelope was checked; `params` is left to the method. */
+interface RpcRequest {
+  sn: string | number;
+  service: unknown;
+  method: unknown;
+  params: unknown;
+  token: unknown;
+}
+
+function parseRequest(text: string | null): RpcRequest {
+  if (text === null || text.trim() === "") throw new RpcError(RpcCode.badBody, "body missing");
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new RpcError(RpcCode.badBody, "body is not JSON");
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new RpcError(RpcCode.badBody, "body is not a JSON object");
+  }
+  const r = value as Record<string, unknown>;
+  const sn = typeof r.sn === "string" || typeof r.sn === "number" ? r.sn : "";
+  return { sn, service: r.service, method: r.method, params: r.params, token: r.token };
+}
+
+async function call(opts: RpcOptions, r: RpcRequest): Promise<RpcResult> {
+  // Caller-chosen text, echoed in reasons: kept short.
+  const name = `${r.service}.${r.method}`.slice(0, 100);
+  // hasOwn: "constructor" or "__proto__" must not find Object's own members.
+  const service = typeof r.service === "string" && Object.hasOwn(opts.services, r.service)
+    ? opts.services[r.service]!
+    : null;
+  if (service === null) {
+    throw new RpcError(RpcCode.refused, `unknown service ${String(r.service).slice(0, 64)}`);
+  }
+  if (service.access === "push" && opts.accesstoken === "") {
+    throw new RpcError(RpcCode.refused, "set accesstoken to enable push");
+  }
+  if (opts.accesstoken !== "" && !sameSecret(r.token, opts.accesstoken)) {
+    opts.log.info(`rpc ${r.service} refused: wrong token`);
+    throw new RpcError(RpcCode.refused, "wrong token");
+  }
+  const method = typeof r.method === "string" && Object.hasOwn(service.methods, r.method)
+    ? service.methods[r.method]!
+    : null;
+  if (method === null) throw new RpcError(RpcCode.unknownMethod, `unknown method ${name}`);
+  if (opts.log.enabled(3)) opts.log.debug(`rpc ${name}`, { sn: r.sn });
+  return await method({ sn: r.sn, params: r.params });
+}
+
+/**
+ * The request JSON: the raw POST body, or its form field `body`, else the
+ * query parameter `body` (GET, or POST as Go's FormValue read it).
+ * Null when there is none; TOO_LARGE past `max` bytes, read no further.
+ */
+async function requestText(
+  req: Request,
+  url: URL,
+  max: number,
+): Promise<string | null | typeof TOO_LARGE> {
+  if (url.search.length > max) return TOO_LARGE;
+  const query = url.searchParams.get("body");
+  if (req.method !== "POST") return query;
+  if (Number(req.headers.get("content-length") ?? 0) > max) return TOO_LARGE;
+  const bytes = await readLimited(req.body, max);
+  if (bytes === null) return TOO_LARGE;
+  const raw = new TextDecoder().decode(bytes);
+  // A JSON body starts with "{", which no form field does: so `curl -d '{…}'`
+  // (raw JSON sent as a form) works too, and so do SDKs that send a form
+  // without its content type.
+  if (raw.trimStart().startsWith("{")) return raw;
+  return new URLSearchParams(raw).get("body") ?? query;
+}
+
+function reply(sn: string | number, result: RpcResult, status = 200): Response {
+  return new Response(JSON.stringify({ sn, success: result.success, entity: result.entity }), {
+    status,
+    headers: { ...CORS, "content-type": "application/json" },
+  });
+}
+
+/**
+ * Starts the RPC listener. Warns once when `accesstoken` is empty.
+ * @throws {Error} naming the listener and address when the port cannot be bound.
+ */
+export function startRpc(opts: RpcOptions, bind: BindOptions): Listener {
+  if (opts.accesstoken === "") {
+    opts.log.warn(
+      "accesstoken is empty: the RPC interface is open to anyone; " +
+        "the push API is refused until accesstoken is set",
+    );
+  }
+  const handler = rpcHandler(opts);
+  let server: Deno.HttpServer<Deno.NetAddr>;
+  try {
+    server = Deno.serve({
+      hostname: bind.hostname,
+      port: bind.port,
+      onListen: () => {}, // the composition root logs the start
+    }, handler);
+  } catch (err) {
+    throw listenError("rpc", bind, err);
+  }
+  return {
+    name: "rpc",
+    port: server.addr.port,
+    close: () => server.shutdown(),
+  };
+}

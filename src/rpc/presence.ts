@@ -1,0 +1,27 @@
+// Who is online, as the RPC methods `emsg_session.counter` and `isonline`
+// (PROTOCOL 6) see it. One node answers from its router; the cluster swaps
+// in an implementation that asks every node.
+
+import type { Router } from "../router.ts";
+
+/** Sessions per live node. */
+export interface NodeCount {
+  node: string;
+  count: number;
+}
+
+/** Online state across the nodes this server knows. */
+export interface Presence {
+  /** One row per live node. */
+  counters(): Promise<NodeCount[]>;
+  /** True when the bare JID has a session on some node. */
+  isOnline(jid: string): Promise<boolean>;
+}
+
+/** Presence of a standalone node: its own sessions only. */
+export function localPresence(nodeid: string, router: Router): Presence {
+  return {
+    counters: () => Promise.resolve([{ node: nodeid, count: router.online }]),
+    isOnline: (jid) => Promise.resolve(router.local(jid) !== undefined),
+  };
+}

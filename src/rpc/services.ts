@@ -1,0 +1,115 @@
+// The RPC service table (PROTOCOL 6): `{service: {access, methods}}`, one
+// handler per method. Later services (blacklist, cluster presence) are more
+// rows of the same table.
+
+import { RpcCode, RpcError } from "../errors.ts";
+import { bareJid } from "../protocol/packet.ts";
+import type { Core } from "../session/core.ts";
+import type { Groups } from "../session/groups.ts";
+import type { Presence } from "./presence.ts";
+import { pushPackets, type PushResult } from "./push.ts";
+
+/** One call as a method sees it; `params` is unchecked JSON. */
+export interface RpcCall {
+  sn: string | number;
+  params: unknown;
+}
+
+/** A method's answer; `entity` is left out of the reply when undefined. */
+export interface RpcResult {
+  success: boolean;
+  entity?: unknown;
+}
+
+/** Answers one call; throws RpcError for what the caller did wrong. */
+export type Method = (call: RpcCall) => Promise<RpcResult>;
+
+/**
+ * Who may call a service. "token": anyone when `accesstoken` is empty, else
+ * only with it; "push": only with `accesstoken`, and never while it is empty
+ * (an open push API would let anyone write as any user).
+ */
+export type Access = "token" | "push";
+
+/** One service: its access rule and its methods by name. */
+export interface Service {
+  access: Access;
+  methods: Record<string, Method>;
+}
+
+/** Services by name. */
+export type ServiceTable = Record<string, Service>;
+
+/** What the services of this module work on. */
+export interface ServiceDeps {
+  core: Core;
+  groups: Groups;
+  presence: Presence;
+}
+
+/** The services of a node: groups, sessions and the push API. */
+export function coreServices({ core, groups, presence }: ServiceDeps): ServiceTable {
+  return {
+    emsg_group: {
+      access: "token",
+      methods: {
+        reload: async ({ params }) => {
+          const p = paramsObject(params);
+          const gid = p.gid, domain = p.domain;
+          if (typeof gid !== "string" || gid === "") {
+            throw new RpcError(RpcCode.badParams, "gid_not_be_empty");
+          }
+          if (typeof domain !== "string" || domain === "") {
+            throw new RpcError(RpcCode.badParams, "domain_not_be_empty");
+          }
+          await groups.reload(gid, domain);
+          return { success: true };
+        },
+      },
+    },
+    emsg_session: {
+      access: "token",
+      methods: {
+        counter: async () => ({ success: true, entity: { counters: await presence.counters() } }),
+        isonline: async ({ params }) => {
+          const jid = bareJid(paramsObject(params).jid);
+          if (jid === null) throw new RpcError(RpcCode.badParams, "jid must be user@domain");
+          return { success: await presence.isOnline(jid) };
+        },
+      },
+    },
+    emsg_inf_push: {
+      access: "push",
+      methods: {
+        process: async ({ params }) => {
+          const content = paramsObject(params).content;
+          if (typeof content !== "string" && (typeof content !== "object" || content === null)) {
+            throw new RpcError(RpcCode.badParams, "content must be a packet: JSON text or object");
+          }
+          return pushAnswer(await pushPackets(core, [content]));
+        },
+        process_batch: async ({ params }) => {
+          const contents = paramsObject(params).contents;
+          if (!Array.isArray(contents)) {
+            throw new RpcError(RpcCode.badParams, "contents must be an array of packets");
+          }
+          return pushAnswer(await pushPackets(core, contents));
+        },
+      },
+    },
+  };
+}
+
+/** `params` as an object; missing params read as `{}`, so each method names what it lacks. */
+function paramsObject(params: unknown): Record<string, unknown> {
+  if (params === undefined || params === null) return {};
+  if (typeof params !== "object" || Array.isArray(params)) {
+    throw new RpcError(RpcCode.badParams, "params must be an object");
+  }
+  return params as Record<string, unknown>;
+}
+
+/** Success only when every packet was accepted; the entity lists the refused ones. */
+function pushAnswer(result: PushResult): RpcResult {
+  return { success: result.rejected.length === 0, entity: result };
+}

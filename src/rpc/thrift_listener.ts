@@ -1,0 +1,62 @@
+// The Thrift push listener of PROTOCOL 6 as a node runs it: `emsg_inf_push`
+// on the port of `nodeaddr`, the licence checked against `accesstoken`, and
+// every content routed by the push API.
+
+import { ConfigError } from "../errors.ts";
+import type { Core } from "../session/core.ts";
+import type { Listener } from "../transports/listener.ts";
+import { pushPackets, type PushResult } from "./push.ts";
+import { sameSecret } from "./secret.ts";
+import { type PushHandler, startThriftPush } from "./thrift_push.ts";
+
+// Reasons named in a refusal answer; the rest are counted only.
+const SHOWN_REASONS = 5;
+
+/** The port part of `nodeaddr` ("host:port", "[v6]:port"). */
+export function nodeaddrPort(nodeaddr: string): number {
+  const digits = nodeaddr.slice(nodeaddr.lastIndexOf(":") + 1);
+  const port = Number(digits);
+  if (!nodeaddr.includes(":") || !/^\d{1,5}$/.test(digits) || port > 65535) {
+    throw new ConfigError(`nodeaddr "${nodeaddr}": expected host:port`);
+  }
+  return port;
+}
+
+/**
+ * The call handler: "success" when every content was accepted, otherwise a
+ * short reason. Refuses everything while `accesstoken` is empty.
+ */
+export function thriftPushHandler(core: Core): PushHandler {
+  return async (licence, sn, contents) => {
+    const token = core.config.accesstoken;
+    if (token === "") return "set accesstoken to enable push";
+    if (!sameSecret(licence, token)) {
+      core.log.info("thrift push refused: wrong licence", { sn });
+      return "wrong licence";
+    }
+    return answer(await pushPackets(core, contents), contents.length);
+  };
+}
+
+function answer(r: PushResult, total: number): string {
+  if (r.rejected.length === 0) return "success";
+  const shown = r.rejected.slice(0, SHOWN_REASONS).map((x) => `${x.index}:${x.reason}`);
+  const more = r.rejected.length > SHOWN_REASONS ? " ..." : "";
+  return `rejected ${r.rejected.length} of ${total}: ${shown.join(" ")}${more}`;
+}
+
+/**
+ * Starts the listener on `hostname` and the port of `nodeaddr`.
+ * @throws {ConfigError} when nodeaddr has no port; Error when it cannot listen.
+ */
+export async function startThriftListener(core: Core, hostname: string): Promise<Listener> {
+  const log = core.log;
+  const push = await startThriftPush({
+    hostname,
+    port: nodeaddrPort(core.config.nodeaddr),
+    handler: thriftPushHandler(core),
+    // Its start and connection events are details: the composition root logs the start.
+    log: (level, msg) => level === "info" ? log.debug(msg) : log[level](msg),
+  });
+  return { name: "thrift push", port: push.port, close: () => push.close() };
+}

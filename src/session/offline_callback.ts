@@ -1,0 +1,23 @@
+// The `user_message.offline` callback of PROTOCOL 7: after a message was
+// stored for an offline user, tell the backend (push notifications, badges).
+
+import type { Callbacks } from "../callbacks.ts";
+import type { OfflineHook } from "../router.ts";
+
+/**
+ * The router's offline hook: posts the stored packet plus `total` (messages
+ * now waiting for that user). Fire-and-forget: the message is already stored,
+ * so a failing backend loses nothing.
+ */
+export function offlineCallback(callbacks: Callbacks): OfflineHook {
+  return (entry, total) => {
+    // Runs inside the router's delivery: throwing here would fail a message
+    // that is already stored, so nothing may escape.
+    try {
+      const packet = JSON.parse(entry.packet) as Record<string, unknown>;
+      callbacks.notify("user_message", "offline", { ...packet, total });
+    } catch {
+      // A packet too deeply nested to parse back: nothing to tell.
+    }
+  };
+}

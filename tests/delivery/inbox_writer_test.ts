@@ -1,0 +1,87 @@
+// The group-commit writer on its own: cancelled entries, full batches and
+// the settled() barrier a login waits on.
+
+import assert from "node:assert/strict";
+import { InboxWriter } from "../../src/store/inbox_writer.ts";
+import { SqliteStore } from "../../src/store/sqlite_store.ts";
+import type { InboxEntry } from "../../src/store/store.ts";
+import { FaultyStore } from "./_faulty_store.ts";
+
+const RULES = { expire: 3600, max: 1000, policy: {}, dedupIds: 10 };
+
+async function withWriter(
+  maxBatch: number,
+  fn: (w: InboxWriter, s: FaultyStore) => Promise<void>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "sara-writer-" });
+  const store = new FaultyStore(await SqliteStore.open(dir, RULES));
+  const w = new InboxWriter(store, { delayMs: 1, maxBatch });
+  try {
+    await fn(w, store);
+  } finally {
+    store.release();
+    await w.close();
+    await store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+function entry(id: string, user = "u@d"): InboxEntry {
+  return { user, id, from: "a@d", type: 1, ct: Date.now(), packet: `{"id":"${id}"}` };
+}
+
+/** Rejects when `p` has not settled within `ms`: a write that never happens is a failure. */
+async function within<T>(p: Promise<T>, what: string, ms = 3000): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not settled within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+Deno.test("an entry acked before its batch leaves resolves with null and is never written", async () => {
+  await withWriter(10, async (w, s) => {
+    const p = w.append(entry("e1"));
+    w.remove("u@d", "e1");
+    assert.equal(await p, null);
+    await w.drain();
+    assert.deepEqual(s.appended("u@d"), []);
+  });
+});
+
+Deno.test("entries behind a full batch of cancelled entries are still written", async () => {
+  await withWriter(2, async (w) => {
+    const cancelled = [w.append(entry("e1")), w.append(entry("e2"))];
+    const kept = w.append(entry("e3"));
+    w.remove("u@d", "e1");
+    w.remove("u@d", "e2");
+    assert.deepEqual(await Promise.all(cancelled), [null, null]);
+    assert.equal(await within(kept, "e3"), 1);
+  });
+});
+
+Deno.test("settled() resolves only once earlier appends and removes are in the store", async () => {
+  await withWriter(2, async (w, s) => {
+    await w.append(entry("old"));
+    const release = s.gate();
+    const written = [w.append(entry("e1")), w.append(entry("e2")), w.append(entry("e3"))];
+    w.remove("u@d", "old");
+    const settled = w.settled();
+    release();
+    await within(settled, "settled()");
+    assert.deepEqual((await s.inbox("u@d")).map((e) => e.id), ["e1", "e2", "e3"]);
+    await Promise.all(written);
+  });
+});
+
+Deno.test("settled() resolves at once when nothing is queued", async () => {
+  await withWriter(2, async (w) => {
+    await within(w.settled(), "settled()", 100);
+    await w.append(entry("e1"));
+    await within(w.settled(), "settled()", 100);
+  });
+});

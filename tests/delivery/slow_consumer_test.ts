@@ -1,0 +1,79 @@
+// Bounded outbound queues (issue 6.5): a recipient that stops reading is
+// closed once `out_queue_bytes` pile up behind its socket, and loses nothing:
+// every acked message waits in its inbox for the next login.
+
+import assert from "node:assert/strict";
+import { startTestServer } from "../helpers/server.ts";
+import { TestClient } from "../helpers/client.ts";
+import { until } from "./_faulty_store.ts";
+
+type Delay = { total: number; packets?: { envelope: { id: string } }[] };
+
+const OUT_QUEUE = 256 * 1024;
+const PAYLOAD = "x".repeat(8 * 1024);
+
+/** Sends `n` large acked messages from `a` to `to` and waits for every server ack. */
+async function sendAcked(a: TestClient, to: string, n: number): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < n; i++) ids.push(await a.chat(to, `${i} ${PAYLOAD}`, { ack: 1 }));
+  const acked = new Set<string>();
+  while (acked.size < n) {
+    const p = await a.nextPacket();
+    assert.equal(p.json.envelope.type, 3, p.text.slice(0, 200));
+    acked.add(p.json.envelope.id);
+  }
+  return ids;
+}
+
+Deno.test("a recipient that stops reading is closed as a slow consumer and gets every acked message at its next login", async () => {
+  await using srv = await startTestServer({ out_queue_bytes: OUT_QUEUE });
+  await using a = (await TestClient.login(srv.port, "a@d")).client;
+  // b logs in over a raw socket and then never reads again.
+  const b = await Deno.connect({ hostname: "127.0.0.1", port: srv.port });
+  try {
+    const login = { envelope: { id: "lb", type: 0, jid: "b@d", pwd: "p" } };
+    await b.write(new TextEncoder().encode(JSON.stringify(login) + "\x01"));
+    await until(() => srv.server.core.router.local("b@d") !== undefined, "b's login");
+    // About 10 MB: more than the kernel buffers of a socket nobody reads.
+    const ids = await sendAcked(a, "b@d", 1200);
+    await until(() => srv.server.core.router.local("b@d") === undefined, "the slow consumer close");
+    // The server closed b's socket: reading what it holds ends in EOF or a reset.
+    const buf = new Uint8Array(1 << 16);
+    try {
+      while ((await b.read(buf)) !== null) { /* drain */ }
+    } catch (err) {
+      assert.ok(err instanceof Deno.errors.ConnectionReset, String(err));
+    }
+    await using b2 = await TestClient.connect(srv.port);
+    const answer = await b2.login("b@d");
+    const got = (answer.json.delay as Delay).packets!.map((p) => p.envelope.id);
+    assert.deepEqual(got, ids);
+  } finally {
+    b.close();
+  }
+});
+
+Deno.test("a backlog larger than out_queue_bytes still goes out whole in the login answer", async () => {
+  await using srv = await startTestServer({ out_queue_bytes: OUT_QUEUE });
+  await using a = (await TestClient.login(srv.port, "a@d")).client;
+  // About 1 MB stored: four times the queue limit, in one login answer.
+  const ids = await sendAcked(a, "b@d", 120);
+  await using b = await TestClient.connect(srv.port);
+  const answer = await b.login("b@d");
+  assert.deepEqual((answer.json.delay as Delay).packets!.map((p) => p.envelope.id), ids);
+});
+
+Deno.test("a recipient that keeps reading is never closed, however much it receives", async () => {
+  await using srv = await startTestServer({ out_queue_bytes: OUT_QUEUE });
+  await using a = (await TestClient.login(srv.port, "a@d")).client;
+  await using b = (await TestClient.login(srv.port, "b@d")).client;
+  const sending = sendAcked(a, "b@d", 600);
+  const got: string[] = [];
+  while (got.length < 600) {
+    const p = await b.nextPacket();
+    got.push(p.json.envelope.id);
+    await b.ack(p.json.envelope.id);
+  }
+  assert.deepEqual(got, await sending);
+  assert.equal(b.closed, false);
+});

@@ -1,0 +1,373 @@
+// A WebSocket emsg client for tests, written on a raw TCP or TLS socket so that
+// tests can send what browsers cannot (binary, invalid UTF-8, huge frames),
+// see every frame exactly as sent, and stop reading to play a slow consumer.
+// Same waiting API as TestClient.
+
+import type { Received } from "./client.ts";
+
+/** Something the server sent: a packet, `\02`, `\03`, or a frame that is none of these. */
+export type WsReceived =
+  | Received
+  | { kind: "text"; text: string }
+  | { kind: "binary"; bytes: Uint8Array };
+
+/** How to reach the server. */
+export interface WsConnectOptions {
+  /** Speak WSS, trusting this PEM certificate. */
+  caCert?: string;
+  /** Request path; the server accepts any. */
+  path?: string;
+}
+
+const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+const Op = { continuation: 0, text: 1, binary: 2, close: 8, ping: 9, pong: 10 } as const;
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+/** A test client over one WebSocket. */
+export class WsTestClient implements AsyncDisposable {
+  #queue: WsReceived[] = [];
+  #waiters: (() => void)[] = [];
+  #closed = false;
+  #writes: Promise<void> = Promise.resolve();
+  #paused: PromiseWithResolvers<void> | null = null;
+  /** Code of the server's close frame, once it came (1005: none given). */
+  closeCode: number | null = null;
+  readonly done: Promise<void>;
+  jid = "";
+
+  private constructor(readonly conn: Deno.Conn, leftover: Uint8Array) {
+    this.done = this.#readLoop(leftover);
+  }
+
+  /** Opens a WebSocket to 127.0.0.1:port (WSS with `caCert`). */
+  static async connect(port: number, opts: WsConnectOptions = {}): Promise<WsTestClient> {
+    const conn = opts.caCert
+      ? await Deno.connectTls({ hostname: "127.0.0.1", port, caCerts: [opts.caCert] })
+      : await Deno.connect({ hostname: "127.0.0.1", port });
+    try {
+      const key = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))));
+      await writeAll(
+        conn,
+        enc.encode(
+          `GET ${opts.path ?? "/"} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n` +
+            `Upgrade: websocket\r\nConnection: Upgrade\r\n` +
+            `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+        ),
+      );
+      const { status, headers, rest } = await readHead(conn);
+      if (status !== 101) throw new Error(`upgrade refused with HTTP ${status}`);
+      const digest = await crypto.subtle.digest("SHA-1", enc.encode(key + GUID));
+      const expected = btoa(String.fromCharCode(...new Uint8Array(digest)));
+      if (headers.get("sec-websocket-accept") !== expected) {
+        throw new Error("bad Sec-WebSocket-Accept");
+      }
+      return new WsTestClient(conn, rest);
+    } catch (err) {
+      conn.close();
+      throw err;
+    }
+  }
+
+  /** Connects and logs in; throws unless the answer is ok. Returns the answer. */
+  static async login(
+    port: number,
+    jid: string,
+    opts: WsConnectOptions & { extra?: Record<string, unknown> } = {},
+  ) {
+    const c = await WsTestClient.connect(port, opts);
+    try {
+      const answer = await c.login(jid, opts.extra);
+      if ((answer.json.entity as { result?: string })?.result !== "ok") {
+        throw new Error(`login of ${jid} failed: ${answer.text}`);
+      }
+      return { client: c, answer };
+    } catch (err) {
+      await c.close();
+      throw err;
+    }
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Stops reading from the socket (the server's writes back up), until `resume()`. */
+  pause(): void {
+    this.#paused ??= Promise.withResolvers<void>();
+  }
+
+  resume(): void {
+    this.#paused?.resolve();
+    this.#paused = null;
+  }
+
+  async #readLoop(leftover: Uint8Array): Promise<void> {
+    let buf = leftover;
+    let parts: Uint8Array[] = [];
+    let partOp = 0;
+    const chunk = new Uint8Array(65536);
+    try {
+      for (;;) {
+        for (let f = parseFrame(buf); f; f = parseFrame(buf)) {
+          buf = buf.subarray(f.size);
+          if (f.opcode === Op.close) {
+            this.closeCode = f.payload.length >= 2 ? (f.payload[0]! << 8) | f.payload[1]! : 1005;
+            await this.#sendFrame(Op.close, f.payload.subarray(0, 2)).catch(() => {});
+            return;
+          }
+          if (f.opcode === Op.ping) {
+            await this.#sendFrame(Op.pong, f.payload);
+            continue;
+          }
+          if (f.opcode === Op.pong) continue;
+          if (f.opcode !== Op.continuation) partOp = f.opcode;
+          parts.push(f.payload);
+          if (!f.fin) continue;
+          const payload = concat(parts);
+          parts = [];
+          this.#push(
+            partOp === Op.text ? fromText(dec.decode(payload)) : {
+              kind: "binary",
+              bytes: payload,
+            },
+          );
+        }
+        if (this.#paused) await this.#paused.promise;
+        const n = await this.conn.read(chunk);
+        if (n === null) return;
+        buf = concat([buf, chunk.subarray(0, n)]);
+      }
+    } catch {
+      // Reset by the server: same as closed.
+    } finally {
+      this.#closed = true;
+      this.#wake();
+    }
+  }
+
+  #push(r: WsReceived): void {
+    this.#queue.push(r);
+    this.#wake();
+  }
+
+  #wake(): void {
+    const w = this.#waiters;
+    this.#waiters = [];
+    for (const f of w) f();
+  }
+
+  #sendFrame(opcode: number, payload: Uint8Array): Promise<void> {
+    const frame = encodeFrame(opcode, payload);
+    const write = this.#writes.then(() => writeAll(this.conn, frame));
+    this.#writes = write.catch(() => {});
+    return write;
+  }
+
+  /** Sends a packet object as one text frame (no 0x01). */
+  async send(packet: unknown): Promise<void> {
+    await this.sendText(JSON.stringify(packet));
+  }
+
+  /** Sends one text frame. */
+  async sendText(text: string): Promise<void> {
+    await this.#sendFrame(Op.text, enc.encode(text));
+  }
+
+  /** Sends one binary frame. */
+  async sendBinary(bytes: Uint8Array | string): Promise<void> {
+    await this.#sendFrame(Op.binary, typeof bytes === "string" ? enc.encode(bytes) : bytes);
+  }
+
+  /** Sends the login packet and returns the answer. */
+  async login(jid: string, extra: Record<string, unknown> = {}) {
+    this.jid = jid;
+    const id = `login-${crypto.randomUUID()}`;
+    await this.send({ envelope: { id, type: 0, jid, pwd: "pwd", ...extra }, vsn: "0.0.1" });
+    return await this.nextPacket();
+  }
+
+  /** Sends a chat message (type 1 by default) and returns its id. */
+  async chat(
+    to: string,
+    content: string,
+    opts: { ack?: number; type?: number; id?: string; from?: string } = {},
+  ): Promise<string> {
+    const id = opts.id ?? crypto.randomUUID();
+    const envelope: Record<string, unknown> = {
+      id,
+      type: opts.type ?? 1,
+      from: opts.from ?? this.jid,
+      to,
+    };
+    if (opts.ack !== undefined) envelope.ack = opts.ack;
+    await this.send({ envelope, payload: { content }, vsn: "0.0.1" });
+    return id;
+  }
+
+  /** Acks `id` to the server (type 3, to server_ack). */
+  async ack(id: string): Promise<void> {
+    await this.send({ envelope: { id, type: 3, from: this.jid, to: "server_ack" } });
+  }
+
+  /** The next thing received; rejects after `ms` or if the connection closes first. */
+  async next(ms = 5000): Promise<WsReceived> {
+    const deadline = Date.now() + ms;
+    while (this.#queue.length === 0) {
+      if (this.#closed) throw new Error("connection closed while waiting");
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`nothing received within ${ms} ms`);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await new Promise<void>((resolve) => {
+        this.#waiters.push(resolve);
+        timer = setTimeout(resolve, left);
+      });
+      clearTimeout(timer);
+    }
+    return this.#queue.shift()!;
+  }
+
+  /** The next JSON packet (anything else is an error here). */
+  async nextPacket(ms = 5000) {
+    const r = await this.next(ms);
+    if (r.kind !== "packet") throw new Error(`expected a packet, got ${describe(r)}`);
+    return r;
+  }
+
+  /** Asserts that nothing arrives within `ms`. */
+  async nothing(ms = 300): Promise<void> {
+    try {
+      const r = await this.next(ms);
+      throw new Error(`expected nothing, got ${describe(r)}`);
+    } catch (err) {
+      if (!(err as Error).message.startsWith("nothing received")) throw err;
+    }
+  }
+
+  /** Waits until the server closes the connection; returns what came before. */
+  async closedByServer(ms = 5000): Promise<WsReceived[]> {
+    const deadline = Date.now() + ms;
+    while (!this.#closed) {
+      if (Date.now() > deadline) throw new Error(`connection still open after ${ms} ms`);
+      await new Promise<void>((resolve) => {
+        this.#waiters.push(resolve);
+        setTimeout(resolve, 50);
+      });
+    }
+    await this.done;
+    return this.#queue.splice(0);
+  }
+
+  async close(): Promise<void> {
+    this.resume();
+    try {
+      this.conn.close();
+    } catch {
+      // Already closed.
+    }
+    await this.done;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+function fromText(text: string): WsReceived {
+  if (text === "\\02") return { kind: "heartbeat" };
+  if (text === "\\03") return { kind: "kill" };
+  try {
+    return { kind: "packet", text, json: JSON.parse(text) };
+  } catch {
+    return { kind: "text", text };
+  }
+}
+
+function describe(r: WsReceived): string {
+  if (r.kind === "packet" || r.kind === "text") return JSON.stringify(r.text);
+  return r.kind;
+}
+
+/** One server frame (unmasked) at the start of `buf`, or null if it is not complete yet. */
+function parseFrame(buf: Uint8Array) {
+  if (buf.length < 2) return null;
+  const fin = (buf[0]! & 0x80) !== 0;
+  const opcode = buf[0]! & 0x0f;
+  let len = buf[1]! & 0x7f;
+  let off = 2;
+  if (len === 126) {
+    if (buf.length < 4) return null;
+    len = (buf[2]! << 8) | buf[3]!;
+    off = 4;
+  } else if (len === 127) {
+    if (buf.length < 10) return null;
+    len = Number(new DataView(buf.buffer, buf.byteOffset + 2, 8).getBigUint64(0));
+    off = 10;
+  }
+  if (buf.length < off + len) return null;
+  return { fin, opcode, payload: buf.slice(off, off + len), size: off + len };
+}
+
+/** A masked client frame, FIN set. */
+function encodeFrame(opcode: number, payload: Uint8Array): Uint8Array {
+  const len = payload.length;
+  const ext = len < 126 ? 0 : len < 65536 ? 2 : 8;
+  const out = new Uint8Array(2 + ext + 4 + len);
+  out[0] = 0x80 | opcode;
+  out[1] = 0x80 | (ext === 0 ? len : ext === 2 ? 126 : 127);
+  const view = new DataView(out.buffer);
+  if (ext === 2) view.setUint16(2, len);
+  if (ext === 8) view.setBigUint64(2, BigInt(len));
+  const mask = crypto.getRandomValues(new Uint8Array(4));
+  out.set(mask, 2 + ext);
+  const body = 2 + ext + 4;
+  for (let i = 0; i < len; i++) out[body + i] = payload[i]! ^ mask[i & 3]!;
+  return out;
+}
+
+/** Reads the HTTP response head; returns the status, headers and the bytes after it. */
+async function readHead(conn: Deno.Conn) {
+  let buf: Uint8Array = new Uint8Array(0);
+  const chunk = new Uint8Array(4096);
+  for (;;) {
+    const end = indexOfCrlf2(buf);
+    if (end >= 0) {
+      const lines = dec.decode(buf.subarray(0, end)).split("\r\n");
+      const headers = new Headers();
+      for (const line of lines.slice(1)) {
+        const i = line.indexOf(":");
+        if (i > 0) headers.append(line.slice(0, i).trim(), line.slice(i + 1).trim());
+      }
+      const status = Number(lines[0]!.split(" ")[1]);
+      return { status, headers, rest: buf.slice(end + 4) };
+    }
+    const n = await conn.read(chunk);
+    if (n === null) throw new Error("connection closed during the WebSocket handshake");
+    buf = concat([buf, chunk.subarray(0, n)]);
+  }
+}
+
+function indexOfCrlf2(buf: Uint8Array): number {
+  for (let i = 0; i + 3 < buf.length; i++) {
+    if (buf[i] === 13 && buf[i + 1] === 10 && buf[i + 2] === 13 && buf[i + 3] === 10) return i;
+  }
+  return -1;
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  if (chunks.length === 1) return chunks[0]!;
+  let len = 0;
+  for (const c of chunks) len += c.length;
+  const out = new Uint8Array(len);
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.length;
+  }
+  return out;
+}
+
+async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < data.length) off += await conn.write(data.subarray(off));
+}

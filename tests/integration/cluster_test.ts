@@ -1,0 +1,351 @@
+// Real `sara` node processes sharing one Redis or a 3-master Redis Cluster
+// (issue 5): every feature across nodes, a node SIGKILLed and restarted, a
+// duplicate nodeid, and Redis itself restarted under running nodes.
+
+import assert from "node:assert/strict";
+import { sessionKey } from "../../src/cluster/keys.ts";
+import { groupKey } from "../../src/store/redis_keys.ts";
+import { TestClient } from "../helpers/client.ts";
+import { SaraProcess } from "../helpers/process.ts";
+import { startRedis, startRedisCluster } from "../helpers/redis.ts";
+import { rpc } from "../helpers/rpc_client.ts";
+import { client, until } from "../cluster/_redis.ts";
+
+const TOKEN = "cluster-it";
+type Delay = { total: number; packets?: { envelope: Record<string, unknown> }[] };
+const delayIds = (answer: { json: Record<string, unknown> }) =>
+  ((answer.json.delay as Delay).packets ?? []).map((p) => p.envelope.id);
+
+/** One node process with its own config file; restartable. */
+class Node implements AsyncDisposable {
+  proc: SaraProcess | null = null;
+  tcp = 0;
+  rpcPort = 0;
+  /** Output of earlier lives of this node (before restarts). */
+  past = "";
+
+  private constructor(readonly nodeid: string, readonly dir: string) {}
+
+  static async create(nodeid: string, dbaddr: string): Promise<Node> {
+    const dir = await Deno.makeTempDir({ prefix: `sara-${nodeid}-` });
+    const conf = {
+      bind: "127.0.0.1",
+      port: 0,
+      rpcport: 0,
+      nodeaddr: "127.0.0.1:0",
+      enable_ws: false,
+      nodeid,
+      dbaddr,
+      accesstoken: TOKEN,
+      logfile: "",
+      pidfile: `${dir}/sara.pid`,
+      loglevel: 2,
+    };
+    await Deno.writeTextFile(`${dir}/conf.json`, JSON.stringify(conf));
+    return new Node(nodeid, dir);
+  }
+
+  /** Starts the process and waits for its TCP and RPC ports. */
+  async start(): Promise<this> {
+    this.proc = this.spawn();
+    this.tcp = await this.proc.port("tcp");
+    this.rpcPort = await this.proc.port("rpc");
+    return this;
+  }
+
+  /** A process of this node's config, not waited for (to watch it refuse). */
+  spawn(): SaraProcess {
+    return SaraProcess.start(["-c", `${this.dir}/conf.json`]);
+  }
+
+  async kill(): Promise<void> {
+    const p = this.proc!;
+    p.kill("SIGKILL");
+    assert.equal((await p.status).signal, "SIGKILL");
+    await p[Symbol.asyncDispose]();
+    this.past += p.output;
+    this.proc = null;
+  }
+
+  get output(): string {
+    return this.past + (this.proc?.output ?? "");
+  }
+
+  async login(jid: string): Promise<TestClient> {
+    return (await TestClient.login(this.tcp, jid)).client;
+  }
+
+  async call(service: string, method: string, params?: unknown) {
+    return (await rpc(this.rpcPort, { sn: "t", service, method, params, token: TOKEN })).json;
+  }
+
+  async isOnline(jid: string): Promise<boolean> {
+    const r = await this.call("emsg_session", "isonline", { jid });
+    assert.equal(r.entity, undefined, JSON.stringify(r));
+    return r.success;
+  }
+
+  async counters(): Promise<{ node: string; count: number }[]> {
+    const r = await this.call("emsg_session", "counter");
+    return (r.entity as { counters: { node: string; count: number }[] }).counters;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.proc?.[Symbol.asyncDispose]();
+    await Deno.remove(this.dir, { recursive: true });
+  }
+}
+
+/** Nodes n1..nN (node ids prefixed) on `dbaddr`, started in parallel. */
+async function startNodes(dbaddr: string, ids: string[]) {
+  const nodes = await Promise.all(ids.map((id) => Node.create(id, dbaddr)));
+  const all = Object.assign(nodes, {
+    async [Symbol.asyncDispose]() {
+      await Promise.all(nodes.map((n) => n[Symbol.asyncDispose]()));
+    },
+  });
+  try {
+    await Promise.all(nodes.map((n) => n.start()));
+  } catch (err) {
+    await all[Symbol.asyncDispose]();
+    throw err;
+  }
+  return all;
+}
+
+const BACKENDS = [
+  { label: "one Redis", start: () => startRedis() },
+  { label: "a 3-master Redis Cluster", start: () => startRedisCluster() },
+];
+
+for (const backend of BACKENDS) {
+  Deno.test(`three nodes on ${backend.label}: chat, kick, offline, groups, presence and push work across nodes`, async (t) => {
+    await using redis = await backend.start();
+    await using nodes = await startNodes(redis.addr, ["n1", "n2", "n3"]);
+    const [n1, n2, n3] = nodes as unknown as [Node, Node, Node];
+
+    await t.step(
+      "a 1:1 message with ack crosses nodes, is server-acked, and its ack clears it",
+      async () => {
+        await using a = await n1.login("a@d");
+        const b = await n2.login("b@d");
+        const id = await a.chat("b@d", "hello n2", { ack: 1 });
+        const got = (await b.nextPacket()).json;
+        assert.deepEqual([got.envelope.id, got.envelope.from, got.payload], [id, "a@d", {
+          content: "hello n2",
+        }]);
+        assert.deepEqual([(await a.nextPacket()).json.envelope.id], [id]);
+        const back = await b.chat("a@d", "hello n1", { ack: 1 });
+        assert.equal((await a.nextPacket()).json.envelope.id, back);
+        await a.ack(back);
+        await b.ack(id);
+        await b.nextPacket(); // server ack of "hello n1"
+        await b.close();
+        await until("b offline", async () => !(await n3.isOnline("b@d")));
+        await using b2 = await TestClient.connect(n3.tcp);
+        assert.deepEqual(delayIds(await b2.login("b@d")), []);
+      },
+    );
+
+    await t.step("a login on another node kicks the older session there", async () => {
+      await using old = await n1.login("k@d");
+      await using fresh = await n3.login("k@d");
+      assert.deepEqual((await old.closedByServer()).map((r) => r.kind), ["kill"]);
+      await using s = await n2.login("s@d");
+      const id = await s.chat("k@d", "to the newer session", { ack: 1 });
+      assert.equal((await fresh.nextPacket()).json.envelope.id, id);
+      await fresh.ack(id);
+    });
+
+    await t.step(
+      "messages for a user who moved node wait for it and come at its next login",
+      async () => {
+        await using a = await n1.login("a@d");
+        const m = await n2.login("m@d");
+        const first = await a.chat("m@d", "seen on n2, never acked", { ack: 1 });
+        assert.equal((await m.nextPacket()).json.envelope.id, first);
+        await m.close();
+        await until("m offline", async () => !(await n1.isOnline("m@d")));
+        const second = await a.chat("m@d", "while away", { ack: 1 });
+        const acks = [(await a.nextPacket()).json, (await a.nextPacket()).json];
+        assert.deepEqual(acks.map((p) => p.envelope.id), [first, second]);
+        await using m2 = await TestClient.connect(n3.tcp);
+        assert.deepEqual(delayIds(await m2.login("m@d")), [first, second]);
+      },
+    );
+
+    await t.step("a group message fans out to members on all three nodes", async () => {
+      await using r = await client(redis.addr);
+      await r.set(groupKey("group_g1@d"), JSON.stringify(["ga", "gb", "gc", "gd"]), "EX", 3600);
+      await using ga = await n1.login("ga@d");
+      await using gb = await n2.login("gb@d");
+      await using gc = await n3.login("gc@d");
+      await ga.send({
+        envelope: { id: "g-1", type: 2, from: "ga@d", gid: "g1" },
+        payload: { content: "to all" },
+      });
+      assert.equal((await ga.nextPacket()).json.envelope.id, "g-1");
+      for (const m of [gb, gc]) {
+        const p = (await m.nextPacket()).json;
+        assert.deepEqual([p.envelope.type, p.envelope.gid, p.envelope.from], [2, "g1", "ga@d"]);
+        await m.ack(p.envelope.id);
+      }
+      await using gd = await TestClient.connect(n1.tcp);
+      assert.equal(delayIds(await gd.login("gd@d")).length, 1);
+    });
+
+    await t.step("counter and isonline on every node see the sessions of all nodes", async () => {
+      await using _p = await n1.login("p1@d");
+      await using _q = await n1.login("p2@d");
+      await using _r = await n2.login("p3@d");
+      const want = [{ node: "n1", count: 2 }, { node: "n2", count: 1 }, { node: "n3", count: 0 }];
+      for (const n of nodes) {
+        // Sessions of earlier steps may still be logging out.
+        await until(`counters on ${n.nodeid}`, async () => {
+          return JSON.stringify(await n.counters()) === JSON.stringify(want);
+        });
+      }
+      for (const n of nodes) {
+        assert.deepEqual(
+          await Promise.all(["p1@d", "p3@d", "nobody@d"].map((j) => n.isOnline(j))),
+          [true, true, false],
+        );
+      }
+    });
+
+    await t.step("a push API call on the third node reaches users on the other two", async () => {
+      await using a = await n1.login("a@d");
+      await using b = await n2.login("b@d");
+      const contents = ["a@d", "b@d"].map((to, i) => ({
+        envelope: { id: `push-${i}`, type: 1, from: "sys@d", to, ack: 1 },
+        payload: { content: "from the backend" },
+      }));
+      const r = await n3.call("emsg_inf_push", "process_batch", { contents });
+      assert.deepEqual(r.entity, { accepted: 2, rejected: [] });
+      assert.equal((await a.nextPacket()).json.envelope.id, "push-0");
+      assert.equal((await b.nextPacket()).json.envelope.id, "push-1");
+      await a.ack("push-0");
+      await b.ack("push-1");
+    });
+  });
+
+  Deno.test(`on ${backend.label}: a SIGKILLed node's users get their messages at reconnect and its restart clears their entries`, async () => {
+    await using redis = await backend.start();
+    await using nodes = await startNodes(redis.addr, ["n1", "n2"]);
+    const [n1, n2] = nodes as unknown as [Node, Node];
+    await using a = await n1.login("a@d");
+    const b = await n2.login("b@d");
+    await n2.kill();
+    await b.closedByServer();
+    await b.close();
+    // Sent while n2 is dead but its liveness key still runs: stored, not dropped.
+    const withAck = await a.chat("b@d", "acked one", { ack: 1 });
+    assert.equal((await a.nextPacket()).json.envelope.id, withAck);
+    const noAck = await a.chat("b@d", "no ack asked");
+    await using r = await client(redis.addr);
+    assert.equal(JSON.parse((await r.get(sessionKey("b@d")))!).node, "n2");
+    // Restarted at once: it finds its own stale liveness key and takes over.
+    await n2.start();
+    assert.match(n2.output, /took over/);
+    assert.match(n2.output, /clean ghost session: 1 cleared/);
+    assert.equal(await r.get(sessionKey("b@d")), null);
+    assert.equal(await n1.isOnline("b@d"), false);
+    await using b2 = await TestClient.connect(n2.tcp);
+    assert.deepEqual(delayIds(await b2.login("b@d")), [withAck, noAck]);
+    // And the restarted node routes again.
+    const id = await a.chat("b@d", "after restart", { ack: 1 });
+    assert.equal((await b2.nextPacket()).json.envelope.id, id);
+  });
+
+  Deno.test(`on ${backend.label}: a second node with the same nodeid refuses to start while the first is alive`, async () => {
+    await using redis = await backend.start();
+    await using nodes = await startNodes(redis.addr, ["n1", "n2"]);
+    const [n1, n2] = nodes as unknown as [Node, Node];
+    await using twin = n1.spawn();
+    const status = await twin.status;
+    assert.equal(status.code, 1);
+    assert.match(twin.output, /startup failed: nodeid "n1" is already running \(pid \d+ on /);
+    // The refused twin left the first alone.
+    assert.deepEqual((await n2.counters()).map((c) => c.node), ["n1", "n2"]);
+    // Killed, the first stops counting once its key lapses; then n1 starts again at once.
+    await n1.kill();
+    await until("n1 gone from the counters", async () => {
+      return JSON.stringify((await n2.counters()).map((c) => c.node)) === '["n2"]';
+    });
+    await n1.start();
+    assert.deepEqual((await n2.counters()).map((c) => c.node), ["n1", "n2"]);
+  });
+}
+
+/** Each backend with a way to take all of Redis down (SIGKILL) and bring it back. */
+const OUTAGES = [
+  {
+    label: "one Redis",
+    start: async () => {
+      const r = await startRedis({ appendfsync: "always" });
+      return Object.assign(r, { down: () => r.kill(), up: () => r.restart() });
+    },
+  },
+  {
+    label: "a 3-master Redis Cluster",
+    start: async () => {
+      const c = await startRedisCluster({ appendfsync: "always" });
+      return Object.assign(c, {
+        down: () => Promise.all(c.nodes.map((n) => n.kill())),
+        up: () => Promise.all(c.nodes.map((n) => n.restart())),
+      });
+    },
+  },
+];
+
+for (const backend of OUTAGES) {
+  Deno.test(`${backend.label} restarted under two nodes: logins and sends fail with protocol errors, then work again by themselves`, async () => {
+    await using redis = await backend.start();
+    await using nodes = await startNodes(redis.addr, ["n1", "n2"]);
+    const [n1, n2] = nodes as unknown as [Node, Node];
+    await using a = await n1.login("a@d");
+    await using b = await n2.login("b@d");
+    await redis.down();
+    // A login needs the registry: refused with the login failure answer.
+    await using c = await TestClient.connect(n1.tcp);
+    const refused = (await c.login("c@d")).json;
+    assert.deepEqual(refused.entity, { result: "error", reason: "fail_token" });
+    // A send that cannot be stored is answered with store_error, never acked.
+    const lost = await a.chat("b@d", "during the outage", { ack: 1 });
+    const notice = (await a.nextPacket()).json;
+    assert.deepEqual([notice.envelope.id, notice.entity], [lost, {
+      result: "sys_notify",
+      reason: "store_error",
+    }]);
+    await redis.up();
+    // Both nodes come back on their own: logins, routing and presence work again.
+    await until("logins work again", async () => {
+      const t = await TestClient.connect(n1.tcp);
+      try {
+        const r = (await t.login("c@d")).json;
+        return (r.entity as { result: string }).result === "ok";
+      } finally {
+        await t.close();
+      }
+    }, 30_000);
+    await until("a reaches b across nodes", async () => {
+      const id = await a.chat("b@d", "after the outage", { ack: 1 });
+      const answer = (await a.nextPacket()).json;
+      if (answer.envelope.type !== 3) return false; // store_error while reconnecting
+      const got = (await b.nextPacket()).json;
+      await b.ack(got.envelope.id);
+      return got.envelope.id === id;
+    }, 30_000);
+    assert.equal(await n2.isOnline("a@d"), true);
+    // Neither process died on the way.
+    for (const n of nodes) assert.equal(await settledNow(n.proc!.status), false);
+  });
+}
+
+/** True when `p` has already settled (checked after one macrotask). */
+async function settledNow(p: Promise<unknown>): Promise<boolean> {
+  let done = false;
+  p.then(() => done = true, () => done = true);
+  await new Promise((r) => setTimeout(r, 0));
+  return done;
+}
