@@ -19,10 +19,6 @@ export interface RpcOptions {
   log: Logger;
 }
 
-// Not an errCode of PROTOCOL 6, which names only what callers do wrong: this
-// one says the server failed (store down), so that callers retry rather than
-// fix their request.
-
 const CORS: Record<string, string> = {
   "access-control-allow-origin": "*",
   "access-control-allow-methods": "GET, POST, OPTIONS",
@@ -121,7 +117,10 @@ async function call(opts: RpcOptions, r: RpcRequest): Promise<RpcResult> {
   if (service.access === "push" && opts.accesstoken === "") {
     throw new RpcError(RpcCode.refused, "set accesstoken to enable push");
   }
-  if (opts.accesstoken !== "" && !sameSecret(r.token, opts.accesstoken)) {
+  const trusted = opts.accesstoken !== "" && sameSecret(r.token, opts.accesstoken);
+  // "user" services are also open to a user's own login token, which the
+  // method checks itself (PROTOCOL 10).
+  if (opts.accesstoken !== "" && !trusted && service.access !== "user") {
     opts.log.info(`rpc ${r.service} refused: wrong token`);
     throw new RpcError(RpcCode.refused, "wrong token");
   }
@@ -130,7 +129,7 @@ async function call(opts: RpcOptions, r: RpcRequest): Promise<RpcResult> {
     : null;
   if (method === null) throw new RpcError(RpcCode.unknownMethod, `unknown method ${name}`);
   if (opts.log.enabled(3)) opts.log.debug(`rpc ${name}`, { sn: r.sn });
-  return await method({ sn: r.sn, params: r.params });
+  return await method({ sn: r.sn, params: r.params, trusted });
 }
 
 /**

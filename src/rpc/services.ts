@@ -13,6 +13,8 @@ import { pushPackets, type PushResult } from "./push.ts";
 export interface RpcCall {
   sn: string | number;
   params: unknown;
+  /** The request carried the (non-empty) `accesstoken`: a backend, not a user. */
+  trusted: boolean;
 }
 
 /** A method's answer; `entity` is left out of the reply when undefined. */
@@ -27,9 +29,10 @@ export type Method = (call: RpcCall) => Promise<RpcResult>;
 /**
  * Who may call a service. "token": anyone when `accesstoken` is empty, else
  * only with it; "push": only with `accesstoken`, and never while it is empty
- * (an open push API would let anyone write as any user).
+ * (an open push API would let anyone write as any user); "user": with
+ * `accesstoken`, or with a user's own login token that the method checks.
  */
-export type Access = "token" | "push";
+export type Access = "token" | "push" | "user";
 
 /** One service: its access rule and its methods by name. */
 export interface Service {
@@ -101,7 +104,7 @@ export function coreServices({ core, groups, presence }: ServiceDeps): ServiceTa
 }
 
 /** `params` as an object; missing params read as `{}`, so each method names what it lacks. */
-function paramsObject(params: unknown): Record<string, unknown> {
+export function paramsObject(params: unknown): Record<string, unknown> {
   if (params === undefined || params === null) return {};
   if (typeof params !== "object" || Array.isArray(params)) {
     throw new RpcError(RpcCode.badParams, "params must be an object");
