@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { DEFAULTS } from "../../src/config/config.ts";
 import { SaraProcess } from "../helpers/process.ts";
 import { TestClient } from "../helpers/client.ts";
+import { freePort } from "../helpers/ports.ts";
 
 Deno.test("sara -h lists the commands and global options like Go sara", async () => {
   const { code, out } = await SaraProcess.run(["-h"]);
@@ -133,9 +134,7 @@ Deno.test("sara runs from a config with flag overrides, serves TCP, and sara sto
 Deno.test("sara pprof takes a CPU profile and a heap snapshot of a server started with --debug", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const debugPort = (l.addr as Deno.NetAddr).port;
-    l.close();
+    const debugPort = freePort();
     await using sara = SaraProcess.start([
       "--debug",
       "--debug-port",

@@ -7,13 +7,7 @@ import { Logger, silentLogger } from "../../src/log.ts";
 import { startServer } from "../../src/server.ts";
 import { testConfig } from "../helpers/server.ts";
 import { makeCerts, type TestCerts } from "../helpers/certs.ts";
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
+import { freePort } from "../helpers/ports.ts";
 
 /** Throws (AddrInUse) unless nothing listens on `port` any more. */
 function assertFree(port: number): void {
@@ -103,8 +97,8 @@ Deno.test("a key that does not fit the certificate stops startup naming both fil
 for (const name of ["ws", "tls", "wss"] as const) {
   Deno.test(`a ${name} port already in use stops startup naming ${name} and the port`, async () => {
     await using certs = await makeCerts();
-    const busy = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const port = (busy.addr as Deno.NetAddr).port;
+    const port = freePort();
+    const busy = Deno.listen({ hostname: "127.0.0.1", port });
     try {
       const config = await allOn(certs, { [`${name}port`]: port });
       const msg = await startupError(config, port);
