@@ -144,8 +144,10 @@ export class InboxWriter {
       },
       (err) => {
         for (const p of live) p.reject(err);
-        // Acks must not be forgotten while the store is away: retry them.
+        // Acks and sent ids must not be forgotten while the store is away:
+        // retry them (bounded), or ghosts come back and retries duplicate.
         if (this.#removes.length < MAX_RETRY_REMOVES) this.#removes.unshift(...batch.removes);
+        if (this.#sent.length < MAX_RETRY_REMOVES) this.#sent.unshift(...batch.sent);
         this.options.onError?.(err, live.length);
       },
     ).finally(() => {

@@ -93,7 +93,9 @@ export async function connectRedis(t: RedisTarget, name: string): Promise<RedisC
   try {
     await client.connect();
   } catch (err) {
-    client.disconnect();
+    // A client that gave up is already "end"; disconnecting it again would
+    // leave an ioredis timer behind.
+    if (client.status !== "end") client.disconnect();
     const cause = lastError?.message ?? (err as Error).message;
     throw new StoreError(`cannot connect to ${describe(t)}: ${cause}`);
   }

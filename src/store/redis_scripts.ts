@@ -104,13 +104,12 @@ for _ = 1, na do
     -- Same id already kept (a retried write whose first try went through).
     stored = stored + 1
   else
-    local mode = nil
-    if string.find(spec, '|' .. ty .. '=f|', 1, true) then
-      mode = 'f'
-    elseif string.find(spec, '|' .. ty .. '=l|', 1, true) then
-      mode = 'l'
+    local mode, f = nil, nil
+    local at = string.find(spec, '|' .. ty .. '=', 1, true)
+    if at then
+      mode = string.sub(spec, at + #ty + 2, at + #ty + 2)
+      f = ty .. '|' .. from
     end
-    local f = ty .. '|' .. from
     local keepIt = true
     if mode then
       local old = redis.call('HGET', policy, f)
