@@ -43,12 +43,22 @@ export function checkConfig(dir: string, port: number, extra: Record<string, unk
   };
 }
 
-/** A free TCP port on 127.0.0.1 (kept across restarts, as clients reconnect to it). */
+/**
+ * A free TCP port on 127.0.0.1, kept across restarts as clients reconnect to
+ * it. Below the kernel's ephemeral range (32768+), so that no client socket
+ * takes it while the node is down.
+ */
 export function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
+  for (let i = 0; i < 1000; i++) {
+    const port = 20000 + Math.floor(Math.random() * 12000);
+    try {
+      Deno.listen({ hostname: "127.0.0.1", port }).close();
+      return port;
+    } catch {
+      // Taken: try another.
+    }
+  }
+  throw new Error("no free port in 20000-32000");
 }
 
 /** One `sara` child process. */
