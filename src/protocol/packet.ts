@@ -55,8 +55,37 @@ export function typeOf(t: unknown): number | null {
   return null;
 }
 
-/** Parses a packet; null when it is not a JSON object with an object `envelope`. */
+/** Nesting deeper than this is refused: no client needs it, and it costs CPU to parse. */
+export const MAX_DEPTH = 512;
+// Deep nesting needs many bytes: packets shorter than this cannot be costly.
+const DEPTH_CHECK_FROM = 4096;
+
+/** True when `text` nests arrays/objects deeper than `max` (strings skipped). */
+export function nestsDeeper(text: string, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) {
+      inString = true;
+    } else if (c === 0x7b || c === 0x5b) {
+      if (++depth > max) return true;
+    } else if (c === 0x7d || c === 0x5d) {
+      depth--;
+    }
+  }
+  return false;
+}
+
+/**
+ * Parses a packet; null when it is not a JSON object with an object
+ * `envelope`, or when it nests deeper than MAX_DEPTH.
+ */
 export function parsePacket(text: string): Packet | null {
+  if (text.length > DEPTH_CHECK_FROM && nestsDeeper(text, MAX_DEPTH)) return null;
   let value: unknown;
   try {
     value = JSON.parse(text);

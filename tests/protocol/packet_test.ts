@@ -5,6 +5,8 @@ import {
   bareJid,
   loginError,
   loginOk,
+  MAX_DEPTH,
+  nestsDeeper,
   notice,
   parsePacket,
   serverAck,
@@ -25,6 +27,18 @@ Deno.test("parsePacket() returns null for non-JSON, non-objects and a missing en
     assert.equal(parsePacket(bad), null, bad);
   }
   assert.deepEqual(parsePacket('{"envelope":{"id":"1"}}'), { envelope: { id: "1" } });
+});
+
+Deno.test("parsePacket() refuses nesting deeper than MAX_DEPTH, counting only outside strings", () => {
+  // Only packets long enough to be costly are scanned.
+  const deep = "[".repeat(3000) + "]".repeat(3000);
+  assert.equal(parsePacket(`{"envelope":{"id":"1"},"p":${deep}}`), null);
+  const ok = "[".repeat(MAX_DEPTH - 2) + "]".repeat(MAX_DEPTH - 2) + " ".repeat(5000);
+  assert.notEqual(parsePacket(`{"envelope":{"id":"1"},"p":${ok}}`), null);
+  const inString = JSON.stringify("[{".repeat(5000));
+  assert.notEqual(parsePacket(`{"envelope":{"id":"1"},"p":${inString}}`), null);
+  assert.equal(nestsDeeper('{"a":"\\"}', 1), false);
+  assert.equal(nestsDeeper('{"a":"\\",[[1]]}', 2), true);
 });
 
 Deno.test("stampPacket() sets ct as a string and keeps every other field in order", () => {
