@@ -37,8 +37,9 @@ Deno.test("parsePacket() refuses nesting deeper than MAX_DEPTH, counting only ou
   assert.notEqual(parsePacket(`{"envelope":{"id":"1"},"p":${ok}}`), null);
   const inString = JSON.stringify("[{".repeat(5000));
   assert.notEqual(parsePacket(`{"envelope":{"id":"1"},"p":${inString}}`), null);
-  assert.equal(nestsDeeper('{"a":"\\"}', 1), false);
-  assert.equal(nestsDeeper('{"a":"\\",[[1]]}', 2), true);
+  // An escaped backslash ends before the closing quote; an escaped quote does not.
+  assert.equal(nestsDeeper(String.raw`{"a":"\\",[[1]]}`, 2), true);
+  assert.equal(nestsDeeper(String.raw`{"a":"\",[[1]]"}`, 2), false);
 });
 
 Deno.test("stampPacket() sets ct as a string and keeps every other field in order", () => {
