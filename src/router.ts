@@ -98,7 +98,7 @@ export class Router {
     if (s) {
       // Blocked: neither delivered nor stored, and the sender is not told.
       if (!s.push(entry, ack) || !ack) return;
-      await this.writer.append(entry);
+      await this.writer.append(entry, true);
       return;
     }
     if (this.remote) return await this.#deliverRemote(this.remote, entry, ack);
@@ -119,6 +119,12 @@ export class Router {
     // packet without ack is stored too when a publish cannot be confirmed
     // (a node may die unseen): the receiving node deletes it once written.
     const depth = await this.writer.append(entry);
+    // Safe now: the sender's ack does not wait for the hand-over, which
+    // never rejects and is issued in send order.
+    this.#handOver(remote, entry, ack, depth);
+  }
+
+  async #handOver(remote: Remote, entry: InboxEntry, ack: boolean, depth: number | null) {
     const node = await remote.locate(entry.user);
     if (node === null) this.#stored(entry, depth);
     else await remote.publish(node, entry, ack, true);

@@ -22,17 +22,27 @@ import { offlineCallback } from "./session/offline_callback.ts";
 import { startRpc } from "./rpc/http.ts";
 import { localPresence } from "./rpc/presence.ts";
 import { coreServices } from "./rpc/services.ts";
+import { blacklistService } from "./rpc/blacklist.ts";
 import { startThriftListener } from "./rpc/thrift_listener.ts";
 import { startTls } from "./transports/tls.ts";
 import { startWs } from "./transports/websocket.ts";
 import { type ClusterNode, joinCluster } from "./cluster/node.ts";
+import { Metrics } from "./metrics/metrics.ts";
+import { metricsPage } from "./metrics/page.ts";
+import { timedStore } from "./metrics/timed_store.ts";
+import { healthPage, nodeReadiness } from "./rpc/health.ts";
+import { consolePage } from "./rpc/console/console.ts";
 
 /** Group commit: how long an entry may wait for its batch, and the largest batch. */
-const WRITER = { delayMs: 3, maxBatch: 512 };
+// Entries delivered to an online recipient wait longer: its ack, usually a
+// round trip away, cancels them before they cost a write and a delete.
+const WRITER = { delayMs: 3, onlineGraceMs: 20, maxBatch: 512 };
 // Senders idle this long lose their dedup memory (bounded memory).
 const DEDUP_IDLE_MS = 30 * 60_000;
 const SWEEP_MS = 1000;
 const EXPIRY_SWEEP_MS = 60_000;
+// A store slower than this to answer a ping makes /readyz fail.
+const READY_PING_MS = 2000;
 
 /** A running node. */
 export interface Server {
@@ -76,7 +86,9 @@ export async function startServer(
 ): Promise<Server> {
   // Before the store: a bad callback URL stops startup with nothing to undo.
   const callbacks = openCallbacks(config, log);
-  const store = opts.store ?? await openStore(config);
+  const metrics = new Metrics();
+  if (callbacks) callbacks.onCall = (call, outcome, s) => metrics.callback(call, outcome, s);
+  const store = timedStore(opts.store ?? await openStore(config), metrics);
   if (config.dbaddr === "") {
     log.info(`embedded store ${store.name}: running standalone (one node, no cluster)`);
   } else {
@@ -87,7 +99,13 @@ export async function startServer(
     onError: (err, n) => log.error(`store commit failed (${n} messages): ${errMsg(err)}`),
   });
   const router = new Router(writer);
-  if (callbacks && config.enable_offline_callback) router.onOffline = offlineCallback(callbacks);
+  const notifyOffline = callbacks && config.enable_offline_callback
+    ? offlineCallback(callbacks)
+    : null;
+  router.onOffline = (entry, total) => {
+    metrics.offlineStored(total);
+    notifyOffline?.(entry, total);
+  };
   // Before any listener: the nodeid is claimed and the ghosts of an earlier
   // life are cleared before the first login registers.
   let cluster: ClusterNode | null = null;
@@ -113,11 +131,50 @@ export async function startServer(
     auth: callbacks && config.enable_auth ? callbackAuth(callbacks, log) : acceptAll,
     groups: (gid, domain) => groups.resolve(gid, domain),
     sessions,
+    metrics,
   };
+  metrics.watch({
+    nodeid: config.nodeid,
+    sessions,
+    online: () => router.online,
+    backlog: () => writer.backlog,
+    store,
+    cluster: cluster?.remote ?? null,
+  });
   const bind = (port: number) => ({ hostname: config.bind, port });
   const presence = cluster?.remote ?? localPresence(config.nodeid, router);
-  const services = coreServices({ core, groups, presence });
-  const rpc = { services, accesstoken: config.accesstoken, maxBody: config.rpc_max_body, log };
+  const services = {
+    ...coreServices({ core, groups, presence }),
+    emsg_black_list: blacklistService({
+      store,
+      auth: core.auth,
+      // Applied to the owner's session on whichever node holds it.
+      notify: (owner, jid, blocked) => router.notifyBlocked(owner, jid, blocked),
+    }),
+  };
+  let listening = false;
+  const pages = [
+    healthPage(nodeReadiness({ listening: () => listening, store, timeoutMs: READY_PING_MS, log })),
+    metricsPage(metrics),
+    consolePage({
+      nodeid: config.nodeid,
+      accesstoken: config.accesstoken,
+      // Read per request: the WebSocket listeners start after the RPC one.
+      wsPorts: () => ({
+        ws: listeners.get("ws")?.port ?? null,
+        wss: listeners.get("wss")?.port ?? null,
+      }),
+      locate: async (jid) =>
+        router.local(jid) ? config.nodeid : await cluster?.remote.locate(jid) ?? null,
+    }),
+  ];
+  const rpc = {
+    services,
+    accesstoken: config.accesstoken,
+    maxBody: config.rpc_max_body,
+    log,
+    pages,
+  };
   // One line per listener; startup stops at the first failure and closes
   // whatever already started, so nothing is left half-running.
   const starters: [boolean, () => Listener | Promise<Listener>][] = [
@@ -142,6 +199,8 @@ export async function startServer(
     await store.close();
     throw err;
   }
+  listening = true;
+  const stopSampling = metrics.sampleEventLoop();
 
   const sweep = setInterval(() => {
     const now = Date.now();
@@ -158,6 +217,8 @@ export async function startServer(
   let stopping: Promise<void> | null = null;
   const stop = () =>
     stopping ??= (async () => {
+      listening = false;
+      stopSampling();
       clearInterval(sweep);
       clearInterval(expiry);
       for (const l of listeners.values()) await l.close();

@@ -61,6 +61,7 @@ export class Session implements ConnHandler, Recipient {
     this.sid = `${core.config.nodeid}-${Date.now().toString(36)}-${(sidCounter++).toString(36)}`;
     this.connectedAt = this.lastSeen = Date.now();
     core.sessions.add(this);
+    core.metrics.connected(conn.transport);
   }
 
   get state(): State {
@@ -120,6 +121,7 @@ export class Session implements ConnHandler, Recipient {
   push(entry: InboxEntry, _ack: boolean): boolean {
     if (this.#isClosed()) return true;
     if (this.#blocked.has(entry.from)) return false;
+    this.core.metrics.sent(entry.type);
     if (this.#held) this.#held.push(entry);
     else this.conn.send(entry.packet);
     return true;
@@ -137,6 +139,7 @@ export class Session implements ConnHandler, Recipient {
 
   kick(): void {
     if (this.#isClosed()) return;
+    this.core.metrics.kick();
     this.core.log.info("session replaced by a newer login", { sid: this.sid, jid: this.jid });
     this.conn.sendKill();
     this.close();
@@ -154,8 +157,11 @@ export class Session implements ConnHandler, Recipient {
   /** Called by the sweep once a second; closes sessions past their deadline. */
   sweep(now: number): void {
     const c = this.core.config;
-    if (this.#state === "connecting" || this.#state === "authenticating") {
+    if (
+      this.#state === "connecting" || this.#state === "authenticating" || this.#state === "loading"
+    ) {
       if (now - this.connectedAt > c.login_timeout * 1000) {
+        this.core.metrics.loginFailed("timeout");
         this.conn.send(loginError(this.#loginId || undefined, "timeout"));
         this.close();
       }
@@ -252,7 +258,7 @@ export class Session implements ConnHandler, Recipient {
       await this.core.router.attach(this, this.conn.transport);
       // A message to this user still on its way into the inbox would be
       // missing from the read, then overtaken by newer live ones.
-      await this.core.writer.settled();
+      await this.core.writer.settled(jid);
       const [entries, recent, blocked] = await Promise.all([
         this.core.store.inbox(jid),
         this.core.store.recentIds(jid),
@@ -275,9 +281,22 @@ export class Session implements ConnHandler, Recipient {
     const stored = this.#unblocked(all);
     const sent = new Set<string>();
     for (const e of stored) sent.add(e.id);
+    const held = this.#held ?? [];
+    this.#held = null;
+    // Open before writing: a send may close the session at once (slow
+    // consumer), and that close must stick.
+    this.#setState("open");
+    this.core.metrics.loggedIn(stored.length);
+    this.core.log.info("login", {
+      sid: this.sid,
+      jid: this.jid,
+      transport: this.conn.transport,
+      stored: stored.length,
+    });
     if (this.core.config.offline_delivery === "packets") {
       this.conn.send(loginOk(this.#loginId, []));
       for (const e of stored) {
+        if (this.#isClosed()) return;
         this.conn.send(e.packet);
         // Packets without ack: 1 get no client ack: they are done once written.
         if (!storedWantsAck(e.packet)) this.core.writer.remove(this.jid, e.id);
@@ -286,16 +305,10 @@ export class Session implements ConnHandler, Recipient {
       this.conn.send(loginOk(this.#loginId, stored.map((e) => e.packet)));
       this.#delayIds = stored.map((e) => e.id);
     }
-    const held = this.#held ?? [];
-    this.#held = null;
-    this.#setState("open");
-    this.core.log.info("login", {
-      sid: this.sid,
-      jid: this.jid,
-      transport: this.conn.transport,
-      stored: stored.length,
-    });
-    for (const e of this.#unblocked(held)) if (!sent.has(e.id)) this.conn.send(e.packet);
+    for (const e of this.#unblocked(held)) {
+      if (this.#isClosed()) return;
+      if (!sent.has(e.id)) this.conn.send(e.packet);
+    }
   }
 
   /** Drops (and deletes) entries from senders blocked since they were stored or held. */
@@ -309,6 +322,7 @@ export class Session implements ConnHandler, Recipient {
   }
 
   #failLogin(id: string | undefined, reason: LoginFailure): void {
+    this.core.metrics.loginFailed(reason);
     this.core.log.info(`login failed: ${reason}`, { sid: this.sid, remote: this.conn.remote });
     this.conn.send(loginError(id, reason));
     this.close();
@@ -335,6 +349,7 @@ export class Session implements ConnHandler, Recipient {
     if (typeof env.id !== "string" || type === null) {
       return this.#notice(strId(env.id), "bad_packet");
     }
+    this.core.metrics.received(type);
     const id = env.id;
     if (type === Type.state && env.to === SERVER_ACK) return this.#clientAck(id, env.from);
     if (env.from === undefined || bareJid(env.from) !== this.jid) {
@@ -353,7 +368,11 @@ export class Session implements ConnHandler, Recipient {
     if (typeof r === "string") return this.#notice(id, r);
     // Not awaited: later packets of this client go on while this one is written.
     r.safe.then(
-      () => r.ack && this.#answer(serverAck(id, r.ct)),
+      () => {
+        if (!r.ack) return;
+        this.core.metrics.serverAck();
+        this.#answer(serverAck(id, r.ct));
+      },
       (err) => this.#storeFailed(id, err),
     );
   }
@@ -362,6 +381,7 @@ export class Session implements ConnHandler, Recipient {
     // Acks may omit `from` (it can only be the session's own inbox), but a
     // wrong one is refused like any other spoofed packet.
     if (from !== undefined && bareJid(from) !== this.jid) return this.#notice(id, "bad_from");
+    this.core.metrics.clientAck();
     if (id === this.#loginId && this.#delayIds.length > 0) {
       for (const d of this.#delayIds) this.core.writer.remove(this.jid, d);
       this.#delayIds = [];
@@ -392,6 +412,7 @@ export class Session implements ConnHandler, Recipient {
 export function openSession(conn: Conn, core: Core): Session | null {
   if (core.sessions.size >= core.config.max_conns) {
     core.log.warn("max_conns reached, refusing a connection", { remote: conn.remote });
+    core.metrics.refused();
     conn.send(notice(undefined, "server_full"));
     conn.close();
     return null;

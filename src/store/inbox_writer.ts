@@ -1,12 +1,18 @@
 // Group commit above any Store: appends and removes queue up for a few
 // milliseconds and go to the store as one batch. An entry its recipient acks
-// before its batch leaves is dropped in memory and never written at all.
+// before its batch leaves is dropped in memory and never written at all;
+// entries already delivered to an online recipient wait a little longer for
+// that ack, which is what saves most online traffic from the store.
 
 import type { Batch, EntryKey, InboxEntry, SentId, Store } from "./store.ts";
 
 /** How long entries wait for their batch, and how big a batch may get. */
 export interface WriterOptions {
+  /** Wait of entries for offline recipients, and of removes. */
   delayMs: number;
+  /** Wait of entries delivered to an online recipient, for its ack. */
+  onlineGraceMs: number;
+  /** Soft bound: one user's entries always leave together. */
   maxBatch: number;
   /** Called when a commit fails, with the number of entries it held. */
   onError?: (err: unknown, entries: number) => void;
@@ -14,48 +20,62 @@ export interface WriterOptions {
 
 interface Pending {
   entry: InboxEntry;
-  /** Place in the order of queued appends and removes (see `settled`). */
-  seq: number;
-  cancelled: boolean;
+  /** When it must leave at the latest (ms since the epoch). */
+  due: number;
+  /** Cancelled by an ack, or taken into a batch: skipped in the queues. */
+  done: boolean;
   resolve(depth: number | null): void;
   reject(err: unknown): void;
 }
 
-const MAX_RETRY_REMOVES = 100_000;
+const MAX_RETRY = 100_000;
 
 /** Batches store writes; one writer per node. */
 export class InboxWriter {
-  #queue: Pending[] = [];
-  // Entries not yet handed to the store, by user and id: an ack finds them here.
+  // Two FIFOs with monotonic due times; entries leave early when another
+  // entry of the same user leaves, so that a user's inbox keeps send order.
+  #soon: Pending[] = [];
+  #later: Pending[] = [];
+  // Entries not yet handed to the store, per user in send order, and by key
+  // for acks.
+  #byUser = new Map<string, Pending[]>();
   #waiting = new Map<string, Pending>();
+  // Users whose entries leave with the next batch.
+  #due = new Set<string>();
   #removes: EntryKey[] = [];
   #sent: SentId[] = [];
+  #pendingSince = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  #timerAt = Infinity;
   #inFlight: Promise<void> | null = null;
   #closed = false;
-  // Appends and removes are numbered as they queue; every one numbered up to
-  // #doneThrough has left in a finished batch. Logins wait on this.
-  #seq = 0;
-  #doneThrough = 0;
+  #started = 0;
+  #finished = 0;
   #barriers: { target: number; resolve: () => void }[] = [];
 
   constructor(readonly store: Store, readonly options: WriterOptions) {}
 
   /** Entries and removes not yet committed. */
   get backlog(): number {
-    return this.#queue.length + this.#removes.length;
+    return this.#waiting.size + this.#removes.length;
   }
 
   /**
    * Queues an entry. Resolves once it is committed, with the recipient's inbox
    * depth (or 0 when the store dropped it by policy), or once the recipient
    * acked it, with null (whichever is first); rejects when the store fails.
+   * `online`: the entry was handed to the recipient's session, so its ack
+   * may well come before the write is needed.
    */
-  append(entry: InboxEntry): Promise<number | null> {
+  append(entry: InboxEntry, online = false): Promise<number | null> {
     if (this.#closed) return Promise.reject(new Error("inbox writer closed"));
     return new Promise((resolve, reject) => {
-      const p: Pending = { entry, seq: ++this.#seq, cancelled: false, resolve, reject };
-      this.#queue.push(p);
+      const wait = online ? this.options.onlineGraceMs : this.options.delayMs;
+      const p: Pending = { entry, due: Date.now() + wait, done: false, resolve, reject };
+      (online ? this.#later : this.#soon).push(p);
+      const list = this.#byUser.get(entry.user);
+      if (list) list.push(p);
+      else this.#byUser.set(entry.user, [p]);
       this.#waiting.set(key(entry.user, entry.id), p);
       this.#schedule();
     });
@@ -63,6 +83,7 @@ export class InboxWriter {
 
   /** Remembers a sender's id in the store with the next batch. */
   sent(from: string, id: string): void {
+    if (this.#sent.length === 0 && this.#removes.length === 0) this.#pendingSince = Date.now();
     this.#sent.push({ from, id });
     this.#schedule();
   }
@@ -73,34 +94,41 @@ export class InboxWriter {
     const p = this.#waiting.get(k);
     if (p) {
       this.#waiting.delete(k);
-      p.cancelled = true;
+      p.done = true;
+      const list = this.#byUser.get(user)!;
+      list.splice(list.indexOf(p), 1);
+      if (list.length === 0) this.#byUser.delete(user);
       p.resolve(null);
       return;
     }
-    this.#seq++;
+    if (this.#sent.length === 0 && this.#removes.length === 0) this.#pendingSince = Date.now();
     this.#removes.push({ user, id });
     this.#schedule();
   }
 
   /**
-   * Resolves once every append and remove queued before the call has gone
-   * through a finished batch (committed, cancelled or failed): a login reads
+   * Resolves once `user`'s queued entries and every remove queued before the
+   * call went through a finished batch (committed or failed): a login reads
    * the inbox only then, so that a message on its way in is not missed and
    * then overtaken by newer live ones, and an acked one does not come back.
    */
-  settled(): Promise<void> {
-    const target = this.#seq;
-    if (this.#doneThrough >= target) return Promise.resolve();
+  settled(user: string): Promise<void> {
+    const queued = this.#byUser.has(user) || this.#removes.length > 0;
+    if (queued) this.#due.add(user);
+    const target = queued ? this.#started + 1 : this.#started;
+    if (this.#finished >= target) return Promise.resolve();
+    this.#schedule();
     return new Promise((resolve) => this.#barriers.push({ target, resolve }));
   }
 
   /** Writes everything queued now and waits for it (shutdown). */
   async drain(): Promise<void> {
-    while (this.#inFlight || this.backlog > 0 || this.#sent.length > 0) {
-      clearTimeout(this.#timer);
-      this.#timer = undefined;
+    for (const user of this.#byUser.keys()) this.#due.add(user);
+    while (this.#inFlight || this.#waiting.size > 0 || this.#removes.length || this.#sent.length) {
+      this.#clearTimer();
       if (this.#inFlight) await this.#inFlight;
       else await this.#flush();
+      for (const user of this.#byUser.keys()) this.#due.add(user);
     }
   }
 
@@ -111,69 +139,101 @@ export class InboxWriter {
   }
 
   #schedule(): void {
-    if (this.#inFlight || this.#timer !== undefined) return;
-    const size = this.#queue.length + this.#removes.length;
+    if (this.#inFlight) return; // the batch in flight schedules on its way out
+    const now = Date.now();
+    let at = Infinity;
+    if (this.#due.size > 0) at = now;
+    const soon = headDue(this.#soon), later = headDue(this.#later);
+    if (soon < at) at = soon;
+    if (later < at) at = later;
+    if ((this.#removes.length > 0 || this.#sent.length > 0)) {
+      at = Math.min(at, this.#pendingSince + this.options.delayMs);
+    }
+    if (this.#waiting.size >= this.options.maxBatch) at = now;
+    if (at === Infinity || at >= this.#timerAt) return;
+    this.#clearTimer();
+    this.#timerAt = at;
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
+      this.#timerAt = Infinity;
       this.#flush();
-    }, size >= this.options.maxBatch ? 0 : this.options.delayMs);
+    }, Math.max(0, at - now));
+  }
+
+  #clearTimer(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
   }
 
   #flush(): Promise<void> {
-    const upTo = this.#seq;
-    const take = this.#queue.splice(0, this.options.maxBatch);
+    const now = Date.now();
+    const full = this.#waiting.size >= this.options.maxBatch;
+    for (const q of [this.#soon, this.#later]) {
+      while (q.length > 0 && (q[0]!.done || q[0]!.due <= now || full)) {
+        const p = q.shift()!;
+        if (!p.done) this.#due.add(p.entry.user);
+        if (full && this.#due.size >= this.options.maxBatch) break;
+      }
+    }
     const batch: Batch = { appends: [], removes: this.#removes, sent: this.#sent };
     this.#removes = [];
     this.#sent = [];
     const live: Pending[] = [];
-    for (const p of take) {
-      if (p.cancelled) continue;
-      this.#waiting.delete(key(p.entry.user, p.entry.id));
-      batch.appends.push(p.entry);
-      live.push(p);
-    }
-    if (batch.appends.length === 0 && batch.removes.length === 0 && batch.sent.length === 0) {
-      this.#advance(upTo);
-      // Everything taken was cancelled; entries past a full batch still wait.
-      if (this.#queue.length > 0) this.#schedule();
-      return Promise.resolve();
-    }
-    const run = this.store.commit(batch).then(
-      (depths) => {
-        for (const p of live) p.resolve(depths.get(p.entry.user) ?? 0);
-      },
-      (err) => {
-        for (const p of live) p.reject(err);
-        // Acks and sent ids must not be forgotten while the store is away:
-        // retry them (bounded), or ghosts come back and retries duplicate.
-        if (this.#removes.length < MAX_RETRY_REMOVES) this.#removes.unshift(...batch.removes);
-        if (this.#sent.length < MAX_RETRY_REMOVES) this.#sent.unshift(...batch.sent);
-        this.options.onError?.(err, live.length);
-      },
-    ).finally(() => {
-      this.#inFlight = null;
-      this.#advance(upTo);
-      if (this.#queue.length > 0 || this.#removes.length > 0 || this.#sent.length > 0) {
-        this.#schedule();
+    for (const user of this.#due) {
+      if (live.length >= this.options.maxBatch) break;
+      this.#due.delete(user);
+      for (const p of this.#byUser.get(user) ?? []) {
+        p.done = true;
+        this.#waiting.delete(key(user, p.entry.id));
+        batch.appends.push(p.entry);
+        live.push(p);
       }
+      this.#byUser.delete(user);
+    }
+    this.#started++;
+    const run = (batch.appends.length === 0 && batch.removes.length === 0 &&
+        batch.sent.length === 0)
+      ? Promise.resolve()
+      : this.store.commit(batch).then(
+        (depths) => {
+          for (const p of live) p.resolve(depths.get(p.entry.user) ?? 0);
+        },
+        (err) => {
+          for (const p of live) p.reject(err);
+          // Acks and sent ids must not be forgotten while the store is away:
+          // retry them (bounded), or ghosts come back and retries duplicate.
+          if (this.#removes.length < MAX_RETRY) this.#removes.unshift(...batch.removes);
+          if (this.#sent.length < MAX_RETRY) this.#sent.unshift(...batch.sent);
+          this.#pendingSince = Date.now();
+          this.options.onError?.(err, live.length);
+        },
+      );
+    const done = run.finally(() => {
+      this.#inFlight = null;
+      this.#finished++;
+      this.#release();
+      this.#schedule();
     });
-    this.#inFlight = run;
-    return run;
+    this.#inFlight = done;
+    return done;
   }
 
-  // Batches leave in queue order: what was queued up to `upTo` is through,
-  // except appends still queued because the batch was full.
-  #advance(upTo: number): void {
-    const head = this.#queue[0];
-    this.#doneThrough = head ? Math.min(upTo, head.seq - 1) : upTo;
+  #release(): void {
     if (this.#barriers.length === 0) return;
     const waiting = this.#barriers;
     this.#barriers = [];
     for (const b of waiting) {
-      if (b.target <= this.#doneThrough) b.resolve();
+      if (b.target <= this.#finished) b.resolve();
       else this.#barriers.push(b);
     }
   }
+}
+
+/** Due time of the first live entry of a queue, dropping finished ones from its head. */
+function headDue(q: Pending[]): number {
+  while (q.length > 0 && q[0]!.done) q.shift();
+  return q[0]?.due ?? Infinity;
 }
 
 function key(user: string, id: string): string {

@@ -15,7 +15,7 @@ async function withWriter(
 ): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "sara-writer-" });
   const store = new FaultyStore(await SqliteStore.open(dir, RULES));
-  const w = new InboxWriter(store, { delayMs: 1, maxBatch });
+  const w = new InboxWriter(store, { delayMs: 1, onlineGraceMs: 50, maxBatch });
   try {
     await fn(w, store);
   } finally {
@@ -70,7 +70,7 @@ Deno.test("settled() resolves only once earlier appends and removes are in the s
     const release = s.gate();
     const written = [w.append(entry("e1")), w.append(entry("e2")), w.append(entry("e3"))];
     w.remove("u@d", "old");
-    const settled = w.settled();
+    const settled = w.settled("u@d");
     release();
     await within(settled, "settled()");
     assert.deepEqual((await s.inbox("u@d")).map((e) => e.id), ["e1", "e2", "e3"]);
@@ -80,8 +80,53 @@ Deno.test("settled() resolves only once earlier appends and removes are in the s
 
 Deno.test("settled() resolves at once when nothing is queued", async () => {
   await withWriter(2, async (w) => {
-    await within(w.settled(), "settled()", 100);
+    await within(w.settled("u@d"), "settled()", 100);
     await w.append(entry("e1"));
-    await within(w.settled(), "settled()", 100);
+    await within(w.settled("u@d"), "settled()", 100);
+  });
+});
+
+Deno.test("an entry delivered online waits for its ack longer than an offline one, then is written", async () => {
+  await withWriter(100, async (w, s) => {
+    const t0 = Date.now();
+    const offline = w.append(entry("off", "x@d"));
+    const online = w.append(entry("on", "y@d"), true);
+    assert.equal(await offline, 1);
+    assert.deepEqual(s.appended("y@d"), [], "the online entry is still waiting for its ack");
+    assert.equal(await online, 1);
+    assert.ok(Date.now() - t0 >= 45, "written only after onlineGraceMs");
+    assert.deepEqual(s.appended("y@d"), ["on"]);
+  });
+});
+
+Deno.test("an online entry acked within its grace is never written", async () => {
+  await withWriter(100, async (w, s) => {
+    const online = w.append(entry("on"), true);
+    await new Promise((r) => setTimeout(r, 10));
+    w.remove("u@d", "on");
+    assert.equal(await online, null);
+    await w.drain();
+    assert.deepEqual(s.appended("u@d"), []);
+  });
+});
+
+Deno.test("a user's entries leave together, in send order, when any of them is due", async () => {
+  await withWriter(100, async (w, s) => {
+    const first = w.append(entry("a1"), true);
+    const second = w.append(entry("a2"));
+    assert.equal(await second, 2);
+    assert.equal(await first, 2);
+    assert.deepEqual((await s.inbox("u@d")).map((e) => e.id), ["a1", "a2"]);
+  });
+});
+
+Deno.test("settled(user) sends that user's waiting online entries at once", async () => {
+  await withWriter(100, async (w, s) => {
+    w.append(entry("on"), true);
+    w.append(entry("other", "v@d"), true);
+    await within(w.settled("u@d"), "settled()");
+    // Still inside the other entry's grace: only this user's entry went out.
+    assert.deepEqual(s.appended("u@d"), ["on"]);
+    assert.deepEqual(s.appended("v@d"), []);
   });
 });
