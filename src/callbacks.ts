@@ -21,6 +21,9 @@ export class CallbackError extends Error {
   }
 }
 
+/** How a call ended: answered success true, answered false, or no usable answer. */
+export type CallOutcome = "success" | "failure" | "error";
+
 /** How the client reaches the backend. */
 export interface CallbackOptions {
   /** The `callback` URL; user and password in it become a Basic Authorization header. */
@@ -61,6 +64,8 @@ export class Callbacks {
   readonly #inflight = new Set<AbortController>();
   readonly #warned = new Map<string, { at: number; suppressed: number }>();
   #closed = false;
+  /** Told how each call (service.method) ended and how long it took (metrics). */
+  onCall: ((call: string, outcome: CallOutcome, seconds: number) => void) | null = null;
 
   /** @throws {ConfigError} when `url` is not an http(s) URL. */
   constructor(opts: CallbackOptions) {
@@ -138,10 +143,15 @@ export class Callbacks {
     params: Record<string, unknown>,
   ): Promise<CallbackAnswer> {
     const name = `${service}.${method}`;
+    const start = performance.now();
+    const seconds = () => (performance.now() - start) / 1000;
     try {
       if (this.#closed) throw new CallbackError("callback client closed");
-      return await this.#post(lane, { sn: crypto.randomUUID(), service, method, params });
+      const answer = await this.#post(lane, { sn: crypto.randomUUID(), service, method, params });
+      this.onCall?.(name, answer.success ? "success" : "failure", seconds());
+      return answer;
     } catch (err) {
+      this.onCall?.(name, "error", seconds());
       // fetch says "fetch failed" and puts the why (which quotes the URL,
       // query string included) in its cause.
       const cause = err instanceof Error && err.cause !== undefined ? `: ${errMsg(err.cause)}` : "";

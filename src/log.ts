@@ -58,7 +58,8 @@ export class Logger {
       this.#fd = openSync(this.options.file, "a");
     } catch (err) {
       this.#fd = null;
-      this.#out(`[${stamp()}] [WARN] cannot open logfile ${this.options.file}: ${errMsg(err)}\n`);
+      // In the configured format (JSON too); with no file open it goes to stdout only.
+      this.#write(Level.warn, `cannot open logfile ${this.options.file}: ${errMsg(err)}`);
     }
   }
 

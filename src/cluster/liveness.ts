@@ -72,7 +72,9 @@ export class Liveness {
   readonly #fields: (string | number)[];
   readonly #renewScript: Script;
   readonly #releaseScript: Script;
-  readonly #cache = new Map<string, { alive: boolean; until: number }>();
+  // Shared answers (the promise itself, so that lookups made in order finish
+  // in order: deliveries to one recipient are published in send order).
+  readonly #cache = new Map<string, { alive: Promise<boolean>; until: number }>();
   #timer: ReturnType<typeof setInterval> | undefined;
   #renewing: Promise<void> | null = null;
   #state: "ok" | "failing" | "lost" = "ok";
@@ -183,13 +185,16 @@ export class Liveness {
   }
 
   /** True when `node` renewed its key within the TTL (answers reused for `cacheMs`). */
-  async isAlive(node: string): Promise<boolean> {
-    if (node === this.nodeid) return true;
+  isAlive(node: string): Promise<boolean> {
+    if (node === this.nodeid) return Promise.resolve(true);
     const now = Date.now();
     const c = this.#cache.get(node);
     if (c && c.until > now) return c.alive;
-    const alive = await this.client.exists(nodeKey(node)) === 1;
-    this.#cache.set(node, { alive, until: now + this.timing.cacheMs });
+    const alive = this.client.exists(nodeKey(node)).then((n) => n === 1);
+    const entry = { alive, until: now + this.timing.cacheMs };
+    this.#cache.set(node, entry);
+    // A failed check is not reused.
+    alive.catch(() => this.#cache.get(node) === entry && this.#cache.delete(node));
     return alive;
   }
 

@@ -9,11 +9,14 @@ import type { RedisClient } from "../store/redis_client.ts";
 import type { InboxEntry } from "../store/store.ts";
 import { encodeMessage, type NodeMessage } from "./channel.ts";
 import { channelOf } from "./keys.ts";
+import { Publisher } from "./publisher.ts";
 import type { Liveness } from "./liveness.ts";
 import type { Registry } from "./registry.ts";
 
 /** Remote and Presence of one node of a cluster. */
 export class ClusterRemote implements Remote, Presence {
+  readonly #publisher: Publisher;
+
   constructor(
     readonly client: RedisClient,
     readonly nodeid: string,
@@ -22,7 +25,14 @@ export class ClusterRemote implements Remote, Presence {
     readonly liveness: Liveness,
     readonly log: Logger,
     readonly publishConfirms: boolean,
-  ) {}
+  ) {
+    this.#publisher = new Publisher(client, nodeid);
+  }
+
+  /** Publishes to other nodes, and those that surely did not arrive (metrics). */
+  readonly published = { ok: 0, failed: 0 };
+  /** Messages other nodes published to this one (metrics). */
+  received = 0;
 
   register(jid: string, sid: string, transport: string): Promise<void> {
     return this.registry.register(jid, sid, transport);
@@ -59,9 +69,12 @@ export class ClusterRemote implements Remote, Presence {
   /** Publishes `m` on `node`'s channel; false when it surely did not arrive. */
   async send(node: string, m: NodeMessage): Promise<boolean> {
     try {
-      const receivers = await this.client.publish(channelOf(node), encodeMessage(m));
-      return !this.publishConfirms || receivers > 0;
+      const receivers = await this.#publisher.publish(channelOf(node), encodeMessage(m));
+      const ok = !this.publishConfirms || receivers > 0;
+      this.published[ok ? "ok" : "failed"]++;
+      return ok;
     } catch (err) {
+      this.published.failed++;
       this.log.warn(`cluster: cannot publish to ${node}: ${errMsg(err)}`);
       return false;
     }
@@ -71,6 +84,7 @@ export class ClusterRemote implements Remote, Presence {
   receive(m: NodeMessage): void {
     switch (m.t) {
       case "msg":
+        this.received++;
         this.router.arrived(m.e, m.a, m.s).catch((err) =>
           this.log.error(`cluster: cannot store a message for ${m.e.user}: ${errMsg(err)}`)
         );

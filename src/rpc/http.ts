@@ -17,7 +17,12 @@ export interface RpcOptions {
   /** Largest request body (`rpc_max_body`); larger ones get HTTP 413. */
   maxBody: number;
   log: Logger;
+  /** Pages beside the RPC endpoint (metrics, health, console), tried in order. */
+  pages?: Page[];
 }
+
+/** A page beside the RPC endpoint: its answer, or null when the path is not its own. */
+export type Page = (req: Request, url: URL) => Promise<Response> | null;
 
 const CORS: Record<string, string> = {
   "access-control-allow-origin": "*",
@@ -50,6 +55,10 @@ async function handle(opts: RpcOptions, req: Request): Promise<Response> {
   }
   const url = new URL(req.url);
   const path = url.pathname;
+  for (const page of opts.pages ?? []) {
+    const answer = page(req, url);
+    if (answer) return await answer;
+  }
   if (path !== "/" && path !== "/api" && !path.startsWith("/api/")) {
     return new Response("not found\n", { status: 404, headers: CORS });
   }

@@ -8,6 +8,7 @@ import type { InboxWriter } from "../store/inbox_writer.ts";
 import type { DedupCache } from "./dedup.ts";
 import type { Router } from "../router.ts";
 import type { Session } from "./session.ts";
+import type { Metrics } from "../metrics/metrics.ts";
 
 /** Decides whether a login may proceed (the auth callback, or always yes). */
 export type Authenticator = (jid: string, pwd: string | undefined) => Promise<boolean>;
@@ -27,4 +28,6 @@ export interface Core {
   readonly groups: GroupResolver;
   /** Every connection's session, logged in or not. */
   readonly sessions: Set<Session>;
+  /** Counters the hot paths bump; scraped at /metrics. */
+  readonly metrics: Metrics;
 }

@@ -16,6 +16,11 @@ type Delay = { total: number; packets?: { envelope: Record<string, unknown> }[] 
 const delayIds = (answer: { json: Record<string, unknown> }) =>
   ((answer.json.delay as Delay).packets ?? []).map((p) => p.envelope.id);
 
+/** A framed chat packet asking for a server ack. */
+function chatPacket(id: string, from: string, to: string): string {
+  return JSON.stringify({ envelope: { id, type: 1, from, to, ack: 1 }, payload: {} }) + "\x01";
+}
+
 /** One node process with its own config file; restartable. */
 class Node implements AsyncDisposable {
   proc: SaraProcess | null = null;
@@ -119,7 +124,7 @@ const BACKENDS = [
 ];
 
 for (const backend of BACKENDS) {
-  Deno.test(`three nodes on ${backend.label}: chat, kick, offline, groups, presence and push work across nodes`, async (t) => {
+  Deno.test(`three nodes on ${backend.label}: chat, kick, offline, groups, presence, blacklist and push work across nodes`, async (t) => {
     await using redis = await backend.start();
     await using nodes = await startNodes(redis.addr, ["n1", "n2", "n3"]);
     const [n1, n2, n3] = nodes as unknown as [Node, Node, Node];
@@ -146,6 +151,37 @@ for (const backend of BACKENDS) {
         assert.deepEqual(delayIds(await b2.login("b@d")), []);
       },
     );
+
+    await t.step("bursts of messages cross nodes in send order", async () => {
+      // Ten senders on n1, each with a recipient on n2, sending in slices
+      // a few ms apart: the node publishes them over many turns of its loop.
+      const pairs = await Promise.all(Array.from({ length: 10 }, async (_, p) => ({
+        a: await n1.login(`oa${p}@d`),
+        b: await n2.login(`ob${p}@d`),
+        sent: Array.from({ length: 300 }, (_, i) => `m${p}-${i}`),
+      })));
+      try {
+        await Promise.all(pairs.map(async ({ a, sent }, p) => {
+          for (let i = 0; i < sent.length; i += 20) {
+            const slice = sent.slice(i, i + 20);
+            await a.sendRaw(slice.map((id) => chatPacket(id, `oa${p}@d`, `ob${p}@d`)).join(""));
+            await new Promise((r) => setTimeout(r, 2));
+          }
+          for (const _ of sent) await a.nextPacket(); // server acks
+        }));
+        for (const { b, sent } of pairs) {
+          const got: string[] = [];
+          while (got.length < sent.length) {
+            const id = (await b.nextPacket()).json.envelope.id;
+            got.push(id);
+            await b.ack(id);
+          }
+          assert.deepEqual(got, sent);
+        }
+      } finally {
+        for (const { a, b } of pairs) await Promise.all([a.close(), b.close()]);
+      }
+    });
 
     await t.step("a login on another node kicks the older session there", async () => {
       await using old = await n1.login("k@d");
@@ -212,6 +248,23 @@ for (const backend of BACKENDS) {
         );
       }
     });
+
+    await t.step(
+      "a blacklist change over RPC on one node applies at once to the owner's session on another",
+      async () => {
+        await using a = await n1.login("x@d");
+        await using b = await n2.login("y@d");
+        const block = await n3.call("emsg_black_list", "append", { from: "x@d", to: "y@d" });
+        assert.equal(block.success, true, JSON.stringify(block));
+        await a.chat("y@d", "blocked", { ack: 1 });
+        assert.equal((await a.nextPacket()).json.envelope.type, 3); // acked all the same
+        await b.nothing(300);
+        await n3.call("emsg_black_list", "remove", { from: "x@d", to: "y@d" });
+        const id = await a.chat("y@d", "unblocked", { ack: 1 });
+        assert.equal((await b.nextPacket()).json.envelope.id, id);
+        await b.ack(id);
+      },
+    );
 
     await t.step("a push API call on the third node reaches users on the other two", async () => {
       await using a = await n1.login("a@d");
