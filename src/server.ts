@@ -36,7 +36,7 @@ import { consolePage } from "./rpc/console/console.ts";
 /** Group commit: how long an entry may wait for its batch, and the largest batch. */
 // Entries delivered to an online recipient wait longer: its ack, usually a
 // round trip away, cancels them before they cost a write and a delete.
-const WRITER = { delayMs: 3, onlineGraceMs: 20, maxBatch: 512 };
+const WRITER = { delayMs: 3, onlineGraceMs: 50, maxBatch: 512 };
 // Senders idle this long lose their dedup memory (bounded memory).
 const DEDUP_IDLE_MS = 30 * 60_000;
 const SWEEP_MS = 1000;

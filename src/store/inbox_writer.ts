@@ -149,7 +149,9 @@ export class InboxWriter {
     if ((this.#removes.length > 0 || this.#sent.length > 0)) {
       at = Math.min(at, this.#pendingSince + this.options.delayMs);
     }
-    if (this.#waiting.size >= this.options.maxBatch) at = now;
+    // A full batch of offline entries leaves at once; entries waiting for
+    // their online ack never hurry a batch.
+    if (this.#soon.length >= this.options.maxBatch) at = now;
     if (at === Infinity || at >= this.#timerAt) return;
     this.#clearTimer();
     this.#timerAt = at;
@@ -168,9 +170,9 @@ export class InboxWriter {
 
   #flush(): Promise<void> {
     const now = Date.now();
-    const full = this.#waiting.size >= this.options.maxBatch;
+    const full = this.#soon.length >= this.options.maxBatch;
     for (const q of [this.#soon, this.#later]) {
-      while (q.length > 0 && (q[0]!.done || q[0]!.due <= now || full)) {
+      while (q.length > 0 && (q[0]!.done || q[0]!.due <= now || (full && q === this.#soon))) {
         const p = q.shift()!;
         if (!p.done) this.#due.add(p.entry.user);
         if (full && this.#due.size >= this.options.maxBatch) break;

@@ -130,3 +130,15 @@ Deno.test("settled(user) sends that user's waiting online entries at once", asyn
     assert.deepEqual(s.appended("v@d"), []);
   });
 });
+
+Deno.test("more online entries than a batch holds still wait for their acks", async () => {
+  await withWriter(2, async (w, s) => {
+    const ids = ["o1", "o2", "o3", "o4", "o5"];
+    const pending = ids.map((id) => w.append(entry(id, `${id}@d`), true));
+    await new Promise((r) => setTimeout(r, 10));
+    for (const id of ids) w.remove(`${id}@d`, id);
+    assert.deepEqual(await Promise.all(pending), [null, null, null, null, null]);
+    await w.drain();
+    for (const id of ids) assert.deepEqual(s.appended(`${id}@d`), []);
+  });
+});
