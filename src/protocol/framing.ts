@@ -28,47 +28,58 @@ export interface FrameSink {
  * one read) come out whole, and refuses to buffer more than `maxPacket`.
  */
 export class StreamDecoder {
-  #tail: Uint8Array | null = null;
+  #parts: Uint8Array[] = [];
+  #held = 0;
   #failed = false;
 
   constructor(readonly maxPacket: number, readonly sink: FrameSink) {}
 
   /** Bytes held back, waiting for their 0x01. */
   get pending(): number {
-    return this.#tail?.length ?? 0;
+    return this.#held;
   }
 
   /** Feeds one read. `chunk` may be reused by the caller once this returns. */
   push(chunk: Uint8Array): void {
     if (this.#failed) return;
     let start = 0;
-    let data = chunk;
-    if (this.#tail) {
-      // Join only when a tail exists; the common case (whole packets per
-      // read) never copies.
-      const joined = new Uint8Array(this.#tail.length + chunk.length);
-      joined.set(this.#tail);
-      joined.set(chunk, this.#tail.length);
-      data = joined;
-      start = 0;
-      this.#tail = null;
+    let i = chunk.indexOf(END);
+    if (this.#parts.length > 0) {
+      if (i === -1) return this.#hold(chunk, 0);
+      // The tail's parts are joined once, when its 0x01 arrives: a packet
+      // spread over many reads costs linear time, not quadratic.
+      if (this.#held + i > this.maxPacket) return this.#fail();
+      const whole = new Uint8Array(this.#held + i);
+      let off = 0;
+      for (const part of this.#parts) {
+        whole.set(part, off);
+        off += part.length;
+      }
+      whole.set(chunk.subarray(0, i), off);
+      this.#parts = [];
+      this.#held = 0;
+      this.#emit(whole, 0, whole.length);
+      start = i + 1;
+      i = chunk.indexOf(END, start);
     }
-    const len = data.length;
-    let i = data.indexOf(END, start);
     while (i !== -1) {
       if (i - start > this.maxPacket) return this.#fail();
-      this.#emit(data, start, i);
+      this.#emit(chunk, start, i);
       start = i + 1;
-      i = data.indexOf(END, start);
+      i = chunk.indexOf(END, start);
     }
-    let end = len;
-    // Old clients pad reads with NUL bytes after the last packet.
-    while (end > start && data[end - 1] === 0) end--;
-    if (end > start) {
-      if (end - start > this.maxPacket) return this.#fail();
-      // Copy: the caller reuses its read buffer.
-      this.#tail = data.slice(start, end);
-    }
+    this.#hold(chunk, start);
+  }
+
+  /** Keeps `chunk[start..]` (a copy: the caller reuses its buffer) until its 0x01 comes. */
+  #hold(chunk: Uint8Array, start: number): void {
+    let end = chunk.length;
+    // Old clients pad reads with NUL bytes; JSON never holds a raw NUL.
+    while (end > start && chunk[end - 1] === 0) end--;
+    if (end === start) return;
+    if (this.#held + end - start > this.maxPacket) return this.#fail();
+    this.#parts.push(chunk.slice(start, end));
+    this.#held += end - start;
   }
 
   #emit(data: Uint8Array, start: number, end: number): void {
@@ -84,7 +95,8 @@ export class StreamDecoder {
 
   #fail(): void {
     this.#failed = true;
-    this.#tail = null;
+    this.#parts = [];
+    this.#held = 0;
     this.sink.oversize();
   }
 }
