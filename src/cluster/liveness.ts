@@ -5,9 +5,8 @@
 import { hostname } from "node:os";
 import { ConfigError } from "../errors.ts";
 import { errMsg, type Logger } from "../log.ts";
-import type { RedisClient } from "../store/redis_client.ts";
 import { nodeKey, NODES_KEY } from "./keys.ts";
-import { defineScript, type Script } from "./script.ts";
+import { defineScript, type RedisClient, type Script } from "../store/redis_client.ts";
 
 /** How long a liveness key lives, how often it is renewed, how long an answer is cached. */
 export interface LivenessTiming {

@@ -3,9 +3,8 @@
 // clear the entries its previous life left behind.
 
 import { errMsg, type Logger } from "../log.ts";
-import type { RedisClient } from "../store/redis_client.ts";
 import { nodeSessionsKey, sessionKey } from "./keys.ts";
-import { defineScript, type Script } from "./script.ts";
+import { defineScript, type RedisClient, type Script } from "../store/redis_client.ts";
 
 /** One registered session. */
 export interface SessionEntry {

@@ -102,3 +102,14 @@ export async function connectRedis(t: RedisTarget, name: string): Promise<RedisC
   started = true;
   return client;
 }
+
+/** A Lua script on the server: its keys first, then its arguments. */
+export type Script = (...keysThenArgs: (string | number)[]) => Promise<unknown>;
+
+/** Defines `lua` on `client` as `name`; ioredis sends EVALSHA and falls back to EVAL. */
+export function defineScript(client: RedisClient, name: string, keys: number, lua: string): Script {
+  client.defineCommand(name, { numberOfKeys: keys, lua });
+  // defineCommand adds an untyped method of that name.
+  const method = (client as unknown as Record<string, Script>)[name]!;
+  return (...args) => method.apply(client, args);
+}

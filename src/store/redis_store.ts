@@ -6,7 +6,14 @@ import { Cluster, type Redis } from "ioredis";
 import { StoreError } from "../errors.ts";
 import { errMsg } from "../log.ts";
 import { OpGate } from "./op_gate.ts";
-import { connectRedis, describe, type RedisClient, type RedisTarget } from "./redis_client.ts";
+import {
+  connectRedis,
+  defineScript,
+  describe,
+  type RedisClient,
+  type RedisTarget,
+  type Script,
+} from "./redis_client.ts";
 import {
   baseOfOrderKey,
   groupKey,
@@ -40,8 +47,6 @@ const SENT_TTL_MS = 86_400_000;
 const SWEEP_SCANS = 10;
 const SWEEP_COUNT = 1000;
 const SWEEP_LIMIT = 1000;
-
-type Script = (...keysThenArgs: (string | number)[]) => Promise<unknown>;
 
 /** COMMIT's reply: depth (-1: nothing stored), then dropped expired, cap, policy, blocked. */
 type CommitReply = [number, number, number, number, number];
@@ -307,12 +312,4 @@ export class RedisStore implements Store {
       }
     });
   }
-}
-
-/** Defines `lua` on `client` as `name`; ioredis sends EVALSHA and falls back to EVAL. */
-function defineScript(client: RedisClient, name: string, keys: number, lua: string): Script {
-  client.defineCommand(name, { numberOfKeys: keys, lua });
-  // defineCommand adds an untyped method of that name.
-  const method = (client as unknown as Record<string, Script>)[name]!;
-  return (...args) => method.apply(client, args);
 }
