@@ -4,6 +4,7 @@
 // Same waiting API as TestClient.
 
 import type { Received } from "./client.ts";
+import { QueueClient } from "./client_base.ts";
 
 /** Something the server sent: a packet, `\02`, `\03`, or a frame that is none of these. */
 export type WsReceived =
@@ -25,18 +26,15 @@ const enc = new TextEncoder();
 const dec = new TextDecoder();
 
 /** A test client over one WebSocket. */
-export class WsTestClient implements AsyncDisposable {
-  #queue: WsReceived[] = [];
-  #waiters: (() => void)[] = [];
-  #closed = false;
+export class WsTestClient extends QueueClient<WsReceived> {
   #writes: Promise<void> = Promise.resolve();
   #paused: PromiseWithResolvers<void> | null = null;
   /** Code of the server's close frame, once it came (1005: none given). */
   closeCode: number | null = null;
   readonly done: Promise<void>;
-  jid = "";
 
   private constructor(readonly conn: Deno.Conn, leftover: Uint8Array) {
+    super();
     this.done = this.#readLoop(leftover);
   }
 
@@ -88,10 +86,6 @@ export class WsTestClient implements AsyncDisposable {
     }
   }
 
-  get closed(): boolean {
-    return this.#closed;
-  }
-
   /** Stops reading from the socket (the server's writes back up), until `resume()`. */
   pause(): void {
     this.#paused ??= Promise.withResolvers<void>();
@@ -126,7 +120,7 @@ export class WsTestClient implements AsyncDisposable {
           if (!f.fin) continue;
           const payload = concat(parts);
           parts = [];
-          this.#push(
+          this.received(
             partOp === Op.text ? fromText(dec.decode(payload)) : {
               kind: "binary",
               bytes: payload,
@@ -141,20 +135,13 @@ export class WsTestClient implements AsyncDisposable {
     } catch {
       // Reset by the server: same as closed.
     } finally {
-      this.#closed = true;
-      this.#wake();
+      this.ended();
     }
   }
 
-  #push(r: WsReceived): void {
-    this.#queue.push(r);
-    this.#wake();
-  }
-
-  #wake(): void {
-    const w = this.#waiters;
-    this.#waiters = [];
-    for (const f of w) f();
+  protected describe(r: WsReceived): string {
+    if (r.kind === "packet" || r.kind === "text") return JSON.stringify(r.text);
+    return r.kind;
   }
 
   #sendFrame(opcode: number, payload: Uint8Array): Promise<void> {
@@ -179,85 +166,6 @@ export class WsTestClient implements AsyncDisposable {
     await this.#sendFrame(Op.binary, typeof bytes === "string" ? enc.encode(bytes) : bytes);
   }
 
-  /** Sends the login packet and returns the answer. */
-  async login(jid: string, extra: Record<string, unknown> = {}) {
-    this.jid = jid;
-    const id = `login-${crypto.randomUUID()}`;
-    await this.send({ envelope: { id, type: 0, jid, pwd: "pwd", ...extra }, vsn: "0.0.1" });
-    return await this.nextPacket();
-  }
-
-  /** Sends a chat message (type 1 by default) and returns its id. */
-  async chat(
-    to: string,
-    content: string,
-    opts: { ack?: number; type?: number; id?: string; from?: string } = {},
-  ): Promise<string> {
-    const id = opts.id ?? crypto.randomUUID();
-    const envelope: Record<string, unknown> = {
-      id,
-      type: opts.type ?? 1,
-      from: opts.from ?? this.jid,
-      to,
-    };
-    if (opts.ack !== undefined) envelope.ack = opts.ack;
-    await this.send({ envelope, payload: { content }, vsn: "0.0.1" });
-    return id;
-  }
-
-  /** Acks `id` to the server (type 3, to server_ack). */
-  async ack(id: string): Promise<void> {
-    await this.send({ envelope: { id, type: 3, from: this.jid, to: "server_ack" } });
-  }
-
-  /** The next thing received; rejects after `ms` or if the connection closes first. */
-  async next(ms = 5000): Promise<WsReceived> {
-    const deadline = Date.now() + ms;
-    while (this.#queue.length === 0) {
-      if (this.#closed) throw new Error("connection closed while waiting");
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`nothing received within ${ms} ms`);
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await new Promise<void>((resolve) => {
-        this.#waiters.push(resolve);
-        timer = setTimeout(resolve, left);
-      });
-      clearTimeout(timer);
-    }
-    return this.#queue.shift()!;
-  }
-
-  /** The next JSON packet (anything else is an error here). */
-  async nextPacket(ms = 5000) {
-    const r = await this.next(ms);
-    if (r.kind !== "packet") throw new Error(`expected a packet, got ${describe(r)}`);
-    return r;
-  }
-
-  /** Asserts that nothing arrives within `ms`. */
-  async nothing(ms = 300): Promise<void> {
-    try {
-      const r = await this.next(ms);
-      throw new Error(`expected nothing, got ${describe(r)}`);
-    } catch (err) {
-      if (!(err as Error).message.startsWith("nothing received")) throw err;
-    }
-  }
-
-  /** Waits until the server closes the connection; returns what came before. */
-  async closedByServer(ms = 5000): Promise<WsReceived[]> {
-    const deadline = Date.now() + ms;
-    while (!this.#closed) {
-      if (Date.now() > deadline) throw new Error(`connection still open after ${ms} ms`);
-      await new Promise<void>((resolve) => {
-        this.#waiters.push(resolve);
-        setTimeout(resolve, 50);
-      });
-    }
-    await this.done;
-    return this.#queue.splice(0);
-  }
-
   async close(): Promise<void> {
     this.resume();
     try {
@@ -266,10 +174,6 @@ export class WsTestClient implements AsyncDisposable {
       // Already closed.
     }
     await this.done;
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.close();
   }
 }
 
@@ -281,11 +185,6 @@ function fromText(text: string): WsReceived {
   } catch {
     return { kind: "text", text };
   }
-}
-
-function describe(r: WsReceived): string {
-  if (r.kind === "packet" || r.kind === "text") return JSON.stringify(r.text);
-  return r.kind;
 }
 
 /** One server frame (unmasked) at the start of `buf`, or null if it is not complete yet. */
