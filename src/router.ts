@@ -40,16 +40,31 @@ export interface Remote {
    * already. False when it surely did not arrive (never rejects).
    */
   publish(node: string, entry: InboxEntry, ack: boolean, stored: boolean): Promise<boolean>;
-  /** Tells `node` that `owner` blocked or unblocked `jid` (never rejects). */
+  /**
+   * Tells `node` that `owner` blocked or unblocked `jid`; resolves once it is
+   * in force there, or when that cannot be known (never rejects).
+   */
   publishBlocked(node: string, owner: string, jid: string, blocked: boolean): Promise<boolean>;
 }
 
 /** Called when a message was stored for a recipient who is not online. */
 export type OfflineHook = (entry: InboxEntry, total: number) => void;
 
+/** Deliveries to one user through other nodes that have not been handed over yet. */
+interface Lane {
+  /** Started and not yet published (or found offline). */
+  busy: number;
+  /** Settles once the unstored packet on its way was published or stored. */
+  direct: Promise<void> | null;
+}
+
+const noop = () => {};
+
 /** Routes messages; one per node. */
 export class Router {
   readonly #local = new Map<string, Recipient>();
+  // Per recipient, so that the two remote paths never overtake each other.
+  readonly #lanes = new Map<string, Lane>();
   remote: Remote | null = null;
   onOffline: OfflineHook | null = null;
 
@@ -106,22 +121,54 @@ export class Router {
   }
 
   async #deliverRemote(remote: Remote, entry: InboxEntry, ack: boolean): Promise<void> {
-    if (!ack && remote.publishConfirms) {
-      const node = await remote.locate(entry.user);
-      if (node === null || !(await remote.publish(node, entry, false, false))) {
-        this.#stored(entry, await this.writer.append(entry));
-      }
-      return;
+    const lane = this.#join(entry.user);
+    // Behind an unstored packet still finding its way: it goes first.
+    if (lane.direct) await lane.direct;
+    // Unstored only when nothing else to this user is on its way: the
+    // stored path takes its place in the inbox at once, the direct one only
+    // after a lookup, so mixing them would reorder one sender's packets.
+    if (!ack && remote.publishConfirms && lane.busy === 1) {
+      const done = this.#direct(remote, entry);
+      lane.direct = done.then(noop, noop).then(() => {
+        lane.direct = null;
+        this.#leave(entry.user, lane);
+      });
+      return await done;
     }
     // Stored before the recipient is looked up: a login that registers
     // after the lookup reads the inbox after the write, so nothing slips
     // between; and the recipient's ack can never overtake the write. A
     // packet without ack is stored too when a publish cannot be confirmed
     // (a node may die unseen): the receiving node deletes it once written.
-    const depth = await this.writer.append(entry);
+    let depth: number | null;
+    try {
+      depth = await this.writer.append(entry);
+    } catch (err) {
+      this.#leave(entry.user, lane);
+      throw err;
+    }
     // Safe now: the sender's ack does not wait for the hand-over, which
     // never rejects and is issued in send order.
-    this.#handOver(remote, entry, ack, depth);
+    this.#handOver(remote, entry, ack, depth).finally(() => this.#leave(entry.user, lane));
+  }
+
+  /** A packet without ack, published without a store write when its recipient is online. */
+  async #direct(remote: Remote, entry: InboxEntry): Promise<void> {
+    const node = await remote.locate(entry.user);
+    if (node === null || !(await remote.publish(node, entry, false, false))) {
+      this.#stored(entry, await this.writer.append(entry));
+    }
+  }
+
+  #join(user: string): Lane {
+    let lane = this.#lanes.get(user);
+    if (!lane) this.#lanes.set(user, lane = { busy: 0, direct: null });
+    lane.busy++;
+    return lane;
+  }
+
+  #leave(user: string, lane: Lane): void {
+    if (--lane.busy === 0 && this.#lanes.get(user) === lane) this.#lanes.delete(user);
   }
 
   async #handOver(remote: Remote, entry: InboxEntry, ack: boolean, depth: number | null) {

@@ -1,6 +1,7 @@
 // What nodes say to each other over Redis pub/sub (plain PUBLISH to the
 // target node's channel): a delivery, a kick of an older login, a blacklist
-// change. Decoding checks every field: a bad message is dropped, never thrown.
+// change and its confirmation. Decoding checks every field: a bad message is
+// dropped, never thrown.
 
 import { errMsg, type Logger } from "../log.ts";
 import type { InboxEntry } from "../store/store.ts";
@@ -11,8 +12,13 @@ export type NodeMessage =
   | { t: "msg"; e: InboxEntry; a: boolean; s: boolean }
   /** Close the session `sid` of `jid`: a newer login replaced it. */
   | { t: "kick"; jid: string; sid: string }
-  /** `owner` blocked (b true) or unblocked `jid`. */
-  | { t: "block"; owner: string; jid: string; b: boolean };
+  /**
+   * `owner` blocked (b true) or unblocked `jid`; with `from` and `ref`, node
+   * `from` waits for an "applied" answer naming `ref`.
+   */
+  | { t: "block"; owner: string; jid: string; b: boolean; from?: string; ref?: string }
+  /** The blacklist change `ref` is in force on the node that answers. */
+  | { t: "applied"; ref: string };
 
 /** The wire form of a message. */
 export function encodeMessage(m: NodeMessage): string {
@@ -38,10 +44,18 @@ export function decodeMessage(text: string): NodeMessage | null {
       return typeof m.jid === "string" && typeof m.sid === "string"
         ? { t: "kick", jid: m.jid, sid: m.sid }
         : null;
-    case "block":
-      return typeof m.owner === "string" && typeof m.jid === "string" && typeof m.b === "boolean"
-        ? { t: "block", owner: m.owner, jid: m.jid, b: m.b }
+    case "block": {
+      if (typeof m.owner !== "string" || typeof m.jid !== "string" || typeof m.b !== "boolean") {
+        return null;
+      }
+      const block = { t: "block" as const, owner: m.owner, jid: m.jid, b: m.b };
+      if (m.from === undefined && m.ref === undefined) return block;
+      return typeof m.from === "string" && typeof m.ref === "string"
+        ? { ...block, from: m.from, ref: m.ref }
         : null;
+    }
+    case "applied":
+      return typeof m.ref === "string" ? { t: "applied", ref: m.ref } : null;
   }
   return null;
 }

@@ -13,9 +13,17 @@ import { Publisher } from "./publisher.ts";
 import type { Liveness } from "./liveness.ts";
 import type { Registry } from "./registry.ts";
 
+// How long a blacklist change waits for the owner's node to confirm it (a
+// node that died unseen never does).
+const APPLY_WAIT_MS = 2000;
+
+let refCounter = 0;
+
 /** Remote and Presence of one node of a cluster. */
 export class ClusterRemote implements Remote, Presence {
   readonly #publisher: Publisher;
+  // Blacklist changes waiting for their "applied" answer, by ref.
+  readonly #applying = new Map<string, () => void>();
 
   constructor(
     readonly client: RedisClient,
@@ -62,8 +70,26 @@ export class ClusterRemote implements Remote, Presence {
     return this.send(node, { t: "msg", e: entry, a: ack, s: stored });
   }
 
-  publishBlocked(node: string, owner: string, jid: string, blocked: boolean): Promise<boolean> {
-    return this.send(node, { t: "block", owner, jid, b: blocked });
+  /**
+   * Resolves once `node` applied the change (true), or surely did not get it
+   * or did not answer in time (false). Waiting matters: the change reaches
+   * that node over pub/sub, and a message sent to it (or on it) right after
+   * the RPC answered could otherwise overtake it.
+   */
+  async publishBlocked(node: string, owner: string, jid: string, b: boolean): Promise<boolean> {
+    const ref = `${this.nodeid}-${Date.now().toString(36)}-${(refCounter++).toString(36)}`;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const applied = new Promise<boolean>((resolve) => {
+      this.#applying.set(ref, () => resolve(true));
+      timer = setTimeout(() => resolve(false), APPLY_WAIT_MS);
+    });
+    try {
+      const from = this.nodeid;
+      return await this.send(node, { t: "block", owner, jid, b, from, ref }) && await applied;
+    } finally {
+      clearTimeout(timer);
+      this.#applying.delete(ref);
+    }
   }
 
   /** Publishes `m` on `node`'s channel; false when it surely did not arrive. */
@@ -96,6 +122,12 @@ export class ClusterRemote implements Remote, Presence {
       }
       case "block":
         this.router.local(m.owner)?.setBlocked(m.jid, m.b);
+        if (m.from !== undefined && m.ref !== undefined) {
+          void this.send(m.from, { t: "applied", ref: m.ref });
+        }
+        return;
+      case "applied":
+        this.#applying.get(m.ref)?.();
         return;
     }
   }
