@@ -147,9 +147,11 @@ export class Router {
       this.#leave(entry.user, lane);
       throw err;
     }
-    // Safe now: the sender's ack does not wait for the hand-over, which
-    // never rejects and is issued in send order.
-    this.#handOver(remote, entry, ack, depth).finally(() => this.#leave(entry.user, lane));
+    // Acked only once handed over (which never rejects): if this node dies
+    // between the write and the publish, the sender resends, the retry is
+    // routed again and reaches an online recipient before newer messages,
+    // instead of waiting in the inbox until its next login (out of order).
+    await this.#handOver(remote, entry, ack, depth).finally(() => this.#leave(entry.user, lane));
   }
 
   /** A packet without ack, published without a store write when its recipient is online. */

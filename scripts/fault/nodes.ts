@@ -20,6 +20,8 @@ export interface Nodes {
   kill(i: number): Promise<void>;
   /** Stops every node (SIGTERM, then SIGKILL) and removes what the check created. */
   close(keep: boolean): Promise<void>;
+  /** SIGKILLs every node without waiting (emergency exit). */
+  killNow(): void;
 }
 
 /** Config keys every node of a check gets: loopback, free ports, no caps that drop messages. */
@@ -43,22 +45,40 @@ export function checkConfig(dir: string, port: number, extra: Record<string, unk
   };
 }
 
+// Handed out already: a port is only bound once its process starts.
+const given = new Set<number>();
+
 /**
  * A free TCP port on 127.0.0.1, kept across restarts as clients reconnect to
  * it. Below the kernel's ephemeral range (32768+), so that no client socket
- * takes it while the node is down.
+ * takes it while its server is down. Never the same port twice per run.
  */
 export function freePort(): number {
   for (let i = 0; i < 1000; i++) {
     const port = 20000 + Math.floor(Math.random() * 12000);
+    if (given.has(port)) continue;
     try {
       Deno.listen({ hostname: "127.0.0.1", port }).close();
+      given.add(port);
       return port;
     } catch {
       // Taken: try another.
     }
   }
   throw new Error("no free port in 20000-32000");
+}
+
+/** Full path of `binary` on PATH, or null. */
+export function findOnPath(binary: string): string | null {
+  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
+    if (dir === "") continue;
+    try {
+      if (Deno.statSync(`${dir}/${binary}`).isFile) return `${dir}/${binary}`;
+    } catch {
+      // Not in this dir.
+    }
+  }
+  return null;
 }
 
 /** One `sara` child process. */
@@ -69,8 +89,14 @@ class NodeProcess {
   readonly #pumped: Promise<void>;
 
   constructor(conf: string) {
-    this.child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-all", MAIN, "-c", conf],
+    const args = ["run", "--allow-all", MAIN, "-c", conf];
+    // setpriv: the kernel SIGKILLs the node when this process dies, however it dies.
+    const setpriv = findOnPath("setpriv");
+    const [cmd, cmdArgs] = setpriv === null
+      ? [Deno.execPath(), args]
+      : [setpriv, ["--pdeathsig", "KILL", "--", Deno.execPath(), ...args]];
+    this.child = new Deno.Command(cmd, {
+      args: cmdArgs,
       cwd: ROOT,
       stdin: "null",
       stdout: "piped",
@@ -105,17 +131,19 @@ class NodeProcess {
     }
   }
 
+  /** Sends `sig` if the process still runs. */
+  signal(sig: Deno.Signal): void {
+    try {
+      this.child.kill(sig);
+    } catch {
+      // Already gone.
+    }
+  }
+
   /** Sends `signal`; a process still there after `graceMs` is SIGKILLed. */
   async stop(signal: Deno.Signal, graceMs = 10_000): Promise<void> {
-    const send = (sig: Deno.Signal) => {
-      try {
-        this.child.kill(sig);
-      } catch {
-        // Already gone.
-      }
-    };
-    send(signal);
-    const timer = setTimeout(() => send("SIGKILL"), graceMs);
+    this.signal(signal);
+    const timer = setTimeout(() => this.signal("SIGKILL"), graceMs);
     await this.exited;
     clearTimeout(timer);
     await this.#pumped;
@@ -182,6 +210,11 @@ export class LocalNodes implements Nodes {
     this.#up[i] = false;
     await p.stop("SIGKILL");
     this.#procs[i] = null;
+  }
+
+  killNow(): void {
+    this.#up.fill(false);
+    for (const p of this.#procs) p?.signal("SIGKILL");
   }
 
   async close(keep: boolean): Promise<void> {
