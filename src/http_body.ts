@@ -1,6 +1,8 @@
 // Reading an HTTP body with a byte limit, shared by the RPC server and the
 // callback client: a body over the limit is cancelled, never buffered whole.
 
+import { concatBytes } from "./bytes.ts";
+
 /**
  * Reads `body` into one buffer; null (and the stream cancelled) as soon as it
  * passes `limit` bytes, so memory stays bounded by the limit plus one chunk.
@@ -27,12 +29,5 @@ export async function readLimited(
   } finally {
     reader.releaseLock();
   }
-  if (chunks.length === 1) return chunks[0]!;
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
+  return concatBytes(chunks);
 }

@@ -5,6 +5,7 @@
 
 import type { Received } from "./client.ts";
 import { QueueClient } from "./client_base.ts";
+import { concatBytes } from "../../src/bytes.ts";
 
 /** Something the server sent: a packet, `\02`, `\03`, or a frame that is none of these. */
 export type WsReceived =
@@ -118,7 +119,7 @@ export class WsTestClient extends QueueClient<WsReceived> {
           if (f.opcode !== Op.continuation) partOp = f.opcode;
           parts.push(f.payload);
           if (!f.fin) continue;
-          const payload = concat(parts);
+          const payload = concatBytes(parts);
           parts = [];
           this.received(
             partOp === Op.text ? fromText(dec.decode(payload)) : {
@@ -130,7 +131,7 @@ export class WsTestClient extends QueueClient<WsReceived> {
         if (this.#paused) await this.#paused.promise;
         const n = await this.conn.read(chunk);
         if (n === null) return;
-        buf = concat([buf, chunk.subarray(0, n)]);
+        buf = concatBytes([buf, chunk.subarray(0, n)]);
       }
     } catch {
       // Reset by the server: same as closed.
@@ -242,7 +243,7 @@ async function readHead(conn: Deno.Conn) {
     }
     const n = await conn.read(chunk);
     if (n === null) throw new Error("connection closed during the WebSocket handshake");
-    buf = concat([buf, chunk.subarray(0, n)]);
+    buf = concatBytes([buf, chunk.subarray(0, n)]);
   }
 }
 
@@ -251,19 +252,6 @@ function indexOfCrlf2(buf: Uint8Array): number {
     if (buf[i] === 13 && buf[i + 1] === 10 && buf[i + 2] === 13 && buf[i + 3] === 10) return i;
   }
   return -1;
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  if (chunks.length === 1) return chunks[0]!;
-  let len = 0;
-  for (const c of chunks) len += c.length;
-  const out = new Uint8Array(len);
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.length;
-  }
-  return out;
 }
 
 async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
