@@ -5,7 +5,10 @@
 
 import net from "node:net";
 import { END, HEARTBEAT, KILL, StreamDecoder } from "../protocol/framing.ts";
+import { Deadlines } from "./deadlines.ts";
+import { LocalPorts } from "./local_ports.ts";
 import { loginPacket } from "./packets.ts";
+import { sourcePortRange } from "./system.ts";
 
 /** Where and how to connect. */
 export interface ConnectOptions {
@@ -13,6 +16,8 @@ export interface ConnectOptions {
   port: number;
   /** Source address to bind (127.x.y.z), or the kernel's choice. */
   localAddress?: string;
+  /** Where source ports come from with `localAddress` (default: the tool's, see system.ts). */
+  ports?: LocalPorts;
   /** Give up connecting after this long (default 10 s). */
   timeoutMs?: number;
   /** Largest packet accepted (default 64 MiB: login answers carry whole backlogs). */
@@ -37,6 +42,11 @@ export interface LoginAnswer {
 const END_TEXT = String.fromCharCode(END);
 const HEARTBEAT_TEXT = String.fromCharCode(HEARTBEAT, END);
 const decoder = new TextDecoder();
+const localPorts = new LocalPorts(...sourcePortRange());
+const deadlines = new Deadlines();
+// Ports tried per connection before its failure counts (each can be taken by
+// another socket, or its 4-tuple still be in TIME_WAIT).
+const PORT_ATTEMPTS = 20;
 
 /** A connection speaking the emsg stream protocol. */
 export class BenchConn {
@@ -56,6 +66,7 @@ export class BenchConn {
   readonly #decoder: StreamDecoder;
   #out = "";
   #flushQueued = false;
+  #noDelay = false;
   #pendingLogin: ((text: string | null) => void) | null = null;
 
   private constructor(socket: net.Socket, maxPacket: number) {
@@ -72,28 +83,43 @@ export class BenchConn {
     socket.on("error", () => {});
   }
 
-  /** Opens a TCP connection (not yet logged in). */
-  static connect(opts: ConnectOptions): Promise<BenchConn> {
+  /**
+   * Opens a TCP connection (not yet logged in). With a source address, the
+   * source port is chosen here (see LocalPorts), and a port found taken is
+   * replaced by the next one.
+   */
+  static async connect(opts: ConnectOptions): Promise<BenchConn> {
+    if (opts.localAddress === undefined) return await BenchConn.#connectOnce(opts, undefined);
+    for (let attempt = 1;; attempt++) {
+      try {
+        const ports = opts.ports ?? localPorts;
+        return await BenchConn.#connectOnce(opts, ports.take(opts.localAddress));
+      } catch (e) {
+        if (attempt >= PORT_ATTEMPTS || !isPortTaken(e)) throw e;
+      }
+    }
+  }
+
+  static #connectOnce(opts: ConnectOptions, localPort: number | undefined): Promise<BenchConn> {
     return new Promise((resolve, reject) => {
       const socket = net.connect({
         host: opts.host,
         port: opts.port,
         localAddress: opts.localAddress,
+        localPort,
       });
-      const timer = setTimeout(() => {
+      const timer = deadlines.add(opts.timeoutMs ?? 10_000, () => {
         socket.destroy();
         reject(new Error("connect timeout"));
-      }, opts.timeoutMs ?? 10_000);
+      });
       const fail = (e: Error) => {
-        clearTimeout(timer);
+        deadlines.cancel(timer);
         reject(e);
       };
       socket.once("error", fail);
       socket.once("connect", () => {
-        clearTimeout(timer);
+        deadlines.cancel(timer);
         socket.off("error", fail);
-        // Writes are already batched per turn: Nagle would only add latency.
-        socket.setNoDelay(true);
         resolve(new BenchConn(socket, opts.maxPacket ?? 64 * 1024 * 1024));
       });
     });
@@ -121,12 +147,12 @@ export class BenchConn {
     this.jid = jid;
     return new Promise((resolve, reject) => {
       const t0 = performance.now();
-      const timer = setTimeout(() => {
+      const timer = deadlines.add(timeoutMs, () => {
         this.#pendingLogin = null;
         reject(new Error("login timeout"));
-      }, timeoutMs);
+      });
       this.#pendingLogin = (text) => {
-        clearTimeout(timer);
+        deadlines.cancel(timer);
         this.#pendingLogin = null;
         if (text === null) reject(new Error("closed before the login answer"));
         else resolve(parseLoginAnswer(text, performance.now() - t0));
@@ -159,6 +185,13 @@ export class BenchConn {
     if (this.#out === "" || this.closed) return;
     const out = this.#out;
     this.#out = "";
+    // Writes are already batched per turn: Nagle would only add latency. Not
+    // needed for the login packet (nothing is in flight before it), which
+    // spares idle connections the call.
+    if (!this.#noDelay && this.#pendingLogin === null) {
+      this.#noDelay = true;
+      this.#socket.setNoDelay(true);
+    }
     this.#socket.write(out);
   }
 
@@ -212,4 +245,9 @@ export function parseLoginAnswer(text: string, ms: number): LoginAnswer {
   if (typeof o.delay?.total === "number") answer.total = o.delay.total;
   if (Array.isArray(o.delay?.packets)) answer.packets = o.delay.packets;
   return answer;
+}
+
+function isPortTaken(e: unknown): boolean {
+  const code = (e as { code?: unknown }).code;
+  return code === "EADDRINUSE" || code === "EADDRNOTAVAIL";
 }

@@ -33,18 +33,40 @@ export function openFileLimit(): number {
   }
 }
 
-/**
- * Ephemeral ports one source address can use, less a margin for ports in
- * TIME_WAIT from earlier runs (28232 with Linux defaults).
- */
-export function portsPerSourceAddress(): number {
-  let size = 28232;
+/** The kernel's ephemeral port range (inclusive), or the Linux default if unknown. */
+export function ephemeralRange(): [number, number] {
   try {
     const [lo, hi] = Deno.readTextFileSync("/proc/sys/net/ipv4/ip_local_port_range").trim()
       .split(/\s+/).map(Number);
-    if (lo !== undefined && hi !== undefined && hi > lo) size = hi - lo + 1;
+    if (lo !== undefined && hi !== undefined && lo > 0 && hi > lo) return [lo, hi];
   } catch {
     // Not Linux: keep the Linux default.
   }
-  return Math.max(1, size - 2000);
+  return [32768, 60999];
+}
+
+// Fewer ports above the ephemeral range than this: bind inside it after all.
+const MIN_HIGH_PORTS = 1000;
+
+/**
+ * Source ports the tool binds itself when it chooses the source address:
+ * those above the kernel's ephemeral range. Linux keeps a port bound
+ * explicitly (and its TIME_WAIT, for a minute after) away from every other
+ * socket's automatic port choice, on any address: ports inside the range
+ * would starve the machine's other loopback clients (EADDRNOTAVAIL) during
+ * and after a large run. Falls back to the ephemeral range when too few ports
+ * lie above it.
+ */
+export function sourcePortRange(): [number, number] {
+  const [lo, hi] = ephemeralRange();
+  return 65535 - hi >= MIN_HIGH_PORTS ? [hi + 1, 65535] : [lo, hi];
+}
+
+/**
+ * Ports one source address offers the tool, less a tenth that other sockets
+ * may hold (4,082 with Linux defaults).
+ */
+export function portsPerSourceAddress(): number {
+  const [lo, hi] = sourcePortRange();
+  return Math.max(1, Math.floor((hi - lo + 1) * 0.9));
 }

@@ -28,7 +28,8 @@ export interface FrameSink {
  * one read) come out whole, and refuses to buffer more than `maxPacket`.
  */
 export class StreamDecoder {
-  #parts: Uint8Array[] = [];
+  // The unterminated tail, in parts; null when there is none (most of the time).
+  #parts: Uint8Array[] | null = null;
   #held = 0;
   #failed = false;
 
@@ -44,7 +45,7 @@ export class StreamDecoder {
     if (this.#failed) return;
     let start = 0;
     let i = chunk.indexOf(END);
-    if (this.#parts.length > 0) {
+    if (this.#parts !== null) {
       if (i === -1) return this.#hold(chunk, 0);
       // The tail's parts are joined once, when its 0x01 arrives: a packet
       // spread over many reads costs linear time, not quadratic.
@@ -56,7 +57,7 @@ export class StreamDecoder {
         off += part.length;
       }
       whole.set(chunk.subarray(0, i), off);
-      this.#parts = [];
+      this.#parts = null;
       this.#held = 0;
       this.#emit(whole, 0, whole.length);
       start = i + 1;
@@ -78,7 +79,7 @@ export class StreamDecoder {
     while (end > start && chunk[end - 1] === 0) end--;
     if (end === start) return;
     if (this.#held + end - start > this.maxPacket) return this.#fail();
-    this.#parts.push(chunk.slice(start, end));
+    (this.#parts ??= []).push(chunk.slice(start, end));
     this.#held += end - start;
   }
 
@@ -95,7 +96,7 @@ export class StreamDecoder {
 
   #fail(): void {
     this.#failed = true;
-    this.#parts = [];
+    this.#parts = null;
     this.#held = 0;
     this.sink.oversize();
   }

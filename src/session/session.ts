@@ -6,7 +6,7 @@ import type { Conn, ConnHandler } from "./conn.ts";
 import type { Core } from "./core.ts";
 import type { Recipient } from "../router.ts";
 import type { InboxEntry } from "../store/store.ts";
-import { errMsg } from "../log.ts";
+import { errMsg, Level } from "../log.ts";
 import type { LoginFailure, NoticeReason } from "../errors.ts";
 import {
   bareJid,
@@ -33,20 +33,31 @@ const MAX_QUEUED = 1000;
 const BLACKLIST_LOAD_MAX = 1_000_000;
 const NONE_BLOCKED: Set<string> = new Set();
 
+// Session ids are this start's time and a counter: unique across restarts,
+// and built only when asked (a string per idle session costs memory).
+const STARTED = Date.now().toString(36);
 let sidCounter = 0;
+const NO_IDS: readonly string[] = [];
+
+// Session times are ms since this module loaded: small integers need no heap
+// object per field, as Date.now() values would.
+const T0 = Date.now();
+function clock(): number {
+  return Date.now() - T0;
+}
 
 /** A client session on this node. */
 export class Session implements ConnHandler, Recipient {
-  readonly sid: string;
+  /** When the connection came, in ms since T0. */
   readonly connectedAt: number;
-  /** Last time anything arrived: the idle sweep reads it. */
+  /** Last time anything arrived, in ms since T0: the idle sweep reads it. */
   lastSeen: number;
   /** Bare JID once the login packet was read. */
   jid = "";
   #state: State = "connecting";
   #loginId = "";
   // Ids sent in the login answer, removed by the ack of the login id.
-  #delayIds: string[] = [];
+  #delayIds: readonly string[] = NO_IDS;
   // Live messages that arrived while the inbox was being read.
   #held: InboxEntry[] | null = null;
   // Serial processing: packets wait here while an async step runs, so that
@@ -56,12 +67,17 @@ export class Session implements ConnHandler, Recipient {
   #blocked: Set<string> = NONE_BLOCKED;
   #windowStart = 0;
   #windowCount = 0;
+  readonly #n = sidCounter++;
 
   constructor(readonly conn: Conn, readonly core: Core) {
-    this.sid = `${core.config.nodeid}-${Date.now().toString(36)}-${(sidCounter++).toString(36)}`;
-    this.connectedAt = this.lastSeen = Date.now();
+    this.connectedAt = this.lastSeen = clock();
     core.sessions.add(this);
     core.metrics.connected(conn.transport);
+  }
+
+  /** Unique across nodes and restarts. */
+  get sid(): string {
+    return `${this.core.config.nodeid}-${STARTED}-${this.#n.toString(36)}`;
   }
 
   get state(): State {
@@ -90,7 +106,7 @@ export class Session implements ConnHandler, Recipient {
   // ---- ConnHandler: what the transport reports ----
 
   packet(text: string): void {
-    this.lastSeen = Date.now();
+    this.lastSeen = clock();
     if (this.#queue) {
       if (this.#queue.length >= MAX_QUEUED) return this.#notice(undefined, "rate_limited");
       this.#queue.push(text);
@@ -100,7 +116,7 @@ export class Session implements ConnHandler, Recipient {
   }
 
   heartbeat(): void {
-    this.lastSeen = Date.now();
+    this.lastSeen = clock();
     if (this.#state === "open") this.conn.sendHeartbeat();
   }
 
@@ -154,18 +170,19 @@ export class Session implements ConnHandler, Recipient {
     this.conn.close();
   }
 
-  /** Called by the sweep once a second; closes sessions past their deadline. */
+  /** Called by the sweep once a second (`now`: Date.now()); closes sessions past their deadline. */
   sweep(now: number): void {
     const c = this.core.config;
+    const t = now - T0;
     if (
       this.#state === "connecting" || this.#state === "authenticating" || this.#state === "loading"
     ) {
-      if (now - this.connectedAt > c.login_timeout * 1000) {
+      if (t - this.connectedAt > c.login_timeout * 1000) {
         this.core.metrics.loginFailed("timeout");
         this.conn.send(loginError(this.#loginId || undefined, "timeout"));
         this.close();
       }
-    } else if (this.#state === "open" && now - this.lastSeen > c.idle_timeout * 1000) {
+    } else if (this.#state === "open" && t - this.lastSeen > c.idle_timeout * 1000) {
       this.core.log.info("idle timeout", { sid: this.sid, jid: this.jid });
       this.close();
     }
@@ -287,12 +304,14 @@ export class Session implements ConnHandler, Recipient {
     // consumer), and that close must stick.
     this.#setState("open");
     this.core.metrics.loggedIn(stored.length);
-    this.core.log.info("login", {
-      sid: this.sid,
-      jid: this.jid,
-      transport: this.conn.transport,
-      stored: stored.length,
-    });
+    if (this.core.log.enabled(Level.info)) {
+      this.core.log.info("login", {
+        sid: this.sid,
+        jid: this.jid,
+        transport: this.conn.transport,
+        stored: stored.length,
+      });
+    }
     if (this.core.config.offline_delivery === "packets") {
       this.conn.send(loginOk(this.#loginId, []));
       for (const e of stored) {
@@ -303,8 +322,10 @@ export class Session implements ConnHandler, Recipient {
       }
     } else {
       this.conn.send(loginOk(this.#loginId, stored.map((e) => e.packet)));
-      this.#delayIds = stored.map((e) => e.id);
+      if (stored.length > 0) this.#delayIds = stored.map((e) => e.id);
     }
+    // Only the ack of the stored packets in the login answer needs the login id.
+    if (this.#delayIds.length === 0) this.#loginId = "";
     for (const e of this.#unblocked(held)) {
       if (this.#isClosed()) return;
       if (!sent.has(e.id)) this.conn.send(e.packet);
@@ -352,9 +373,7 @@ export class Session implements ConnHandler, Recipient {
     this.core.metrics.received(type);
     const id = env.id;
     if (type === Type.state && env.to === SERVER_ACK) return this.#clientAck(id, env.from);
-    if (env.from === undefined || bareJid(env.from) !== this.jid) {
-      return this.#notice(id, "bad_from");
-    }
+    if (!this.#isMe(env.from)) return this.#notice(id, "bad_from");
     if (type === Type.open) return this.#notice(id, "bad_packet");
     if (type !== Type.group) return this.#settle(id, routeChat(this.core, this.jid, p, id, type));
     // The queue waits for the member lookup, so later packets keep their order.
@@ -380,14 +399,21 @@ export class Session implements ConnHandler, Recipient {
   #clientAck(id: string, from: unknown): void {
     // Acks may omit `from` (it can only be the session's own inbox), but a
     // wrong one is refused like any other spoofed packet.
-    if (from !== undefined && bareJid(from) !== this.jid) return this.#notice(id, "bad_from");
+    if (from !== undefined && !this.#isMe(from)) return this.#notice(id, "bad_from");
     this.core.metrics.clientAck();
     if (id === this.#loginId && this.#delayIds.length > 0) {
       for (const d of this.#delayIds) this.core.writer.remove(this.jid, d);
-      this.#delayIds = [];
+      this.#delayIds = NO_IDS;
+      this.#loginId = "";
       return;
     }
     this.core.writer.remove(this.jid, id);
+  }
+
+  /** Whether `from` names this session's user (with or without a resource). */
+  #isMe(from: unknown): boolean {
+    // Clients mostly send the bare JID the login checked: no need to check it again.
+    return from === this.jid || bareJid(from) === this.jid;
   }
 
   #storeFailed(id: string, err: unknown): void {

@@ -28,6 +28,14 @@ interface Pending {
   reject(err: unknown): void;
 }
 
+/** A user's entries not yet handed to the store. */
+interface UserQueue {
+  /** In send order (a resent id appears twice). */
+  list: Pending[];
+  /** By id, for acks: the latest entry of each id. */
+  byId: Map<string, Pending>;
+}
+
 const MAX_RETRY = 100_000;
 
 /** Batches store writes; one writer per node. */
@@ -36,10 +44,9 @@ export class InboxWriter {
   // entry of the same user leaves, so that a user's inbox keeps send order.
   #soon: Pending[] = [];
   #later: Pending[] = [];
-  // Entries not yet handed to the store, per user in send order, and by key
-  // for acks.
-  #byUser = new Map<string, Pending[]>();
-  #waiting = new Map<string, Pending>();
+  // Entries not yet handed to the store, per user; `#waiting` counts their ids.
+  #byUser = new Map<string, UserQueue>();
+  #waiting = 0;
   // Users whose entries leave with the next batch.
   #due = new Set<string>();
   #removes: EntryKey[] = [];
@@ -57,7 +64,7 @@ export class InboxWriter {
 
   /** Entries and removes not yet committed. */
   get backlog(): number {
-    return this.#waiting.size + this.#removes.length;
+    return this.#waiting + this.#removes.length;
   }
 
   /**
@@ -70,14 +77,20 @@ export class InboxWriter {
   append(entry: InboxEntry, online = false): Promise<number | null> {
     if (this.#closed) return Promise.reject(new Error("inbox writer closed"));
     return new Promise((resolve, reject) => {
+      const now = Date.now();
       const wait = online ? this.options.onlineGraceMs : this.options.delayMs;
-      const p: Pending = { entry, due: Date.now() + wait, done: false, resolve, reject };
+      const p: Pending = { entry, due: now + wait, done: false, resolve, reject };
       (online ? this.#later : this.#soon).push(p);
-      const list = this.#byUser.get(entry.user);
-      if (list) list.push(p);
-      else this.#byUser.set(entry.user, [p]);
-      this.#waiting.set(key(entry.user, entry.id), p);
-      this.#schedule();
+      const q = this.#byUser.get(entry.user);
+      if (!q) {
+        this.#byUser.set(entry.user, { list: [p], byId: new Map([[entry.id, p]]) });
+        this.#waiting++;
+      } else {
+        q.list.push(p);
+        if (!q.byId.has(entry.id)) this.#waiting++;
+        q.byId.set(entry.id, p);
+      }
+      this.#schedule(now);
     });
   }
 
@@ -90,14 +103,16 @@ export class InboxWriter {
 
   /** The recipient acked `id`: cancel the pending write, or delete the stored entry. */
   remove(user: string, id: string): void {
-    const k = key(user, id);
-    const p = this.#waiting.get(k);
-    if (p) {
-      this.#waiting.delete(k);
+    const q = this.#byUser.get(user);
+    const p = q?.byId.get(id);
+    if (q && p) {
+      q.byId.delete(id);
+      this.#waiting--;
       p.done = true;
-      const list = this.#byUser.get(user)!;
-      list.splice(list.indexOf(p), 1);
-      if (list.length === 0) this.#byUser.delete(user);
+      // Acks mostly come in send order: the head is the usual case.
+      if (q.list[0] === p) q.list.shift();
+      else q.list.splice(q.list.indexOf(p), 1);
+      if (q.list.length === 0) this.#byUser.delete(user);
       p.resolve(null);
       return;
     }
@@ -124,7 +139,7 @@ export class InboxWriter {
   /** Writes everything queued now and waits for it (shutdown). */
   async drain(): Promise<void> {
     for (const user of this.#byUser.keys()) this.#due.add(user);
-    while (this.#inFlight || this.#waiting.size > 0 || this.#removes.length || this.#sent.length) {
+    while (this.#inFlight || this.#waiting > 0 || this.#removes.length || this.#sent.length) {
       this.#clearTimer();
       if (this.#inFlight) await this.#inFlight;
       else await this.#flush();
@@ -138,9 +153,8 @@ export class InboxWriter {
     this.#closed = true;
   }
 
-  #schedule(): void {
+  #schedule(now = Date.now()): void {
     if (this.#inFlight) return; // the batch in flight schedules on its way out
-    const now = Date.now();
     let at = Infinity;
     if (this.#due.size > 0) at = now;
     const soon = headDue(this.#soon), later = headDue(this.#later);
@@ -185,12 +199,14 @@ export class InboxWriter {
     for (const user of this.#due) {
       if (live.length >= this.options.maxBatch) break;
       this.#due.delete(user);
-      for (const p of this.#byUser.get(user) ?? []) {
+      const q = this.#byUser.get(user);
+      if (!q) continue;
+      for (const p of q.list) {
         p.done = true;
-        this.#waiting.delete(key(user, p.entry.id));
         batch.appends.push(p.entry);
         live.push(p);
       }
+      this.#waiting -= q.byId.size;
       this.#byUser.delete(user);
     }
     this.#started++;
@@ -236,8 +252,4 @@ export class InboxWriter {
 function headDue(q: Pending[]): number {
   while (q.length > 0 && q[0]!.done) q.shift();
   return q[0]?.due ?? Infinity;
-}
-
-function key(user: string, id: string): string {
-  return `${user}\n${id}`;
 }

@@ -23,6 +23,13 @@ CREATE TABLE IF NOT EXISTS blacklist (
 CREATE INDEX IF NOT EXISTS blacklist_order ON blacklist(owner, ct, jid);
 `;
 
+/** A statement returning rows as arrays: cheaper than an object per row. */
+function rows(st: StatementSync): StatementSync {
+  // node:sqlite has it (Node 24, Deno 2.9); the bundled typings do not yet.
+  (st as StatementSync & { setReturnArrays(on: boolean): void }).setReturnArrays(true);
+  return st;
+}
+
 /** Statements prepared once; SQLite re-plans nothing per message. */
 function prepare(db: DatabaseSync) {
   const q = (sql: string) => db.prepare(sql);
@@ -30,9 +37,15 @@ function prepare(db: DatabaseSync) {
     insert: q("INSERT INTO inbox(user, id, sender, type, ct, packet) VALUES (?, ?, ?, ?, ?, ?)"),
     remove: q("DELETE FROM inbox WHERE user = ? AND id = ?"),
     count: q("SELECT COUNT(*) AS n FROM inbox WHERE user = ?"),
-    read: q(
-      "SELECT id, sender, type, ct, packet FROM inbox WHERE user = ? AND ct > ? ORDER BY seq",
-    ),
+    // Most logins find nothing: one index probe answers them.
+    any: q("SELECT 1 FROM inbox WHERE user = ? LIMIT 1"),
+    // The user's seqs come from the covering index and are fetched in seq
+    // order: the plain "WHERE user = ? ORDER BY seq" sorts whole rows
+    // (packets included) in a temporary b-tree, which dominated big logins.
+    read: rows(q(
+      "SELECT id, sender, type, ct, packet FROM inbox " +
+        "WHERE seq IN (SELECT seq FROM inbox WHERE user = ?) AND ct > ? ORDER BY seq",
+    )),
     hasOfType: q("SELECT 1 FROM inbox WHERE user = ? AND sender = ? AND type = ? LIMIT 1"),
     dropOfType: q("DELETE FROM inbox WHERE user = ? AND sender = ? AND type = ?"),
     trim: q(
@@ -151,16 +164,23 @@ export class SqliteStore implements Store {
   }
 
   inbox(user: string): Promise<InboxEntry[]> {
-    return this.#run(() =>
-      this.#st.read.all(user, Date.now() - this.rules.expire * 1000).map((r) => ({
-        user,
-        id: String(r.id),
-        from: String(r.sender),
-        type: Number(r.type),
-        ct: Number(r.ct),
-        packet: String(r.packet),
-      }))
-    );
+    return this.#run(() => {
+      if (this.#st.any.get(user) === undefined) return [];
+      const found = this.#st.read.all(user, Date.now() - this.rules.expire * 1000) as unknown[];
+      const entries = new Array<InboxEntry>(found.length);
+      for (let i = 0; i < found.length; i++) {
+        const [id, from, type, ct, packet] = found[i] as unknown[];
+        entries[i] = {
+          user,
+          id: String(id),
+          from: String(from),
+          type: Number(type),
+          ct: Number(ct),
+          packet: String(packet),
+        };
+      }
+      return entries;
+    });
   }
 
   sweepExpired(now = Date.now()): Promise<number> {
@@ -207,6 +227,9 @@ export class SqliteStore implements Store {
   }
 
   blacklist(owner: string, offset: number, limit: number): Promise<BlockedJid[]> {
+    // Every login asks, and almost nobody blocks anyone: the owner set answers
+    // without a query (whose ORDER BY costs a temporary sorter each time).
+    if (!this.#owners.has(owner)) return Promise.resolve([]);
     return this.#run(() =>
       this.#st.list.all(owner, limit, offset).map((r) => ({
         jid: String(r.jid),

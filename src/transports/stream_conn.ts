@@ -2,16 +2,27 @@
 // only while data streams in, splits packets on 0x01, and coalesces all the
 // packets queued in one event-loop turn into one write.
 
-import { HEARTBEAT_FRAME, KILL_FRAME, StreamDecoder } from "../protocol/framing.ts";
+import { type FrameSink, HEARTBEAT_FRAME, KILL_FRAME, StreamDecoder } from "../protocol/framing.ts";
 import type { Conn, ConnHandler } from "../session/conn.ts";
 
-const SMALL = 512;
+// Read buffer sizes. Idle sessions are most of a node, and each pending read
+// pins its buffer: a connection reads its login into MEDIUM, then waits in
+// SMALL. A read that fills its buffer steps up (SMALL to MEDIUM to LARGE); a
+// LARGE read that brought less than MEDIUM steps down to MEDIUM, and a
+// heartbeat (all an idle client sends) back to SMALL.
+const SMALL = 64;
+const MEDIUM = 512;
 const LARGE = 16384;
+const HEARTBEAT_READ = 2;
+// LARGE buffers kept for reuse once their connections slowed down.
+const POOL_MAX = 64;
+const pool: Uint8Array[] = [];
 // A close waits this long for queued bytes (the kill, a login error) to leave.
 const CLOSE_GRACE_MS = 2000;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+const EMPTY = new Uint8Array(0);
 
 /** Limits applied per connection. */
 export interface StreamLimits {
@@ -22,13 +33,18 @@ export interface StreamLimits {
 /** Something to call when a connection misbehaves, for the node's log. */
 export type ConnLog = (msg: string, remote: string) => void;
 
-/** One stream connection; `serve()` runs its read loop until it ends. */
+/** One stream connection; `serve()` starts its read loop, which runs until it ends. */
 export class StreamConn implements Conn {
-  readonly remote: string;
   handler: ConnHandler | null = null;
-  #out: string[] = [];
+  #decoder: StreamDecoder;
+  readonly #sink = new Sink(this);
+  #buf: Uint8Array = new Uint8Array(MEDIUM);
+  // Whether the read that completed the first packet (the login) was seen.
+  #pastLogin = false;
+  // Queued output, allocated while there is some (most sessions are idle).
+  #out: string[] | null = null;
   #outBytes = 0;
-  #raw: Uint8Array[] = [];
+  #raw: Uint8Array[] | null = null;
   #writing = false;
   #scheduled = false;
   #closing = false;
@@ -41,13 +57,18 @@ export class StreamConn implements Conn {
     readonly limits: StreamLimits,
     readonly warn: ConnLog,
   ) {
-    const a = socket.remoteAddr as Deno.NetAddr;
-    this.remote = `${a.hostname}:${a.port}`;
+    this.#decoder = new StreamDecoder(limits.maxPacket, this.#sink);
+  }
+
+  /** Peer address, for logs: built when asked, since most connections never log. */
+  get remote(): string {
+    const a = this.socket.remoteAddr as Deno.NetAddr;
+    return `${a.hostname}:${a.port}`;
   }
 
   send(packet: string): void {
     if (this.#closing) return;
-    this.#out.push(packet);
+    (this.#out ??= []).push(packet);
     this.#queued(packet.length + 1);
   }
 
@@ -66,36 +87,66 @@ export class StreamConn implements Conn {
     this.#graceTimer = setTimeout(() => this.#shut(), CLOSE_GRACE_MS);
   }
 
-  /** Reads until the peer or the server closes; then tells the handler, once. */
-  async serve(): Promise<void> {
-    const dec = new StreamDecoder(this.limits.maxPacket, {
-      packet: (bytes) => this.handler?.packet(decoder.decode(bytes)),
-      heartbeat: () => this.handler?.heartbeat(),
-      oversize: () => this.handler?.oversize(),
-    });
-    let buf = new Uint8Array(SMALL);
-    try {
-      for (;;) {
-        const n = await this.socket.read(buf);
-        if (n === null) break;
-        dec.push(buf.subarray(0, n));
-        // Grow while reads fill the buffer (bulk data), shrink back when idle:
-        // an idle connection keeps only the small buffer.
-        if (n === buf.length && buf.length < LARGE) buf = new Uint8Array(LARGE);
-        else if (n < SMALL && buf.length > SMALL) buf = new Uint8Array(SMALL);
-        if (this.#closed) break;
-      }
-    } catch (err) {
-      if (!this.#closed && !isDisconnect(err)) this.warn(`read failed: ${err}`, this.remote);
+  /**
+   * Starts reading until the peer or the server closes; then tells the
+   * handler, once. Callbacks rather than an async loop: a suspended async
+   * function per idle connection costs more memory than two bound functions.
+   */
+  serve(): void {
+    this.#read();
+  }
+
+  #read(): void {
+    this.socket.read(this.#buf).then(this.#onRead, this.#onReadError);
+  }
+
+  readonly #onRead = (n: number | null): void => {
+    if (n === null) {
+      this.#shut();
+      return this.#release();
     }
+    const buf = this.#buf;
+    try {
+      this.#decoder.push(buf.subarray(0, n));
+    } catch (err) {
+      return this.#onReadError(err);
+    }
+    this.#resize(buf, n);
+    if (this.#closed) return this.#release();
+    this.#read();
+  };
+
+  readonly #onReadError = (err: unknown): void => {
+    if (!this.#closed && !isDisconnect(err)) this.warn(`read failed: ${err}`, this.remote);
     this.#shut();
+    this.#release();
+  };
+
+  /** Picks the buffer of the next read after `n` bytes came into `buf`. */
+  #resize(buf: Uint8Array, n: number): void {
+    let size = buf.length;
+    if (n === size) size = size === SMALL ? MEDIUM : LARGE;
+    else if (n <= HEARTBEAT_READ || (!this.#pastLogin && this.#sink.packets > 0)) size = SMALL;
+    else if (size === LARGE && n < MEDIUM) size = MEDIUM;
+    if (this.#sink.packets > 0) this.#pastLogin = true;
+    if (size === buf.length) return;
+    this.#buf = size === LARGE ? pool.pop() ?? new Uint8Array(LARGE) : new Uint8Array(size);
+    // The decoder copied what it keeps: the old buffer is free.
+    if (buf.length === LARGE && pool.length < POOL_MAX) pool.push(buf);
+  }
+
+  /** Gives a pooled buffer back once no read can use it any more. */
+  #release(): void {
+    const buf = this.#buf;
+    this.#buf = EMPTY;
+    if (buf.length === LARGE && pool.length < POOL_MAX) pool.push(buf);
   }
 
   #sendRaw(bytes: Uint8Array): void {
     if (this.#closing) return;
     // Keeps order with packets queued before it.
     this.#flushStrings();
-    this.#raw.push(bytes);
+    (this.#raw ??= []).push(bytes);
     this.#queued(bytes.length);
   }
 
@@ -105,8 +156,8 @@ export class StreamConn implements Conn {
     // one turn queues (a login answer with a big backlog) goes out whole.
     if (this.#writing && this.#outBytes > this.limits.outQueueBytes) {
       this.warn(`slow consumer: ${this.#outBytes} bytes unsent, closing`, this.remote);
-      this.#out = [];
-      this.#raw = [];
+      this.#out = null;
+      this.#raw = null;
       return this.#shut();
     }
     if (!this.#scheduled && !this.#writing) {
@@ -116,10 +167,11 @@ export class StreamConn implements Conn {
   }
 
   #flushStrings(): void {
-    if (this.#out.length === 0) return;
-    const text = this.#out.length === 1 ? this.#out[0]! + "\x01" : this.#out.join("\x01") + "\x01";
-    this.#out = [];
-    this.#raw.push(encoder.encode(text));
+    const out = this.#out;
+    if (out === null) return;
+    const text = out.length === 1 ? out[0]! + "\x01" : out.join("\x01") + "\x01";
+    this.#out = null;
+    (this.#raw ??= []).push(encoder.encode(text));
   }
 
   async #flush(): Promise<void> {
@@ -129,9 +181,9 @@ export class StreamConn implements Conn {
     try {
       for (;;) {
         this.#flushStrings();
-        if (this.#raw.length === 0) break;
         const chunks = this.#raw;
-        this.#raw = [];
+        if (chunks === null) break;
+        this.#raw = null;
         const data = chunks.length === 1 ? chunks[0]! : concat(chunks);
         this.#outBytes = 0;
         let off = 0;
@@ -159,6 +211,27 @@ export class StreamConn implements Conn {
     const h = this.handler;
     this.handler = null;
     h?.closed();
+  }
+}
+
+/** Hands the decoder's frames to the connection's handler. */
+class Sink implements FrameSink {
+  /** Packets handed on (counting stops at 1: only the first matters). */
+  packets = 0;
+
+  constructor(readonly conn: StreamConn) {}
+
+  packet(bytes: Uint8Array): void {
+    this.packets = 1;
+    this.conn.handler?.packet(decoder.decode(bytes));
+  }
+
+  heartbeat(): void {
+    this.conn.handler?.heartbeat();
+  }
+
+  oversize(): void {
+    this.conn.handler?.oversize();
   }
 }
 

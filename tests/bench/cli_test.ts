@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { benchCommand } from "../../src/cli/bench.ts";
 import { makeconnCommand } from "../../src/cli/makeconn.ts";
 import { intField } from "../../src/bench/scan.ts";
+import { portsPerSourceAddress } from "../../src/bench/system.ts";
 import { FakeServer } from "./fake_server.ts";
 
 Deno.test("bench and makeconn refuse a server that is not on loopback (exit 2)", async () => {
@@ -33,6 +34,18 @@ Deno.test("bench p2p fails its checks when the server drops an acked message", a
   try {
     const args = ["p2p", "-a", `127.0.0.1:${server.port}`, "-p", "2", "-d", "0.3", "--json"];
     assert.equal(await benchCommand([...args, "--warmup", "0", "--drain", "0.2"]), 1);
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("bench conns fails before connecting when the source addresses have too few ports", async () => {
+  const server = new FakeServer();
+  try {
+    const n = String(portsPerSourceAddress() + 1);
+    const args = ["conns", "-a", `127.0.0.1:${server.port}`, "-n", n, "-l", "127.0.0.2", "--json"];
+    assert.equal(await benchCommand([...args, "--pid", String(Deno.pid)]), 1);
+    assert.equal(server.remotes.length, 0);
   } finally {
     await server.close();
   }

@@ -2,6 +2,8 @@
 
 import assert from "node:assert/strict";
 import { BenchConn } from "../../src/bench/conn.ts";
+import { LocalPorts } from "../../src/bench/local_ports.ts";
+import { sourcePortRange } from "../../src/bench/system.ts";
 import { ackPacket, chatPacket } from "../../src/bench/packets.ts";
 import { intField, stringField } from "../../src/bench/scan.ts";
 import { FakeServer } from "./fake_server.ts";
@@ -121,6 +123,44 @@ Deno.test("connect binds the given source address", async () => {
   });
   await until(() => server.remotes.length === 1, "the server to accept");
   assert.deepEqual(server.remotes, ["127.0.0.2"]);
+  await closed([conn]);
+  await server.close();
+});
+
+Deno.test("with a source address, the source port comes from the tool's range", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepted = listener.accept();
+  const conn = await BenchConn.connect({
+    host: "127.0.0.1",
+    port: (listener.addr as Deno.NetAddr).port,
+    localAddress: "127.0.0.2",
+  });
+  const socket = await accepted;
+  const remote = socket.remoteAddr as Deno.NetAddr;
+  const [lo, hi] = sourcePortRange();
+  assert.equal(remote.hostname, "127.0.0.2");
+  assert.ok(remote.port >= lo && remote.port <= hi, `port ${remote.port} not in ${lo}-${hi}`);
+  conn.destroy();
+  socket.close();
+  listener.close();
+});
+
+Deno.test("a source port found taken is replaced by the next one", async () => {
+  const server = new FakeServer();
+  // A listener holds the first port of a two-port range on the same address,
+  // and the range's turn is set so that the connection tries that port first.
+  const blocker = Deno.listen({ hostname: "127.0.0.3", port: 0 });
+  const taken = (blocker.addr as Deno.NetAddr).port;
+  const ports = new LocalPorts(taken, taken + 1);
+  while (ports.take("127.0.0.3") !== taken + 1);
+  const conn = await BenchConn.connect({
+    host: "127.0.0.1",
+    port: server.port,
+    localAddress: "127.0.0.3",
+    ports,
+  });
+  await until(() => server.remotes.length === 1, "the server to accept");
+  blocker.close();
   await closed([conn]);
   await server.close();
 });

@@ -6,7 +6,7 @@ import { formatEndpoint } from "../addr.ts";
 import { newRunId, type ScenarioContext, sleep, sourceFor } from "../context.ts";
 import { closeAll, describeFailures, openFleet } from "../fleet.ts";
 import type { ScenarioResult } from "../report.ts";
-import { readPidFile, readRssKib } from "../system.ts";
+import { portsPerSourceAddress, readPidFile, readRssKib } from "../system.ts";
 
 /** Time the server gets to settle after the last login before RSS is read. */
 const SETTLE_MS = 1000;
@@ -31,6 +31,15 @@ export async function runConns(ctx: ScenarioContext): Promise<ScenarioResult> {
     metrics: {},
     errors: [],
   };
+  const perAddress = portsPerSourceAddress();
+  if (opts.laddrs.length > 0 && opts.laddrs.length * perAddress < opts.conns) {
+    const needed = Math.ceil(opts.conns / perAddress);
+    result.errors.push(
+      `${opts.conns} connections need at least ${needed} source addresses ` +
+        `(${perAddress} ports each): give more with --laddr`,
+    );
+    return result;
+  }
   const rssBefore = pid === null ? null : readRssKib(pid);
   if (pid === null) {
     result.errors.push(`server RSS not measured: no --pid and no pid in ${opts.pidfile}`);
