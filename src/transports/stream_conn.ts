@@ -4,6 +4,7 @@
 
 import { type FrameSink, HEARTBEAT_FRAME, KILL_FRAME, StreamDecoder } from "../protocol/framing.ts";
 import type { Conn, ConnHandler } from "../session/conn.ts";
+import { concatBytes } from "../bytes.ts";
 
 // Read buffer sizes. Idle sessions are most of a node, and each pending read
 // pins its buffer: a connection reads its login into MEDIUM, then waits in
@@ -184,7 +185,7 @@ export class StreamConn implements Conn {
         const chunks = this.#raw;
         if (chunks === null) break;
         this.#raw = null;
-        const data = chunks.length === 1 ? chunks[0]! : concat(chunks);
+        const data = concatBytes(chunks);
         this.#outBytes = 0;
         let off = 0;
         while (off < data.length) off += await this.socket.write(data.subarray(off));
@@ -233,18 +234,6 @@ class Sink implements FrameSink {
   oversize(): void {
     this.conn.handler?.oversize();
   }
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  let len = 0;
-  for (const c of chunks) len += c.length;
-  const out = new Uint8Array(len);
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.length;
-  }
-  return out;
 }
 
 function isDisconnect(err: unknown): boolean {
