@@ -7,7 +7,7 @@ import type { Remote, Router } from "../router.ts";
 import type { NodeCount, Presence } from "../rpc/presence.ts";
 import type { RedisClient } from "../store/redis_client.ts";
 import type { InboxEntry } from "../store/store.ts";
-import { encodeMessage, type NodeMessage } from "./channel.ts";
+import type { NodeMessage } from "./channel.ts";
 import { channelOf } from "./keys.ts";
 import { Publisher } from "./publisher.ts";
 import type { Liveness } from "./liveness.ts";
@@ -92,10 +92,13 @@ export class ClusterRemote implements Remote, Presence {
     }
   }
 
-  /** Publishes `m` on `node`'s channel; false when it surely did not arrive. */
+  /**
+   * Publishes `m` on `node`'s channel (batched with everything else for that
+   * node in this turn); false when it surely did not arrive.
+   */
   async send(node: string, m: NodeMessage): Promise<boolean> {
     try {
-      const receivers = await this.#publisher.publish(channelOf(node), encodeMessage(m));
+      const receivers = await this.#publisher.send(channelOf(node), m);
       const ok = !this.publishConfirms || receivers > 0;
       this.published[ok ? "ok" : "failed"]++;
       return ok;
