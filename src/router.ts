@@ -41,6 +41,14 @@ export interface Remote {
    */
   publish(node: string, entry: InboxEntry, ack: boolean, stored: boolean): Promise<boolean>;
   /**
+   * Hands a packet with ack, not stored, to `jid`'s session on `node`: true
+   * once that node holds it safely (acked by its recipient, or in the
+   * inbox); false when it did not take it (no session there, or `lane`
+   * had a packet refused there before), or did not answer in time. Then the
+   * caller stores it. Never rejects.
+   */
+  handOff(node: string, entry: InboxEntry, lane: string): Promise<boolean>;
+  /**
    * Tells `node` that `owner` blocked or unblocked `jid`; resolves once it is
    * in force there, or when that cannot be known (never rejects).
    */
@@ -52,11 +60,25 @@ export type OfflineHook = (entry: InboxEntry, total: number) => void;
 
 /** Deliveries to one user through other nodes that have not been handed over yet. */
 interface Lane {
+  /** Unique on this node: the receiving node refuses the rest of a lane after one refusal. */
+  id: string;
   /** Started and not yet published (or found offline). */
   busy: number;
   /** Settles once the unstored packet on its way was published or stored. */
   direct: Promise<void> | null;
+  /** Hand-offs (Remote.handOff) started and not settled; they all go to `node`. */
+  handing: number;
+  node: string | null;
+  /** Settles once every hand-off started so far was taken or stored instead. */
+  handed: Promise<void> | null;
+  /** A hand-off was refused: the lane's later packets take the stored path. */
+  refused: boolean;
 }
+
+// Lane ids stay unique across restarts of this node: a receiving node may
+// still remember a refused lane of this node's earlier life.
+const LANE_EPOCH = Date.now().toString(36);
+let laneSeq = 0;
 
 const noop = () => {};
 
@@ -110,7 +132,9 @@ export class Router {
    */
   async deliver(entry: InboxEntry, ack: boolean): Promise<void> {
     const s = this.#local.get(entry.user);
-    if (s) {
+    // With packets to this user still on their way through other nodes
+    // (the user just moved here), this one goes behind them.
+    if (s && !this.#lanes.has(entry.user)) {
       // Blocked: neither delivered nor stored, and the sender is not told.
       if (!s.push(entry) || !ack) return;
       await this.writer.append(entry, true);
@@ -124,6 +148,20 @@ export class Router {
     const lane = this.#join(entry.user);
     // Behind an unstored packet still finding its way: it goes first.
     if (lane.direct) await lane.direct;
+    // Handed off unstored while everything else on its way is too: the
+    // receiving node keeps the lane's order, and its online grace spares
+    // the store write of a packet acked in time, as on one node.
+    if (ack && !lane.refused && lane.busy === lane.handing + 1) {
+      lane.handing++;
+      const done = this.#handOff(remote, entry, lane, lane.handed);
+      lane.handed = done.then(noop, noop);
+      try {
+        return await done;
+      } finally {
+        lane.handing--;
+        this.#leave(entry.user, lane);
+      }
+    }
     // Unstored only when nothing else to this user is on its way: the
     // stored path takes its place in the inbox at once, the direct one only
     // after a lookup, so mixing them would reorder one sender's packets.
@@ -140,8 +178,10 @@ export class Router {
     // between; and the recipient's ack can never overtake the write. A
     // packet without ack is stored too when a publish cannot be confirmed
     // (a node may die unseen): the receiving node deletes it once written.
+    // Hand-offs before it settle first, so that a refused one is stored before it.
     let depth: number | null;
     try {
+      if (lane.handed) await lane.handed;
       depth = await this.writer.append(entry);
     } catch (err) {
       this.#leave(entry.user, lane);
@@ -162,9 +202,37 @@ export class Router {
     }
   }
 
+  /**
+   * A hand-off to the node holding the recipient; refused (or found
+   * offline, or elsewhere than the lane's earlier hand-offs), it takes the
+   * stored path behind `before`, the hand-offs started earlier.
+   */
+  async #handOff(remote: Remote, entry: InboxEntry, lane: Lane, before: Promise<void> | null) {
+    // Where the lane's packets already go, no lookup: a recipient gone from
+    // there refuses, and the packet takes the stored path, which looks up.
+    const node = lane.node ?? await remote.locate(entry.user);
+    lane.node ??= node;
+    if (node !== null && node === lane.node && await remote.handOff(node, entry, lane.id)) return;
+    lane.refused = true;
+    if (before) await before;
+    const depth = await this.writer.append(entry);
+    await this.#handOver(remote, entry, true, depth);
+  }
+
   #join(user: string): Lane {
     let lane = this.#lanes.get(user);
-    if (!lane) this.#lanes.set(user, lane = { busy: 0, direct: null });
+    if (!lane) {
+      lane = {
+        id: `${LANE_EPOCH}.${(++laneSeq).toString(36)}`,
+        busy: 0,
+        direct: null,
+        handing: 0,
+        node: null,
+        handed: null,
+        refused: false,
+      };
+      this.#lanes.set(user, lane);
+    }
     lane.busy++;
     return lane;
   }
@@ -175,8 +243,11 @@ export class Router {
 
   async #handOver(remote: Remote, entry: InboxEntry, ack: boolean, depth: number | null) {
     const node = await remote.locate(entry.user);
-    if (node === null) this.#stored(entry, depth);
-    else await remote.publish(node, entry, ack, true);
+    if (node !== null) return void await remote.publish(node, entry, ack, true);
+    // The recipient moved here while it was on its way: delivered like a
+    // stored packet from another node.
+    if (this.#local.has(entry.user)) return void await this.arrived(entry, ack, true);
+    this.#stored(entry, depth);
   }
 
   /**
@@ -192,6 +263,20 @@ export class Router {
     const delivered = s.push(entry);
     // Done once written (no ack will come), or blocked: out of the inbox.
     if (stored && (!delivered || !ack)) this.writer.remove(entry.user, entry.id);
+  }
+
+  /**
+   * A packet another node handed off unstored (Remote.handOff): null when no
+   * session here takes it; otherwise it is delivered at once, and the
+   * promise settles once it is safe here (acked by the recipient, or written
+   * after the online grace), or rejects when it could not be written.
+   */
+  accept(entry: InboxEntry): Promise<void> | null {
+    const s = this.#local.get(entry.user);
+    if (!s) return null;
+    // Blocked: neither delivered nor stored, and the sender is not told.
+    if (!s.push(entry)) return Promise.resolve();
+    return this.writer.append(entry, true).then(noop);
   }
 
   /** `owner` blocked or unblocked `jid` (RPC): applied to its session, on whichever node. */

@@ -14,8 +14,12 @@ import type { InboxEntry } from "../store/store.ts";
 
 /** One message between nodes. */
 export type NodeMessage =
-  /** Deliver `e`; `a`: the packet asks for acks; `s`: the sender's node stored it already. */
-  | { t: "msg"; e: InboxEntry; a: boolean; s: boolean }
+  /**
+   * Deliver `e`; `a`: the packet asks for acks; `s`: the sender's node stored
+   * it already. With `h`, a hand-off: node `h.o` waits for a "took" answer
+   * naming `h.r`; `h.l` names the sending node's lane (one recipient).
+   */
+  | { t: "msg"; e: InboxEntry; a: boolean; s: boolean; h?: HandOff }
   /** Close the session `sid` of `jid`: a newer login replaced it. */
   | { t: "kick"; jid: string; sid: string }
   /**
@@ -24,7 +28,16 @@ export type NodeMessage =
    */
   | { t: "block"; owner: string; jid: string; b: boolean; from?: string; ref?: string }
   /** The blacklist change `ref` is in force on the node that answers. */
-  | { t: "applied"; ref: string };
+  | { t: "applied"; ref: string }
+  /** The hand-off `r` is safe on the node that answers (ok), or was refused there. */
+  | { t: "took"; r: string; ok: boolean };
+
+/** Who waits for a hand-off's answer, under which reference, for which lane. */
+export interface HandOff {
+  o: string;
+  r: string;
+  l: string;
+}
 
 /** A decoded batch: its messages in order, and how many bad ones were dropped. */
 export interface DecodedBatch {
@@ -52,6 +65,7 @@ export function encodeBatch(batch: readonly NodeMessage[]): string {
       a: m.a,
       s: m.s,
       n: e.packet.length,
+      ...m.h,
     });
     packets.push(e.packet);
   }
@@ -103,7 +117,11 @@ function msgOf(h: Record<string, unknown>, packet: string): NodeMessage | null {
     typeof h.a !== "boolean" || typeof h.s !== "boolean"
   ) return null;
   const e: InboxEntry = { user: h.u, id: h.i, from: h.f, type: h.y, ct: h.c, packet };
-  return { t: "msg", e, a: h.a, s: h.s };
+  if (h.o === undefined && h.r === undefined && h.l === undefined) {
+    return { t: "msg", e, a: h.a, s: h.s };
+  }
+  if (typeof h.o !== "string" || typeof h.r !== "string" || typeof h.l !== "string") return null;
+  return { t: "msg", e, a: h.a, s: h.s, h: { o: h.o, r: h.r, l: h.l } };
 }
 
 function controlOf(v: unknown): NodeMessage | null {
@@ -126,6 +144,10 @@ function controlOf(v: unknown): NodeMessage | null {
     }
     case "applied":
       return typeof m.ref === "string" ? { t: "applied", ref: m.ref } : null;
+    case "took":
+      return typeof m.r === "string" && typeof m.ok === "boolean"
+        ? { t: "took", r: m.r, ok: m.ok }
+        : null;
   }
   return null;
 }

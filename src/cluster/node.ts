@@ -73,6 +73,7 @@ export async function joinCluster(
     return {
       remote,
       async stop() {
+        remote.stop();
         await registry.settled();
         await live.stop();
         await subscriber.close();

@@ -18,6 +18,19 @@ import type { Registry } from "./registry.ts";
 // node that died unseen never does).
 const APPLY_WAIT_MS = 2000;
 
+// How long a hand-off waits for its answer before the packet is stored
+// instead (the receiving node answers within its online grace and one
+// commit; one that died unseen never does). Longer would stall a sender to
+// a dead node; shorter risks storing a packet the other node also kept (the
+// recipient may then get it twice, never lose it). Checked by one sweep,
+// not a timer per packet.
+const HANDOFF_WAIT_MS = 1000;
+const HANDOFF_SWEEP_MS = 250;
+// Refused lanes a node remembers (a lane lives as long as packets to one
+// recipient are on their way; a minute is far beyond that).
+const REFUSED_KEEP_MS = 60_000;
+const REFUSED_MAX = 10_000;
+
 let refCounter = 0;
 
 /** Remote and Presence of one node of a cluster. */
@@ -25,6 +38,12 @@ export class ClusterRemote implements Remote, Presence {
   readonly #publisher: Publisher;
   // Blacklist changes waiting for their "applied" answer, by ref.
   readonly #applying = new Map<string, () => void>();
+  // Hand-offs waiting for their "took" answer, by ref, oldest first.
+  readonly #handing = new Map<string, { resolve: (ok: boolean) => void; since: number }>();
+  #sweep: ReturnType<typeof setInterval> | undefined;
+  // Lanes of other nodes ("node/lane") with a refused hand-off: the rest of
+  // such a lane is refused too, so what this node took is always a prefix.
+  readonly #refused = new Map<string, number>();
 
   constructor(
     readonly client: RedisClient,
@@ -71,6 +90,74 @@ export class ClusterRemote implements Remote, Presence {
     return this.send(node, { t: "msg", e: entry, a: ack, s: stored });
   }
 
+  handOff(node: string, entry: InboxEntry, lane: string): Promise<boolean> {
+    const r = `${this.nodeid}-${(refCounter++).toString(36)}`;
+    const answer = new Promise<boolean>((resolve) => {
+      this.#handing.set(r, { resolve, since: Date.now() });
+    });
+    this.#sweep ??= setInterval(() => this.#expire(), HANDOFF_SWEEP_MS);
+    const h = { o: this.nodeid, r, l: lane };
+    this.send(node, { t: "msg", e: entry, a: true, s: false, h }).then((sent) => {
+      if (!sent) this.#answer(r, false);
+    });
+    return answer;
+  }
+
+  #answer(r: string, ok: boolean): void {
+    const w = this.#handing.get(r);
+    if (!w) return;
+    this.#handing.delete(r);
+    w.resolve(ok);
+  }
+
+  /** Gives up on hand-offs unanswered for too long; stops sweeping when none is left. */
+  #expire(): void {
+    const limit = Date.now() - HANDOFF_WAIT_MS;
+    for (const [r, w] of this.#handing) {
+      if (w.since > limit) break;
+      this.log.warn(`cluster: hand-off ${r} unanswered for ${HANDOFF_WAIT_MS} ms; storing it`);
+      this.#answer(r, false);
+    }
+    if (this.#handing.size === 0) {
+      clearInterval(this.#sweep);
+      this.#sweep = undefined;
+    }
+  }
+
+  /** Gives up on every hand-off still waiting (they are stored instead): the node stops. */
+  stop(): void {
+    for (const r of [...this.#handing.keys()]) this.#answer(r, false);
+    clearInterval(this.#sweep);
+    this.#sweep = undefined;
+  }
+
+  /** Takes (or refuses) a hand-off from another node and answers it once that is settled. */
+  #accept(e: InboxEntry, h: { o: string; r: string; l: string }): void {
+    const lane = `${h.o}/${h.l}`;
+    const taken = this.#refused.has(lane) ? null : this.router.accept(e);
+    if (taken === null) {
+      this.#refuse(lane);
+      return void this.send(h.o, { t: "took", r: h.r, ok: false });
+    }
+    taken.then(
+      () => this.send(h.o, { t: "took", r: h.r, ok: true }),
+      (err) => {
+        this.log.warn(`cluster: cannot keep a message for ${e.user}: ${errMsg(err)}`);
+        return this.send(h.o, { t: "took", r: h.r, ok: false });
+      },
+    );
+  }
+
+  #refuse(lane: string): void {
+    const now = Date.now();
+    this.#refused.delete(lane);
+    this.#refused.set(lane, now);
+    for (const [l, at] of this.#refused) {
+      if (this.#refused.size <= REFUSED_MAX && at > now - REFUSED_KEEP_MS) break;
+      this.#refused.delete(l);
+    }
+  }
+
   /**
    * Resolves once `node` applied the change (true), or surely did not get it
    * or did not answer in time (false). Waiting matters: the change reaches
@@ -112,6 +199,7 @@ export class ClusterRemote implements Remote, Presence {
     switch (m.t) {
       case "msg":
         this.received++;
+        if (m.h) return this.#accept(m.e, m.h);
         this.router.arrived(m.e, m.a, m.s).catch((err) =>
           this.log.error(`cluster: cannot store a message for ${m.e.user}: ${errMsg(err)}`)
         );
@@ -129,6 +217,9 @@ export class ClusterRemote implements Remote, Presence {
         return;
       case "applied":
         this.#applying.get(m.ref)?.();
+        return;
+      case "took":
+        this.#answer(m.r, m.ok);
         return;
     }
   }
