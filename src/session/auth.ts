@@ -4,7 +4,9 @@
 import type { Callbacks } from "../callbacks.ts";
 import type { Logger } from "../log.ts";
 import { userOf } from "../protocol/packet.ts";
-import type { Authenticator } from "./core.ts";
+
+/** Decides whether a login may proceed (the auth callback, or always yes). */
+export type Authenticator = (jid: string, pwd: string | undefined) => Promise<boolean>;
 
 /** Accepts every login (auth disabled or no callback URL). */
 export const acceptAll: Authenticator = () => Promise.resolve(true);

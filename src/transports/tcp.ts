@@ -1,20 +1,19 @@
 // Plain TCP listener (PROTOCOL 1): each accepted socket becomes a StreamConn
 // driving one session.
 
-import type { Core } from "../session/core.ts";
-import { openSession } from "../session/session.ts";
-import { type BindOptions, type Listener, listenError } from "./listener.ts";
+import type { Admission } from "../session/conn.ts";
+import { type BindOptions, type Listener, listenError } from "../listener.ts";
 import { StreamConn } from "./stream_conn.ts";
 
 /** Starts the TCP listener; rejects with a clear message when the port cannot be bound. */
-export function startTcp(core: Core, opts: BindOptions): Listener {
+export function startTcp(node: Admission, opts: BindOptions): Listener {
   let listener: Deno.TcpListener;
   try {
     listener = Deno.listen({ hostname: opts.hostname, port: opts.port, transport: "tcp" });
   } catch (err) {
     throw listenError("tcp", opts, err);
   }
-  const accepting = acceptLoop(core, "tcp", listener, (socket) => {
+  const accepting = acceptLoop(node, "tcp", listener, (socket) => {
     socket.setNoDelay(true);
     return socket;
   });
@@ -33,25 +32,24 @@ export function startTcp(core: Core, opts: BindOptions): Listener {
  * socket (TLS uses it); a failing accept (EMFILE) pauses instead of spinning.
  */
 export async function acceptLoop<C extends Deno.Conn>(
-  core: Core,
+  node: Admission,
   transport: string,
   listener: Deno.Listener<C>,
   prepare: (socket: C) => Deno.Conn,
 ): Promise<void> {
-  const limits = { maxPacket: core.config.max_packet, outQueueBytes: core.config.out_queue_bytes };
-  const warn = (msg: string, remote: string) => core.log.warn(msg, { transport, remote });
+  const warn = (msg: string, remote: string) => node.log.warn(msg, { transport, remote });
   for (;;) {
     let socket: C;
     try {
       socket = await listener.accept();
     } catch (err) {
       if (err instanceof Deno.errors.BadResource || err instanceof Deno.errors.Interrupted) return;
-      core.log.error(`${transport} accept failed: ${err}`);
+      node.log.error(`${transport} accept failed: ${err}`);
       await new Promise((r) => setTimeout(r, 100));
       continue;
     }
-    const conn = new StreamConn(transport, prepare(socket), limits, warn);
-    conn.handler = openSession(conn, core);
+    const conn = new StreamConn(transport, prepare(socket), node.limits, warn);
+    conn.handler = node.admit(conn);
     if (conn.handler) conn.serve();
   }
 }

@@ -2,10 +2,8 @@
 // any path; each text frame is one packet without 0x01, and heartbeat and kill
 // go out as the 3-character texts `\02` and `\03` that browser SDKs compare.
 
-import type { Conn, ConnHandler } from "../session/conn.ts";
-import type { Core } from "../session/core.ts";
-import { openSession } from "../session/session.ts";
-import { type BindOptions, type Listener, listenError } from "./listener.ts";
+import type { Admission, Conn, ConnHandler } from "../session/conn.ts";
+import { type BindOptions, type Listener, listenError } from "../listener.ts";
 import type { ConnLog, StreamLimits } from "./stream_conn.ts";
 import { pairAtFault, readCertPair, type TlsFiles } from "./tls.ts";
 
@@ -154,12 +152,11 @@ export class WsConn implements Conn {
  * Starts the WebSocket listener, or WSS when `tls` names the PEM pair. Throws
  * a clear message (listener, address, file) when it cannot start.
  */
-export function startWs(core: Core, opts: BindOptions, tls?: TlsFiles): Listener {
+export function startWs(node: Admission, opts: BindOptions, tls?: TlsFiles): Listener {
   const name = tls ? "wss" : "ws";
   const pair = tls ? readCertPair(name, opts, tls) : undefined;
-  const limits = { maxPacket: core.config.max_packet, outQueueBytes: core.config.out_queue_bytes };
-  const warn = (msg: string, remote: string) => core.log.warn(msg, { transport: name, remote });
-  const admit = (conn: WsConn) => openSession(conn, core);
+  const warn = (msg: string, remote: string) => node.log.warn(msg, { transport: name, remote });
+  const admit = (conn: WsConn) => node.admit(conn);
   let server: Deno.HttpServer<Deno.NetAddr>;
   try {
     server = Deno.serve({
@@ -168,7 +165,7 @@ export function startWs(core: Core, opts: BindOptions, tls?: TlsFiles): Listener
       ...pair,
       onListen() {}, // server.ts logs the start line
       onError(err) {
-        core.log.warn(`${name} request failed: ${err}`);
+        node.log.warn(`${name} request failed: ${err}`);
         return new Response(null, { status: 500 });
       },
     }, (req, info) => {
@@ -184,7 +181,7 @@ export function startWs(core: Core, opts: BindOptions, tls?: TlsFiles): Listener
         return new Response("bad WebSocket handshake\n", { status: 400 });
       }
       // Kept alive by the socket's event handlers; admitted once it is open.
-      new WsConn(name, up.socket, peer, limits, warn, admit);
+      new WsConn(name, up.socket, peer, node.limits, warn, admit);
       return up.response;
     });
   } catch (err) {
