@@ -15,6 +15,7 @@ import type { Core } from "./session/core.ts";
 import type { Session } from "./session/session.ts";
 import type { Listener } from "./transports/listener.ts";
 import { startTcp } from "./transports/tcp.ts";
+import { AcceptGuard } from "./transports/accept_guard.ts";
 import { openCallbacks } from "./callbacks.ts";
 import { acceptAll, callbackAuth } from "./session/auth.ts";
 import { Groups } from "./session/groups.ts";
@@ -153,8 +154,15 @@ export async function startServer(
     }),
   };
   let listening = false;
+  const guard = new AcceptGuard(log, () => metrics.acceptFailed());
   const pages = [
-    healthPage(nodeReadiness({ listening: () => listening, store, timeoutMs: READY_PING_MS, log })),
+    healthPage(nodeReadiness({
+      listening: () => listening,
+      accepting: () => !guard.failing,
+      store,
+      timeoutMs: READY_PING_MS,
+      log,
+    })),
     metricsPage(metrics),
     consolePage({
       nodeid: config.nodeid,
@@ -178,12 +186,12 @@ export async function startServer(
   // One line per listener; startup stops at the first failure and closes
   // whatever already started, so nothing is left half-running.
   const starters: [boolean, () => Listener | Promise<Listener>][] = [
-    [config.enable_tcp, () => startTcp(core, bind(config.port))],
-    [true, () => startRpc(rpc, bind(config.rpcport))],
+    [config.enable_tcp, () => startTcp(core, bind(config.port), guard)],
+    [true, () => startRpc(rpc, bind(config.rpcport), guard)],
     [true, () => startThriftListener(core, config.bind)],
-    [config.enable_ws, () => startWs(core, bind(config.wsport))],
-    [config.enable_tls, () => startTls(core, bind(config.tlsport), config)],
-    [config.enable_wss, () => startWs(core, bind(config.wssport), config)],
+    [config.enable_ws, () => startWs(core, bind(config.wsport), guard)],
+    [config.enable_tls, () => startTls(core, bind(config.tlsport), config, guard)],
+    [config.enable_wss, () => startWs(core, bind(config.wssport), guard, config)],
   ];
   const listeners = new Map<string, Listener>();
   try {

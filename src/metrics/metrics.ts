@@ -66,6 +66,7 @@ export class Metrics {
   readonly #opened = new Float64Array(TRANSPORTS.length);
   readonly #n = {
     refused: 0,
+    acceptErrors: 0,
     serverAcks: 0,
     clientAcks: 0,
     kicks: 0,
@@ -94,6 +95,11 @@ export class Metrics {
       "sara_connections_refused_total",
       "Connections refused with server_full (max_conns).",
       () => n.refused,
+    );
+    counter(
+      "sara_accept_errors_total",
+      "Failed accepts on any listener (EMFILE, ENFILE: out of file descriptors).",
+      () => n.acceptErrors,
     );
     scrapedCounter(r, {
       name: "sara_logins_total",
@@ -186,6 +192,11 @@ export class Metrics {
   /** A connection was refused with server_full. */
   refused(): void {
     this.#n.refused++;
+  }
+
+  /** A listener failed to accept a connection. */
+  acceptFailed(): void {
+    this.#n.acceptErrors++;
   }
 
   /** A login succeeded; `delivered` stored messages went out with it. */
