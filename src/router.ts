@@ -11,7 +11,7 @@ export interface Recipient {
   /** Unique across nodes and restarts: a kick from another node names it. */
   readonly sid: string;
   /** Writes (or buffers, during login) one packet. False when `from` is blocked. */
-  push(entry: InboxEntry, ack: boolean): boolean;
+  push(entry: InboxEntry): boolean;
   /** Replaced by a newer login of the same user. */
   kick(): void;
   /** The user blocked (or unblocked) `jid` (PROTOCOL 10). */
@@ -112,7 +112,7 @@ export class Router {
     const s = this.#local.get(entry.user);
     if (s) {
       // Blocked: neither delivered nor stored, and the sender is not told.
-      if (!s.push(entry, ack) || !ack) return;
+      if (!s.push(entry) || !ack) return;
       await this.writer.append(entry, true);
       return;
     }
@@ -189,7 +189,7 @@ export class Router {
       if (!stored) this.#stored(entry, await this.writer.append(entry));
       return;
     }
-    const delivered = s.push(entry, ack);
+    const delivered = s.push(entry);
     // Done once written (no ack will come), or blocked: out of the inbox.
     if (stored && (!delivered || !ack)) this.writer.remove(entry.user, entry.id);
   }

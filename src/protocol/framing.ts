@@ -1,6 +1,8 @@
 // Stream framing of the emsg protocol over TCP/TLS (PROTOCOL 1): packets end
 // with 0x01, 0x02 is a heartbeat, 0x03 a kill. Pure: bytes in, packets out.
 
+import { concatBytes } from "../bytes.ts";
+
 /** Byte that ends every packet on a stream transport. */
 export const END = 0x01;
 /** One-byte heartbeat packet. */
@@ -92,13 +94,7 @@ export class StreamDecoder implements Decoder {
       // The tail's parts are joined once, when its 0x01 arrives: a packet
       // spread over many reads costs linear time, not quadratic.
       if (this.#held + i > this.maxPacket) return this.#fail();
-      const whole = new Uint8Array(this.#held + i);
-      let off = 0;
-      for (const part of this.#parts) {
-        whole.set(part, off);
-        off += part.length;
-      }
-      whole.set(chunk.subarray(0, i), off);
+      const whole = concatBytes([...this.#parts, chunk.subarray(0, i)]);
       this.#parts = null;
       this.#held = 0;
       this.#emit(whole, 0, whole.length);

@@ -3,6 +3,7 @@
 // and the store answers, else 503 with the reason.
 
 import { errMsg, type Logger } from "../log.ts";
+import { withTimeout } from "../async.ts";
 import type { Store } from "../store/store.ts";
 import type { Page } from "./http.ts";
 
@@ -52,16 +53,12 @@ export function healthPage(ready: ReadinessCheck): Page {
 }
 
 /** Null when `store` answered a ping within `ms`, else why not. */
-async function pingWithin(store: Pick<Store, "ping">, ms: number): Promise<string | null> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<string>((resolve) => {
-    timer = setTimeout(() => resolve(`no answer to ping within ${ms} ms`), ms);
-  });
-  try {
-    return await Promise.race([store.ping().then(() => null, (err) => errMsg(err)), late]);
-  } finally {
-    clearTimeout(timer);
-  }
+function pingWithin(store: Pick<Store, "ping">, ms: number): Promise<string | null> {
+  return withTimeout(
+    ms,
+    () => store.ping().then(() => null, (err) => errMsg(err)),
+    () => `no answer to ping within ${ms} ms`,
+  );
 }
 
 function text(status: number, body: string, headers: Record<string, string> = {}): Response {

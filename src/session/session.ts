@@ -134,7 +134,7 @@ export class Session implements ConnHandler, Recipient {
 
   // ---- Recipient: what the router asks ----
 
-  push(entry: InboxEntry, _ack: boolean): boolean {
+  push(entry: InboxEntry): boolean {
     if (this.#isClosed()) return true;
     if (this.#blocked.has(entry.from)) return false;
     this.core.metrics.sent(entry.type);
