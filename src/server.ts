@@ -18,6 +18,7 @@ import type { Admission } from "./session/conn.ts";
 import { Close } from "./session/close_reason.ts";
 import type { Listener } from "./listener.ts";
 import { startTcp } from "./transports/tcp.ts";
+import { AcceptGuard } from "./transports/accept_guard.ts";
 import { openCallbacks } from "./callbacks.ts";
 import { acceptAll, callbackAuth } from "./session/auth.ts";
 import { Groups } from "./session/groups.ts";
@@ -193,7 +194,11 @@ async function assemble(
   };
   const admission: Admission = {
     admit: (conn) => openSession(conn, core),
-    limits: { maxPacket: config.max_packet, outQueueBytes: config.out_queue_bytes },
+    limits: {
+      maxPacket: config.max_packet,
+      outQueueBytes: config.out_queue_bytes,
+      handshakeMs: config.login_timeout * 1000,
+    },
     log,
   };
   metrics.watch({
@@ -217,9 +222,16 @@ async function assemble(
     }),
   };
   let listening = false;
+  const guard = new AcceptGuard(log, () => metrics.acceptFailed());
   const listeners = new Map<string, Listener>();
   const pages = [
-    healthPage(nodeReadiness({ listening: () => listening, store, timeoutMs: READY_PING_MS, log })),
+    healthPage(nodeReadiness({
+      listening: () => listening,
+      accepting: () => !guard.failing,
+      store,
+      timeoutMs: READY_PING_MS,
+      log,
+    })),
     metricsPage(metrics),
     consolePage({
       nodeid: config.nodeid,
@@ -250,12 +262,12 @@ async function assemble(
   // stack closes whatever already started.
   const bind = (port: number) => ({ hostname: config.bind, port });
   const starters: [boolean, () => Listener | Promise<Listener>][] = [
-    [config.enable_tcp, () => startTcp(admission, bind(config.port))],
-    [true, () => startRpc(rpc, bind(config.rpcport))],
+    [config.enable_tcp, () => startTcp(admission, bind(config.port), guard)],
+    [true, () => startRpc(rpc, bind(config.rpcport), guard)],
     [true, () => startThriftListener(core, thrift)],
-    [config.enable_ws, () => startWs(admission, bind(config.wsport))],
-    [config.enable_tls, () => startTls(admission, bind(config.tlsport), config)],
-    [config.enable_wss, () => startWs(admission, bind(config.wssport), config)],
+    [config.enable_ws, () => startWs(admission, bind(config.wsport), guard)],
+    [config.enable_tls, () => startTls(admission, bind(config.tlsport), config, guard)],
+    [config.enable_wss, () => startWs(admission, bind(config.wssport), guard, config)],
   ];
   for (const [enabled, start] of starters) {
     if (!enabled) continue;

@@ -68,6 +68,7 @@ export class Metrics {
   readonly #closed = new Float64Array(CLOSE_REASONS.length);
   readonly #n = {
     refused: 0,
+    acceptErrors: 0,
     serverAcks: 0,
     clientAcks: 0,
     kicks: 0,
@@ -96,6 +97,11 @@ export class Metrics {
       "sara_connections_refused_total",
       "Connections refused with server_full (max_conns).",
       () => n.refused,
+    );
+    counter(
+      "sara_accept_errors_total",
+      "Failed accepts on any listener (EMFILE, ENFILE: out of file descriptors).",
+      () => n.acceptErrors,
     );
     scrapedCounter(r, {
       name: "sara_sessions_closed_total",
@@ -199,6 +205,11 @@ export class Metrics {
   /** A connection was refused with server_full. */
   refused(): void {
     this.#n.refused++;
+  }
+
+  /** A listener failed to accept a connection. */
+  acceptFailed(): void {
+    this.#n.acceptErrors++;
   }
 
   /** A login succeeded; `delivered` stored messages went out with it. */

@@ -37,6 +37,8 @@ export interface ConnLimits {
   readonly maxPacket: number;
   /** Bytes queued to a slow reader before the connection is closed (`out_queue_bytes`). */
   readonly outQueueBytes: number;
+  /** A handshake (TLS, WebSocket upgrade) not done within this many ms closes the socket. */
+  readonly handshakeMs: number;
 }
 
 /** What a transport gets from the node: admission of each connection, its limits, a logger. */
@@ -46,3 +48,10 @@ export interface Admission {
   readonly limits: ConnLimits;
   readonly log: Logger;
 }
+
+/**
+ * What a transport hands on for bytes that are not UTF-8: not JSON, so the
+ * core answers it like any unreadable packet (fail_packet before login;
+ * bad_packet and a close after).
+ */
+export const UNREADABLE = "\uFFFD";
