@@ -18,6 +18,32 @@ export interface Recipient {
   setBlocked(jid: string, blocked: boolean): void;
 }
 
+/**
+ * The sessions logged in on this node, by user. Its own object, so that the
+ * router and the cluster (which hands arrivals and kicks to them) both read
+ * it without holding each other.
+ */
+export class LocalSessions {
+  readonly #map = new Map<string, Recipient>();
+
+  get size(): number {
+    return this.#map.size;
+  }
+
+  get(jid: string): Recipient | undefined {
+    return this.#map.get(jid);
+  }
+
+  set(s: Recipient): void {
+    this.#map.set(s.jid, s);
+  }
+
+  /** Removes `s` unless a newer login already replaced it. */
+  delete(s: Recipient): void {
+    if (this.#map.get(s.jid) === s) this.#map.delete(s.jid);
+  }
+}
+
 /** Other nodes of a cluster, reached through the shared store (Redis). */
 export interface Remote {
   /**
@@ -58,6 +84,63 @@ export interface Remote {
 /** Called when a message was stored for a recipient who is not online. */
 export type OfflineHook = (entry: InboxEntry, total: number) => void;
 
+/** What a router works with. */
+export interface RouterDeps {
+  readonly local: LocalSessions;
+  readonly writer: InboxWriter;
+  /** The other nodes; null on a standalone node. */
+  readonly remote: Remote | null;
+  readonly onOffline: OfflineHook;
+}
+
+/**
+ * What happens to a message another node published for a session here
+ * (`stored`: it is in the inbox already): handed to the session, or, with
+ * the session gone, stored if it was not. The cluster calls it; it needs no
+ * router, so the cluster is built before the router.
+ */
+export function arrivals(
+  local: LocalSessions,
+  writer: InboxWriter,
+  onOffline: OfflineHook,
+): (entry: InboxEntry, ack: boolean, stored: boolean) => Promise<void> {
+  return async (entry, ack, stored) => {
+    const s = local.get(entry.user);
+    if (!s) {
+      if (!stored) storedOffline(onOffline, entry, await writer.append(entry));
+      return;
+    }
+    const delivered = s.push(entry);
+    // Done once written (no ack will come), or blocked: out of the inbox.
+    if (stored && (!delivered || !ack)) writer.remove(entry.user, entry.id);
+  };
+}
+
+function storedOffline(onOffline: OfflineHook, entry: InboxEntry, depth: number | null): void {
+  if (depth) onOffline(entry, depth);
+}
+
+/**
+ * What happens to a packet another node handed off unstored (Remote.handOff):
+ * null when no session here takes it; otherwise it is delivered at once, and
+ * the promise settles once it is safe here (acked by the recipient, or
+ * written after the online grace), or rejects when it could not be written.
+ */
+export function handoffs(
+  local: LocalSessions,
+  writer: InboxWriter,
+): (entry: InboxEntry) => Promise<void> | null {
+  return (entry) => {
+    const s = local.get(entry.user);
+    if (!s) return null;
+    // Blocked: neither delivered nor stored, and the sender is not told.
+    if (!s.push(entry)) return Promise.resolve();
+    return writer.append(entry, true).then(noop);
+  };
+}
+
+const noop = () => {};
+
 /** Deliveries to one user through other nodes that have not been handed over yet. */
 interface Lane {
   /** Unique on this node: the receiving node refuses the rest of a lane after one refusal. */
@@ -73,6 +156,8 @@ interface Lane {
   handed: Promise<void> | null;
   /** A hand-off was refused: the lane's later packets take the stored path. */
   refused: boolean;
+  /** Settles once every packet that entered the lane so far settled. */
+  tail: Promise<void>;
 }
 
 // Lane ids stay unique across restarts of this node: a receiving node may
@@ -80,17 +165,21 @@ interface Lane {
 const LANE_EPOCH = Date.now().toString(36);
 let laneSeq = 0;
 
-const noop = () => {};
-
 /** Routes messages; one per node. */
 export class Router {
-  readonly #local = new Map<string, Recipient>();
+  readonly #local: LocalSessions;
   // Per recipient, so that the two remote paths never overtake each other.
   readonly #lanes = new Map<string, Lane>();
-  remote: Remote | null = null;
-  onOffline: OfflineHook | null = null;
+  readonly writer: InboxWriter;
+  readonly remote: Remote | null;
+  readonly #onOffline: OfflineHook;
 
-  constructor(readonly writer: InboxWriter) {}
+  constructor(deps: RouterDeps) {
+    this.#local = deps.local;
+    this.writer = deps.writer;
+    this.remote = deps.remote;
+    this.#onOffline = deps.onOffline;
+  }
 
   /** Sessions logged in on this node. */
   get online(): number {
@@ -111,7 +200,7 @@ export class Router {
    */
   async attach(s: Recipient, transport: string): Promise<void> {
     const old = this.#local.get(s.jid);
-    this.#local.set(s.jid, s);
+    this.#local.set(s);
     if (old && old !== s) old.kick();
     if (!this.remote) return;
     await this.remote.register(s.jid, s.sid, transport);
@@ -121,7 +210,7 @@ export class Router {
 
   /** Forgets `s` unless a newer login already replaced it. */
   detach(s: Recipient): void {
-    if (this.#local.get(s.jid) === s) this.#local.delete(s.jid);
+    this.#local.delete(s);
     this.remote?.unregister(s.jid, s.sid);
   }
 
@@ -134,18 +223,48 @@ export class Router {
     const s = this.#local.get(entry.user);
     // With packets to this user still on their way through other nodes
     // (the user just moved here), this one goes behind them.
-    if (s && !this.#lanes.has(entry.user)) {
-      // Blocked: neither delivered nor stored, and the sender is not told.
-      if (!s.push(entry) || !ack) return;
-      await this.writer.append(entry, true);
-      return;
-    }
+    if (s && !this.#lanes.has(entry.user)) return await this.#deliverHere(s, entry, ack);
     if (this.remote) return await this.#deliverRemote(this.remote, entry, ack);
     this.#stored(entry, await this.writer.append(entry));
   }
 
+  async #deliverHere(s: Recipient, entry: InboxEntry, ack: boolean): Promise<void> {
+    // Blocked: neither delivered nor stored, and the sender is not told.
+    if (!s.push(entry) || !ack) return;
+    await this.writer.append(entry, true);
+  }
+
   async #deliverRemote(remote: Remote, entry: InboxEntry, ack: boolean): Promise<void> {
     const lane = this.#join(entry.user);
+    const before = lane.tail;
+    let done!: () => void;
+    const mine = new Promise<void>((resolve) => done = resolve);
+    lane.tail = before.then(() => mine);
+    try {
+      return await this.#inLane(remote, entry, ack, lane, before);
+    } finally {
+      done();
+    }
+  }
+
+  async #inLane(
+    remote: Remote,
+    entry: InboxEntry,
+    ack: boolean,
+    lane: Lane,
+    before: Promise<void>,
+  ) {
+    // The recipient moved here while packets to it were on their way
+    // through other nodes: delivered here once they all settled.
+    const here = this.#local.get(entry.user);
+    if (here) {
+      try {
+        await before;
+      } finally {
+        this.#leave(entry.user, lane);
+      }
+      return await this.#deliverHere(here, entry, ack);
+    }
     // Behind an unstored packet still finding its way: it goes first.
     if (lane.direct) await lane.direct;
     // Handed off unstored while everything else on its way is too: the
@@ -215,6 +334,8 @@ export class Router {
     if (node !== null && node === lane.node && await remote.handOff(node, entry, lane.id)) return;
     lane.refused = true;
     if (before) await before;
+    const here = this.#local.get(entry.user);
+    if (here) return await this.#deliverHere(here, entry, true);
     const depth = await this.writer.append(entry);
     await this.#handOver(remote, entry, true, depth);
   }
@@ -230,6 +351,7 @@ export class Router {
         node: null,
         handed: null,
         refused: false,
+        tail: Promise.resolve(),
       };
       this.#lanes.set(user, lane);
     }
@@ -243,40 +365,8 @@ export class Router {
 
   async #handOver(remote: Remote, entry: InboxEntry, ack: boolean, depth: number | null) {
     const node = await remote.locate(entry.user);
-    if (node !== null) return void await remote.publish(node, entry, ack, true);
-    // The recipient moved here while it was on its way: delivered like a
-    // stored packet from another node.
-    if (this.#local.has(entry.user)) return void await this.arrived(entry, ack, true);
-    this.#stored(entry, depth);
-  }
-
-  /**
-   * A message another node published for a session here (`stored`: it is
-   * in the inbox already). With the session gone, an unstored one is stored.
-   */
-  async arrived(entry: InboxEntry, ack: boolean, stored: boolean): Promise<void> {
-    const s = this.#local.get(entry.user);
-    if (!s) {
-      if (!stored) this.#stored(entry, await this.writer.append(entry));
-      return;
-    }
-    const delivered = s.push(entry);
-    // Done once written (no ack will come), or blocked: out of the inbox.
-    if (stored && (!delivered || !ack)) this.writer.remove(entry.user, entry.id);
-  }
-
-  /**
-   * A packet another node handed off unstored (Remote.handOff): null when no
-   * session here takes it; otherwise it is delivered at once, and the
-   * promise settles once it is safe here (acked by the recipient, or written
-   * after the online grace), or rejects when it could not be written.
-   */
-  accept(entry: InboxEntry): Promise<void> | null {
-    const s = this.#local.get(entry.user);
-    if (!s) return null;
-    // Blocked: neither delivered nor stored, and the sender is not told.
-    if (!s.push(entry)) return Promise.resolve();
-    return this.writer.append(entry, true).then(noop);
+    if (node === null) this.#stored(entry, depth);
+    else await remote.publish(node, entry, ack, true);
   }
 
   /** `owner` blocked or unblocked `jid` (RPC): applied to its session, on whichever node. */
@@ -289,6 +379,6 @@ export class Router {
   }
 
   #stored(entry: InboxEntry, depth: number | null): void {
-    if (depth) this.onOffline?.(entry, depth);
+    storedOffline(this.#onOffline, entry, depth);
   }
 }

@@ -14,6 +14,8 @@ export type ReadinessCheck = () => Promise<string | null>;
 export interface ReadinessOptions {
   /** True once every listener started, false again once stopping began. */
   listening: () => boolean;
+  /** False while some listener's accepts fail (out of file descriptors). */
+  accepting?: () => boolean;
   store: Pick<Store, "ping">;
   /** A ping slower than this counts as unreachable. */
   timeoutMs: number;
@@ -25,6 +27,7 @@ export function nodeReadiness(opts: ReadinessOptions): ReadinessCheck {
   let wasDown = false;
   return async () => {
     if (!opts.listening()) return "listeners not up";
+    if (opts.accepting && !opts.accepting()) return "accepting connections fails";
     const failure = await pingWithin(opts.store, opts.timeoutMs);
     if (failure !== null && !wasDown) opts.log.warn(`not ready: store unreachable: ${failure}`);
     if (failure === null && wasDown) opts.log.info("ready: store reachable again");

@@ -3,10 +3,12 @@
 // knows which transport it speaks through.
 
 import type { Conn, ConnHandler } from "./conn.ts";
-import type { Core } from "./core.ts";
-import type { Recipient } from "../router.ts";
-import type { InboxEntry } from "../store/store.ts";
-import { errMsg, Level } from "../log.ts";
+import type { Recipient, Router } from "../router.ts";
+import type { InboxEntry, Store } from "../store/store.ts";
+import type { InboxWriter } from "../store/inbox_writer.ts";
+import type { Config } from "../config/config.ts";
+import type { Metrics } from "../metrics/metrics.ts";
+import { errMsg, Level, type Logger } from "../log.ts";
 import type { LoginFailure, NoticeReason } from "../errors.ts";
 import {
   bareJid,
@@ -19,10 +21,89 @@ import {
   Type,
   typeOf,
 } from "../protocol/packet.ts";
-import { routeChat, type Routed, routeGroup, wantsAck } from "./messages.ts";
+import { routeChat, type Routed, routeGroup, type Routing, wantsAck } from "./messages.ts";
+import { Close, type CloseReason } from "./close_reason.ts";
+import type { Authenticator } from "./auth.ts";
 
-/** Life of a session; changed only through `#setState`, which logs it. */
-export type State = "connecting" | "authenticating" | "loading" | "open" | "closed";
+/**
+ * What a session works with: exactly these, so that a test can build one
+ * from fakes. On a node they are the node's shared parts (server.ts).
+ */
+export interface SessionDeps extends Routing {
+  readonly config: Pick<
+    Config,
+    "nodeid" | "login_timeout" | "idle_timeout" | "rate_limit" | "offline_delivery" | "max_conns"
+  >;
+  readonly log: Logger;
+  /** Read once, at login. */
+  readonly store: Pick<Store, "inbox" | "recentIds" | "blacklist">;
+  readonly writer: Pick<InboxWriter, "settled" | "remove" | "sent">;
+  readonly router: Pick<Router, "attach" | "detach" | "deliver">;
+  readonly auth: Authenticator;
+  /** Every connection's session on this node, logged in or not (the sweep and stop() walk it). */
+  readonly sessions: Set<Session>;
+  readonly metrics: Pick<
+    Metrics,
+    | "connected"
+    | "refused"
+    | "loggedIn"
+    | "loginFailed"
+    | "received"
+    | "sent"
+    | "serverAck"
+    | "clientAck"
+    | "kick"
+    | "closed"
+  >;
+}
+
+/**
+ * Life of a session, each state named after what the session waits for:
+ * the login packet, the authenticator's answer, the registration and inbox
+ * read, packets (open), or a group's member list. Changed only through
+ * `#moveTo`, which refuses a change `STEPS` does not list.
+ */
+export type State =
+  | "awaiting_login"
+  | "awaiting_auth"
+  | "awaiting_inbox"
+  | "open"
+  | "awaiting_members"
+  | "closed";
+
+/** From each state, the states a session may change to. */
+export const STEPS: Readonly<Record<State, readonly State[]>> = {
+  awaiting_login: ["awaiting_auth", "closed"],
+  awaiting_auth: ["awaiting_inbox", "closed"],
+  awaiting_inbox: ["open", "closed"],
+  open: ["awaiting_members", "closed"],
+  awaiting_members: ["open", "closed"],
+  closed: [],
+};
+
+/** Refuses a change of state that `STEPS` does not list (a bug, never the client's doing). */
+export function checkStep(from: State, to: State): void {
+  if (!STEPS[from].includes(to)) throw new Error(`session state ${from} -> ${to} is impossible`);
+}
+
+// States in which the session is registered with the router (detached on close).
+const ATTACHED: ReadonlySet<State> = new Set(["awaiting_inbox", "open", "awaiting_members"]);
+// States before the login answer (the login deadline applies).
+const LOGGING_IN: ReadonlySet<State> = new Set([
+  "awaiting_login",
+  "awaiting_auth",
+  "awaiting_inbox",
+]);
+
+/** A login from its packet until its stored packets were acked (null before and after). */
+interface Login {
+  /** The login packet's id: the login answer names it, and so does the ack of its stored packets. */
+  readonly id: string;
+  /** Live messages that arrived while the inbox was read (awaiting_inbox only). */
+  held: InboxEntry[] | null;
+  /** Ids of the stored packets sent in the login answer, removed by the ack of `id`. */
+  delayed: readonly string[];
+}
 
 // Packets queued behind an async step (login, group lookup): a client that
 // keeps sending while its login is checked is bounded, not buffered forever.
@@ -54,14 +135,11 @@ export class Session implements ConnHandler, Recipient {
   lastSeen: number;
   /** Bare JID once the login packet was read. */
   jid = "";
-  #state: State = "connecting";
-  #loginId = "";
-  // Ids sent in the login answer, removed by the ack of the login id.
-  #delayIds: readonly string[] = NO_IDS;
-  // Live messages that arrived while the inbox was being read.
-  #held: InboxEntry[] | null = null;
-  // Serial processing: packets wait here while an async step runs, so that
-  // one sender's messages keep their order.
+  #state: State = "awaiting_login";
+  #login: Login | null = null;
+  // Packets that arrived while the session waits (awaiting_auth, _inbox,
+  // _members): run in order once it is open again, so that one sender's
+  // messages keep their order. Null in the other states.
   #queue: string[] | null = null;
   // Senders this user blocks; shared empty set until the first entry.
   #blocked: Set<string> = NONE_BLOCKED;
@@ -69,15 +147,15 @@ export class Session implements ConnHandler, Recipient {
   #windowCount = 0;
   readonly #n = sidCounter++;
 
-  constructor(readonly conn: Conn, readonly core: Core) {
+  constructor(readonly conn: Conn, readonly deps: SessionDeps) {
     this.connectedAt = this.lastSeen = clock();
-    core.sessions.add(this);
-    core.metrics.connected(conn.transport);
+    deps.sessions.add(this);
+    deps.metrics.connected(conn.transport);
   }
 
   /** Unique across nodes and restarts. */
   get sid(): string {
-    return `${this.core.config.nodeid}-${STARTED}-${this.#n.toString(36)}`;
+    return `${this.deps.config.nodeid}-${STARTED}-${this.#n.toString(36)}`;
   }
 
   get state(): State {
@@ -90,8 +168,9 @@ export class Session implements ConnHandler, Recipient {
     return this.#state === "closed";
   }
 
-  #setState(next: State): void {
-    const log = this.core.log;
+  #moveTo(next: State): void {
+    checkStep(this.#state, next);
+    const log = this.deps.log;
     if (log.enabled(3)) {
       log.debug(`session ${this.#state} -> ${next}`, {
         sid: this.sid,
@@ -117,19 +196,16 @@ export class Session implements ConnHandler, Recipient {
 
   heartbeat(): void {
     this.lastSeen = clock();
-    if (this.#state === "open") this.conn.sendHeartbeat();
+    if (this.#isOpen()) this.conn.sendHeartbeat();
   }
 
   oversize(): void {
-    this.core.log.warn("packet too large, closing", { sid: this.sid, jid: this.jid || undefined });
-    if (this.#state === "open") this.conn.send(notice(undefined, "packet_too_large"));
-    this.close();
+    if (this.#isOpen()) this.conn.send(notice(undefined, "packet_too_large"));
+    this.close(Close.packetTooLarge);
   }
 
   closed(): void {
-    if (this.#isClosed()) return;
-    this.#setState("closed");
-    this.#teardown();
+    this.#end(Close.connectionClosed);
   }
 
   // ---- Recipient: what the router asks ----
@@ -137,8 +213,9 @@ export class Session implements ConnHandler, Recipient {
   push(entry: InboxEntry): boolean {
     if (this.#isClosed()) return true;
     if (this.#blocked.has(entry.from)) return false;
-    this.core.metrics.sent(entry.type);
-    if (this.#held) this.#held.push(entry);
+    this.deps.metrics.sent(entry.type);
+    const held = this.#login?.held;
+    if (held) held.push(entry);
     else this.conn.send(entry.packet);
     return true;
   }
@@ -155,44 +232,59 @@ export class Session implements ConnHandler, Recipient {
 
   kick(): void {
     if (this.#isClosed()) return;
-    this.core.metrics.kick();
-    this.core.log.info("session replaced by a newer login", { sid: this.sid, jid: this.jid });
+    this.deps.metrics.kick();
     this.conn.sendKill();
-    this.close();
+    this.close(Close.replaced);
   }
 
-  /** Closes the connection (after flushing what is queued). */
-  close(): void {
-    if (!this.#isClosed()) {
-      this.#setState("closed");
-      this.#teardown();
-    }
+  /**
+   * Closes the connection (after flushing what is queued); `why` is logged
+   * and counted once, by the first close. Without a reason: the node stops.
+   */
+  close(why: CloseReason = Close.shutdown, detail?: string): void {
+    this.#end(why, detail);
     this.conn.close();
   }
 
   /** Called by the sweep once a second (`now`: Date.now()); closes sessions past their deadline. */
   sweep(now: number): void {
-    const c = this.core.config;
+    const c = this.deps.config;
     const t = now - T0;
-    if (
-      this.#state === "connecting" || this.#state === "authenticating" || this.#state === "loading"
-    ) {
+    if (LOGGING_IN.has(this.#state)) {
       if (t - this.connectedAt > c.login_timeout * 1000) {
-        this.core.metrics.loginFailed("timeout");
-        this.conn.send(loginError(this.#loginId || undefined, "timeout"));
-        this.close();
+        this.deps.metrics.loginFailed("timeout");
+        this.conn.send(loginError(this.#login?.id, "timeout"));
+        this.close(Close.loginTimeout);
       }
-    } else if (this.#state === "open" && t - this.lastSeen > c.idle_timeout * 1000) {
-      this.core.log.info("idle timeout", { sid: this.sid, jid: this.jid });
-      this.close();
+    } else if (this.#isOpen() && t - this.lastSeen > c.idle_timeout * 1000) {
+      this.close(Close.idleTimeout);
     }
   }
 
-  #teardown(): void {
-    this.core.sessions.delete(this);
+  /** The one way into "closed": logs and counts why, and lets go of the router and the node. */
+  #end(why: CloseReason, detail?: string): void {
+    if (this.#isClosed()) return;
+    const was = this.#state;
+    this.#moveTo("closed");
+    this.deps.sessions.delete(this);
     this.#queue = null;
-    this.#held = null;
-    if (this.jid) this.core.router.detach(this);
+    this.#login = null;
+    if (ATTACHED.has(was)) this.deps.router.detach(this);
+    this.deps.metrics.closed(why);
+    const log = this.deps.log;
+    if (!log.enabled(why.level)) return;
+    log.at(why.level, `session closed: ${why.reason}${detail ? ` (${detail})` : ""}`, {
+      code: why.code,
+      sid: this.sid,
+      jid: this.jid || undefined,
+      transport: this.conn.transport,
+      remote: this.conn.remote,
+    });
+  }
+
+  /** Logged in: answers heartbeats and may be written to. */
+  #isOpen(): boolean {
+    return this.#state === "open" || this.#state === "awaiting_members";
   }
 
   // ---- packet processing ----
@@ -200,7 +292,7 @@ export class Session implements ConnHandler, Recipient {
   #run(text: string): void {
     let pending: Promise<void> | void;
     try {
-      pending = this.#state === "open" ? this.#routed(text) : this.#login(text);
+      pending = this.#isOpen() ? this.#routed(text) : this.#readLogin(text);
     } catch (err) {
       this.#fault(err);
       return;
@@ -214,6 +306,7 @@ export class Session implements ConnHandler, Recipient {
   #drain(): void {
     const q = this.#queue;
     this.#queue = null;
+    if (this.#state === "awaiting_members") this.#moveTo("open");
     while (q && q.length > 0 && !this.#isClosed()) {
       this.#run(q.shift()!);
       const started = this.#pendingQueue();
@@ -230,14 +323,13 @@ export class Session implements ConnHandler, Recipient {
   }
 
   #fault(err: unknown): void {
-    this.core.log.error(`session error: ${errMsg(err)}`, { sid: this.sid, jid: this.jid });
-    this.close();
+    this.close(Close.internalError, errMsg(err));
   }
 
   // ---- login (PROTOCOL 3) ----
 
-  #login(text: string): Promise<void> | void {
-    if (this.#state !== "connecting") return; // a second login packet while one is checked
+  #readLogin(text: string): Promise<void> | void {
+    if (this.#state !== "awaiting_login") return; // a second login packet while one is checked
     const p = parsePacket(text);
     if (!p) return this.#failLogin(undefined, "fail_packet");
     const env = p.envelope;
@@ -252,80 +344,80 @@ export class Session implements ConnHandler, Recipient {
     const jid = bareJid(env.jid);
     if (!jid) return this.#failLogin(id, "fail_packet");
     this.jid = jid;
-    this.#loginId = id;
-    this.#setState("authenticating");
+    this.#login = { id, held: null, delayed: NO_IDS };
+    this.#moveTo("awaiting_auth");
     return this.#authenticate(jid, env.pwd as string | undefined);
   }
 
   async #authenticate(jid: string, pwd: string | undefined): Promise<void> {
     let ok: boolean;
     try {
-      ok = await this.core.auth(jid, pwd);
+      ok = await this.deps.auth(jid, pwd);
     } catch (err) {
-      this.core.log.warn(`auth failed: ${errMsg(err)}`, { jid });
+      this.deps.log.warn(`auth failed: ${errMsg(err)}`, { jid });
       ok = false;
     }
-    if (this.#isClosed()) return;
-    if (!ok) return this.#failLogin(this.#loginId, "fail_token");
-    this.#setState("loading");
-    this.#held = [];
+    const login = this.#login;
+    if (this.#isClosed() || !login) return;
+    if (!ok) return this.#failLogin(login.id, "fail_token");
+    this.#moveTo("awaiting_inbox");
+    login.held = [];
     let stored: InboxEntry[];
     try {
       // Registered (cluster-wide) before the inbox is read: see Router.attach.
-      await this.core.router.attach(this, this.conn.transport);
+      await this.deps.router.attach(this, this.conn.transport);
       // A message to this user still on its way into the inbox would be
       // missing from the read, then overtaken by newer live ones.
-      await this.core.writer.settled(jid);
+      await this.deps.writer.settled(jid);
       const [entries, recent, blocked] = await Promise.all([
-        this.core.store.inbox(jid),
-        this.core.store.recentIds(jid),
-        this.core.store.blacklist(jid, 0, BLACKLIST_LOAD_MAX),
+        this.deps.store.inbox(jid),
+        this.deps.store.recentIds(jid),
+        this.deps.store.blacklist(jid, 0, BLACKLIST_LOAD_MAX),
       ]);
       stored = entries;
-      this.core.dedup.load(jid, recent, Date.now());
+      this.deps.dedup.load(jid, recent, Date.now());
       for (const b of blocked) this.setBlocked(b.jid, true);
     } catch (err) {
-      this.core.log.error(`cannot open session: ${errMsg(err)}`, { jid });
-      this.core.router.detach(this);
-      this.jid = "";
-      return this.#failLogin(this.#loginId, "fail_token");
+      this.deps.log.error(`cannot open session: ${errMsg(err)}`, { jid });
+      // Closing detaches it: the registration made above does not outlive it.
+      return this.#failLogin(login.id, "fail_token");
     }
     if (this.#isClosed()) return;
-    this.#open(stored);
+    this.#open(login, stored);
   }
 
-  #open(all: InboxEntry[]): void {
+  #open(login: Login, all: InboxEntry[]): void {
     const stored = this.#unblocked(all);
     const sent = new Set<string>();
     for (const e of stored) sent.add(e.id);
-    const held = this.#held ?? [];
-    this.#held = null;
+    const held = login.held ?? [];
+    login.held = null;
     // Open before writing: a send may close the session at once (slow
     // consumer), and that close must stick.
-    this.#setState("open");
-    this.core.metrics.loggedIn(stored.length);
-    if (this.core.log.enabled(Level.info)) {
-      this.core.log.info("login", {
+    this.#moveTo("open");
+    this.deps.metrics.loggedIn(stored.length);
+    if (this.deps.log.enabled(Level.info)) {
+      this.deps.log.info("login", {
         sid: this.sid,
         jid: this.jid,
         transport: this.conn.transport,
         stored: stored.length,
       });
     }
-    if (this.core.config.offline_delivery === "packets") {
-      this.conn.send(loginOk(this.#loginId, []));
+    if (this.deps.config.offline_delivery === "packets") {
+      this.conn.send(loginOk(login.id, []));
       for (const e of stored) {
         if (this.#isClosed()) return;
         this.conn.send(e.packet);
         // Packets without ack: 1 get no client ack: they are done once written.
-        if (!storedWantsAck(e.packet)) this.core.writer.remove(this.jid, e.id);
+        if (!storedWantsAck(e.packet)) this.deps.writer.remove(this.jid, e.id);
       }
     } else {
-      this.conn.send(loginOk(this.#loginId, stored.map((e) => e.packet)));
-      if (stored.length > 0) this.#delayIds = stored.map((e) => e.id);
+      this.conn.send(loginOk(login.id, stored.map((e) => e.packet)));
+      if (stored.length > 0) login.delayed = stored.map((e) => e.id);
     }
-    // Only the ack of the stored packets in the login answer needs the login id.
-    if (this.#delayIds.length === 0) this.#loginId = "";
+    // Kept only while the stored packets of the login answer wait for their ack.
+    this.#login = login.delayed.length > 0 ? login : null;
     for (const e of this.#unblocked(held)) {
       if (this.#isClosed()) return;
       if (!sent.has(e.id)) this.conn.send(e.packet);
@@ -337,16 +429,15 @@ export class Session implements ConnHandler, Recipient {
     if (this.#blocked.size === 0) return entries;
     return entries.filter((e) => {
       if (!this.#blocked.has(e.from)) return true;
-      this.core.writer.remove(this.jid, e.id);
+      this.deps.writer.remove(this.jid, e.id);
       return false;
     });
   }
 
   #failLogin(id: string | undefined, reason: LoginFailure): void {
-    this.core.metrics.loginFailed(reason);
-    this.core.log.info(`login failed: ${reason}`, { sid: this.sid, remote: this.conn.remote });
+    this.deps.metrics.loginFailed(reason);
     this.conn.send(loginError(id, reason));
-    this.close();
+    this.close(Close.loginFailed, reason);
   }
 
   // ---- after login (PROTOCOL 2, 4) ----
@@ -357,27 +448,28 @@ export class Session implements ConnHandler, Recipient {
       this.#windowStart = now;
       this.#windowCount = 0;
     }
-    if (++this.#windowCount > this.core.config.rate_limit) {
+    if (++this.#windowCount > this.deps.config.rate_limit) {
       return this.#notice(undefined, "rate_limited");
     }
     const p = parsePacket(text);
     if (!p) {
       this.conn.send(notice(undefined, "bad_packet"));
-      return this.close();
+      return this.close(Close.badPacket);
     }
     const env = p.envelope;
     const type = typeOf(env.type);
     if (typeof env.id !== "string" || type === null) {
       return this.#notice(strId(env.id), "bad_packet");
     }
-    this.core.metrics.received(type);
+    this.deps.metrics.received(type);
     const id = env.id;
     if (type === Type.state && env.to === SERVER_ACK) return this.#clientAck(id, env.from);
     if (!this.#isMe(env.from)) return this.#notice(id, "bad_from");
     if (type === Type.open) return this.#notice(id, "bad_packet");
-    if (type !== Type.group) return this.#settle(id, routeChat(this.core, this.jid, p, id, type));
+    if (type !== Type.group) return this.#settle(id, routeChat(this.deps, this.jid, p, id, type));
     // The queue waits for the member lookup, so later packets keep their order.
-    return routeGroup(this.core, this.jid, p, id).then(
+    this.#moveTo("awaiting_members");
+    return routeGroup(this.deps, this.jid, p, id).then(
       (r) => this.#settle(id, r),
       (err) => this.#storeFailed(id, err),
     );
@@ -389,7 +481,7 @@ export class Session implements ConnHandler, Recipient {
     r.safe.then(
       () => {
         if (!r.ack) return;
-        this.core.metrics.serverAck();
+        this.deps.metrics.serverAck();
         this.#answer(serverAck(id, r.ct));
       },
       (err) => this.#storeFailed(id, err),
@@ -400,14 +492,14 @@ export class Session implements ConnHandler, Recipient {
     // Acks may omit `from` (it can only be the session's own inbox), but a
     // wrong one is refused like any other spoofed packet.
     if (from !== undefined && !this.#isMe(from)) return this.#notice(id, "bad_from");
-    this.core.metrics.clientAck();
-    if (id === this.#loginId && this.#delayIds.length > 0) {
-      for (const d of this.#delayIds) this.core.writer.remove(this.jid, d);
-      this.#delayIds = NO_IDS;
-      this.#loginId = "";
+    this.deps.metrics.clientAck();
+    const login = this.#login;
+    if (login && id === login.id) {
+      for (const d of login.delayed) this.deps.writer.remove(this.jid, d);
+      this.#login = null;
       return;
     }
-    this.core.writer.remove(this.jid, id);
+    this.deps.writer.remove(this.jid, id);
   }
 
   /** Whether `from` names this session's user (with or without a resource). */
@@ -417,16 +509,16 @@ export class Session implements ConnHandler, Recipient {
   }
 
   #storeFailed(id: string, err: unknown): void {
-    this.core.log.error(`cannot route message: ${errMsg(err)}`, { jid: this.jid, id });
+    this.deps.log.error(`cannot route message: ${errMsg(err)}`, { jid: this.jid, id });
     this.#answer(notice(id, "store_error"));
   }
 
   #answer(packet: string): void {
-    if (this.#state === "open") this.conn.send(packet);
+    if (this.#isOpen()) this.conn.send(packet);
   }
 
   #notice(id: string | undefined, reason: NoticeReason): void {
-    if (this.core.log.enabled(3)) this.core.log.debug(`notice ${reason}`, { jid: this.jid, id });
+    if (this.deps.log.enabled(3)) this.deps.log.debug(`notice ${reason}`, { jid: this.jid, id });
     this.#answer(notice(id, reason));
   }
 }
@@ -435,15 +527,15 @@ export class Session implements ConnHandler, Recipient {
  * Admits a new connection: its session, or null when the node is full (the
  * client was told `server_full` and the connection is closing).
  */
-export function openSession(conn: Conn, core: Core): Session | null {
-  if (core.sessions.size >= core.config.max_conns) {
-    core.log.warn("max_conns reached, refusing a connection", { remote: conn.remote });
-    core.metrics.refused();
+export function openSession(conn: Conn, deps: SessionDeps): Session | null {
+  if (deps.sessions.size >= deps.config.max_conns) {
+    deps.log.warn("max_conns reached, refusing a connection", { remote: conn.remote });
+    deps.metrics.refused();
     conn.send(notice(undefined, "server_full"));
     conn.close();
     return null;
   }
-  return new Session(conn, core);
+  return new Session(conn, deps);
 }
 
 function strId(id: unknown): string | undefined {
