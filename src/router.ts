@@ -1,18 +1,26 @@
 // deliver(): hands an accepted message to its recipient's session on this
 // node, to the node holding it, or to the offline store; and keeps the map of
 // sessions logged in on this node (registered cluster-wide when there is one).
+// With `multi_login` a user may have several sessions, one per resource: see
+// the README, "Several devices per user".
 
 import type { InboxEntry } from "./store/store.ts";
 import type { InboxWriter } from "./store/inbox_writer.ts";
+import { Devices } from "./devices.ts";
+import { carbonPacket } from "./protocol/packet.ts";
 
 /** What the router needs of a logged-in session. */
 export interface Recipient {
   readonly jid: string;
+  /** The login's resource ("" without one); with multi_login, one session per resource. */
+  readonly resource: string;
   /** Unique across nodes and restarts: a kick from another node names it. */
   readonly sid: string;
+  /** When the session started, ms since the epoch. */
+  readonly since: number;
   /** Writes (or buffers, during login) one packet. False when `from` is blocked. */
   push(entry: InboxEntry, ack: boolean): boolean;
-  /** Replaced by a newer login of the same user. */
+  /** Replaced by a newer login of the same user (or, with multi_login, resource). */
   kick(): void;
   /** The user blocked (or unblocked) `jid` (PROTOCOL 10). */
   setBlocked(jid: string, blocked: boolean): void;
@@ -27,12 +35,23 @@ export interface Remote {
    */
   readonly publishConfirms: boolean;
   /**
-   * Registers this node's session of `jid`; an older one on another node is
-   * kicked. Rejects when the registry cannot be reached.
+   * Registers this node's session of `jid` (with multi_login: `jid/resource`);
+   * an older one on another node is kicked (with multi_login: the one of the
+   * same resource, and the oldest beyond max_sessions, wherever they are).
+   * Rejects when the registry cannot be reached.
    */
-  register(jid: string, sid: string, transport: string): Promise<void>;
+  register(jid: string, sid: string, transport: string, resource: string): Promise<void>;
   /** Removes the registration if it still names `sid`; never rejects. */
   unregister(jid: string, sid: string): void;
+  /** With multi_login: `jid`'s sessions on other live nodes (never rejects: [] when unknown). */
+  devices(jid: string): Promise<RemoteDevice[]>;
+  /**
+   * With multi_login: sends the stored entry to `node`, for the session of
+   * `resource` there (null: every session of the user there); `carbon`
+   * names the sending session instead: a copy for the sender's other
+   * sessions, never stored. False when it surely did not arrive.
+   */
+  publishTo(node: string, entry: InboxEntry, ack: boolean, to: Target): Promise<boolean>;
   /** Node holding `jid`'s session if it is another, live node; null otherwise (never rejects). */
   locate(jid: string): Promise<string | null>;
   /**
@@ -45,6 +64,28 @@ export interface Remote {
    * in force there, or when that cannot be known (never rejects).
    */
   publishBlocked(node: string, owner: string, jid: string, blocked: boolean): Promise<boolean>;
+}
+
+/** A session of a user on another node, as the cluster registry lists it. */
+export interface RemoteDevice {
+  resource: string;
+  node: string;
+  sid: string;
+  since: number;
+}
+
+/** Which sessions of a node a cross-node delivery is for (multi_login). */
+export type Target =
+  /** Every session of the user, or the one of `resource` (falling back to every one). */
+  | { resource: string | null; carbon?: undefined }
+  /** A carbon: every session of the user but `carbon` (the sending session's sid). */
+  | { resource?: undefined; carbon: string };
+
+/** A user's session anywhere, as `emsg_session.sessions` lists it. */
+export interface SessionInfo {
+  resource: string;
+  node: string;
+  since: number;
 }
 
 /** Called when a message was stored for a recipient who is not online. */
@@ -60,24 +101,59 @@ interface Lane {
 
 const noop = () => {};
 
+/** Several sessions per user (the `multi_login` and `max_sessions` keys). */
+export interface MultiLogin {
+  maxSessions: number;
+}
+
 /** Routes messages; one per node. */
 export class Router {
   readonly #local = new Map<string, Recipient>();
   // Per recipient, so that the two remote paths never overtake each other.
   readonly #lanes = new Map<string, Lane>();
+  // With multi_login instead of #local: every session of each user here.
+  readonly #devices: Devices<Recipient> | null;
+  // With multi_login on a cluster, per user: the last delivery still waiting
+  // for its turn to hand over (see #deliverCluster).
+  readonly #turns = new Map<string, Promise<void>>();
   remote: Remote | null = null;
   onOffline: OfflineHook | null = null;
 
-  constructor(readonly writer: InboxWriter) {}
+  constructor(readonly writer: InboxWriter, readonly multi: MultiLogin | null = null) {
+    this.#devices = multi ? new Devices() : null;
+  }
 
   /** Sessions logged in on this node. */
   get online(): number {
-    return this.#local.size;
+    return this.#devices ? this.#devices.sessions : this.#local.size;
   }
 
-  /** The local session of `jid`, if any. */
+  /** Users with a session on this node. */
+  get users(): number {
+    return this.#devices ? this.#devices.users : this.#local.size;
+  }
+
+  /** A local session of `jid` (with multi_login: its oldest), if any. */
   local(jid: string): Recipient | undefined {
-    return this.#local.get(jid);
+    return this.#devices ? this.#devices.of(jid)?.[0] : this.#local.get(jid);
+  }
+
+  /** The sessions of `jid` on this node. */
+  sessionsHere(jid: string): readonly Recipient[] {
+    if (this.#devices) return this.#devices.of(jid) ?? [];
+    const s = this.#local.get(jid);
+    return s ? [s] : [];
+  }
+
+  /** Kicks the local session `sid` of `jid` (another node's login replaced it). */
+  kick(jid: string, sid: string): void {
+    const s = this.#devices ? this.#devices.bySid(jid, sid) : this.#local.get(jid);
+    if (s?.sid === sid) s.kick();
+  }
+
+  /** `owner` blocked or unblocked `jid`: applied to every session of `owner` here. */
+  blockedHere(owner: string, jid: string, blocked: boolean): void {
+    for (const s of this.sessionsHere(owner)) s.setBlocked(jid, blocked);
   }
 
   /**
@@ -88,17 +164,36 @@ export class Router {
    * Rejects when the registry cannot be reached.
    */
   async attach(s: Recipient, transport: string): Promise<void> {
+    if (this.#devices) return await this.#attachDevice(this.#devices, s, transport);
     const old = this.#local.get(s.jid);
     this.#local.set(s.jid, s);
     if (old && old !== s) old.kick();
     if (!this.remote) return;
-    await this.remote.register(s.jid, s.sid, transport);
+    await this.remote.register(s.jid, s.sid, transport, s.resource);
     // Closed or replaced while registering: its entry must not outlive it.
     if (this.#local.get(s.jid) !== s) this.remote.unregister(s.jid, s.sid);
   }
 
+  /**
+   * multi_login: replaces only the session of the same resource; on one node
+   * the oldest beyond max_sessions goes here, in a cluster the registry picks
+   * the oldest across nodes.
+   */
+  async #attachDevice(d: Devices<Recipient>, s: Recipient, transport: string): Promise<void> {
+    const max = this.remote ? null : this.multi!.maxSessions;
+    for (const old of d.attach(s, max)) old.kick();
+    if (!this.remote) return;
+    await this.remote.register(deviceJid(s), s.sid, transport, s.resource);
+    if (!d.has(s)) this.remote.unregister(deviceJid(s), s.sid);
+  }
+
   /** Forgets `s` unless a newer login already replaced it. */
   detach(s: Recipient): void {
+    if (this.#devices) {
+      this.#devices.detach(s);
+      this.remote?.unregister(deviceJid(s), s.sid);
+      return;
+    }
     if (this.#local.get(s.jid) === s) this.#local.delete(s.jid);
     this.remote?.unregister(s.jid, s.sid);
   }
@@ -107,8 +202,11 @@ export class Router {
    * Delivers one message. Resolves once it is safe (written to the inbox, or
    * acked by its recipient); a packet without `ack` is done once handed to an
    * online session. Rejects with StoreError when it cannot be kept.
+   * `resource` (multi_login only): for that session of the recipient, or for
+   * every one when that session is not online.
    */
-  async deliver(entry: InboxEntry, ack: boolean): Promise<void> {
+  async deliver(entry: InboxEntry, ack: boolean, resource?: string): Promise<void> {
+    if (this.#devices) return await this.#deliverDevices(this.#devices, entry, ack, resource);
     const s = this.#local.get(entry.user);
     if (s) {
       // Blocked: neither delivered nor stored, and the sender is not told.
@@ -179,11 +277,120 @@ export class Router {
     else await remote.publish(node, entry, ack, true);
   }
 
+  async #deliverDevices(
+    d: Devices<Recipient>,
+    entry: InboxEntry,
+    ack: boolean,
+    resource: string | undefined,
+  ): Promise<void> {
+    const one = resource ? d.find(entry.user, resource) : undefined;
+    if (one) return await this.#pushed([one], entry, ack);
+    if (this.remote) return await this.#deliverCluster(this.remote, d, entry, ack, resource);
+    const all = d.of(entry.user);
+    if (all) return await this.#pushed(all, entry, ack);
+    this.#stored(entry, await this.writer.append(entry));
+  }
+
+  /** Local delivery to `targets`: safe once acked by one of them (or written). */
+  async #pushed(targets: readonly Recipient[], entry: InboxEntry, ack: boolean): Promise<void> {
+    // Blocked: the blacklist is the user's, so every session refuses alike.
+    if (!this.#pushAll(targets, entry, ack) || !ack) return;
+    await this.writer.append(entry, true);
+  }
+
+  #pushAll(targets: readonly Recipient[], entry: InboxEntry, ack: boolean): boolean {
+    let delivered = false;
+    for (const s of targets) if (s.push(entry, ack)) delivered = true;
+    return delivered;
+  }
+
+  /**
+   * multi_login in a cluster: the user may have sessions here and on other
+   * nodes at once. Written first, as on the single-login stored path, so a
+   * login registering after the lookup finds it in its inbox read; the
+   * receiving nodes delete it once delivered without ack, and any session's
+   * ack deletes it.
+   */
+  async #deliverCluster(
+    remote: Remote,
+    d: Devices<Recipient>,
+    entry: InboxEntry,
+    ack: boolean,
+    resource: string | undefined,
+  ): Promise<void> {
+    const handedOver = await this.#inTurn(entry.user, async () => {
+      const depth = await this.writer.append(entry);
+      const found = await remote.devices(entry.user);
+      return () => {
+        const there = resource ? found.find((f) => f.resource === resource) : undefined;
+        const local = there ? [] : d.of(entry.user) ?? [];
+        if (local.length > 0 && !this.#pushAll(local, entry, ack)) {
+          this.writer.remove(entry.user, entry.id); // blocked
+          return Promise.resolve();
+        }
+        const nodes = there ? [there.node] : nodesOf(found);
+        if (local.length > 0 && !ack) this.writer.remove(entry.user, entry.id);
+        if (nodes.length === 0) {
+          if (local.length === 0) this.#stored(entry, depth);
+          return Promise.resolve();
+        }
+        const to = { resource: there ? there.resource : null };
+        return Promise.all(nodes.map((n) => remote.publishTo(n, entry, ack, to))).then((sent) => {
+          if (local.length === 0 && !sent.includes(true)) this.#stored(entry, depth);
+        });
+      };
+    });
+    await handedOver;
+  }
+
+  /**
+   * Runs `prepare` (the write and the lookup) at once, then the step it
+   * returns only after the previous delivery to `user` took its step: the
+   * lookups take different times (node liveness may be cached), and the
+   * sessions must still see one sender's packets in order.
+   */
+  async #inTurn<T>(user: string, prepare: () => Promise<() => T>): Promise<T> {
+    const prev = this.#turns.get(user);
+    let release = noop;
+    const mine = new Promise<void>((r) => release = r);
+    this.#turns.set(user, mine);
+    try {
+      const step = await prepare();
+      if (prev) await prev;
+      return step();
+    } finally {
+      release();
+      if (this.#turns.get(user) === mine) this.#turns.delete(user);
+    }
+  }
+
+  /**
+   * multi_login: the packet `sent.from` sent from its session `origin` goes,
+   * with `"carbon":true`, to the sender's other sessions, here and on other
+   * nodes. Never stored, never waited for.
+   */
+  carbon(sent: InboxEntry, origin: string): void {
+    const d = this.#devices;
+    if (!d) return;
+    const others = (d.of(sent.from) ?? []).filter((s) => s.sid !== origin);
+    const remote = this.remote;
+    if (others.length === 0 && !remote) return;
+    const entry = { ...sent, user: sent.from, packet: carbonPacket(sent.packet) };
+    this.#pushAll(others, entry, false);
+    if (!remote) return;
+    void this.#inTurn(entry.user, async () => {
+      const nodes = nodesOf(await remote.devices(entry.user));
+      return () => nodes.forEach((n) => void remote.publishTo(n, entry, false, { carbon: origin }));
+    }).catch(noop);
+  }
+
   /**
    * A message another node published for a session here (`stored`: it is
    * in the inbox already). With the session gone, an unstored one is stored.
+   * `to` (multi_login): which sessions of the user it is for.
    */
-  async arrived(entry: InboxEntry, ack: boolean, stored: boolean): Promise<void> {
+  async arrived(entry: InboxEntry, ack: boolean, stored: boolean, to?: Target): Promise<void> {
+    if (this.#devices && to) return this.#arrivedDevices(this.#devices, entry, ack, stored, to);
     const s = this.#local.get(entry.user);
     if (!s) {
       if (!stored) this.#stored(entry, await this.writer.append(entry));
@@ -194,8 +401,36 @@ export class Router {
     if (stored && (!delivered || !ack)) this.writer.remove(entry.user, entry.id);
   }
 
+  #arrivedDevices(
+    d: Devices<Recipient>,
+    entry: InboxEntry,
+    ack: boolean,
+    stored: boolean,
+    to: Target,
+  ): void {
+    const all = d.of(entry.user) ?? [];
+    if (to.carbon !== undefined) {
+      this.#pushAll(all.filter((s) => s.sid !== to.carbon), entry, false);
+      return;
+    }
+    const one = to.resource === null ? undefined : d.find(entry.user, to.resource);
+    const delivered = this.#pushAll(one ? [one] : all, entry, ack);
+    // Gone meanwhile: it stays stored for the next login.
+    if (all.length > 0 && stored && (!delivered || !ack)) {
+      this.writer.remove(entry.user, entry.id);
+    }
+  }
+
   /** `owner` blocked or unblocked `jid` (RPC): applied to its session, on whichever node. */
   async notifyBlocked(owner: string, jid: string, blocked: boolean): Promise<void> {
+    if (this.#devices) {
+      this.blockedHere(owner, jid, blocked);
+      const remote = this.remote;
+      if (!remote) return;
+      const nodes = nodesOf(await remote.devices(owner));
+      await Promise.all(nodes.map((n) => remote.publishBlocked(n, owner, jid, blocked)));
+      return;
+    }
     const s = this.#local.get(owner);
     if (s) return s.setBlocked(jid, blocked);
     if (!this.remote) return;
@@ -206,4 +441,13 @@ export class Router {
   #stored(entry: InboxEntry, depth: number | null): void {
     if (depth) this.onOffline?.(entry, depth);
   }
+}
+
+/** The registry name of a multi_login session: its full JID. */
+function deviceJid(s: Recipient): string {
+  return `${s.jid}/${s.resource}`;
+}
+
+function nodesOf(found: readonly RemoteDevice[]): string[] {
+  return [...new Set(found.map((f) => f.node))];
 }

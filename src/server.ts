@@ -98,7 +98,10 @@ export async function startServer(
     ...WRITER,
     onError: (err, n) => log.error(`store commit failed (${n} messages): ${errMsg(err)}`),
   });
-  const router = new Router(writer);
+  const router = new Router(
+    writer,
+    config.multi_login ? { maxSessions: config.max_sessions } : null,
+  );
   const notifyOffline = callbacks && config.enable_offline_callback
     ? offlineCallback(callbacks)
     : null;
@@ -137,6 +140,7 @@ export async function startServer(
     nodeid: config.nodeid,
     sessions,
     online: () => router.online,
+    users: () => router.users,
     backlog: () => writer.backlog,
     store,
     cluster: cluster?.remote ?? null,

@@ -8,8 +8,12 @@ import type { InboxEntry } from "../store/store.ts";
 
 /** One message between nodes; short field names keep every delivery small. */
 export type NodeMessage =
-  /** Deliver `e`; `a`: the packet asks for acks; `s`: the sender's node stored it already. */
-  | { t: "msg"; e: InboxEntry; a: boolean; s: boolean }
+  /**
+   * Deliver `e`; `a`: the packet asks for acks; `s`: the sender's node stored
+   * it already. With multi_login, `r`: for the session of that resource;
+   * `x`: a carbon for every session of `e.user` but the sending one, `x`.
+   */
+  | { t: "msg"; e: InboxEntry; a: boolean; s: boolean; r?: string; x?: string }
   /** Close the session `sid` of `jid`: a newer login replaced it. */
   | { t: "kick"; jid: string; sid: string }
   /**
@@ -37,9 +41,10 @@ export function decodeMessage(text: string): NodeMessage | null {
   const m = v as Record<string, unknown>;
   switch (m.t) {
     case "msg":
-      return isEntry(m.e) && typeof m.a === "boolean" && typeof m.s === "boolean"
-        ? { t: "msg", e: m.e, a: m.a, s: m.s }
-        : null;
+      if (!isEntry(m.e) || typeof m.a !== "boolean" || typeof m.s !== "boolean") return null;
+      if (m.r !== undefined && typeof m.r !== "string") return null;
+      if (m.x !== undefined && typeof m.x !== "string") return null;
+      return { t: "msg", e: m.e, a: m.a, s: m.s, r: m.r, x: m.x };
     case "kick":
       return typeof m.jid === "string" && typeof m.sid === "string"
         ? { t: "kick", jid: m.jid, sid: m.sid }

@@ -40,9 +40,13 @@ export async function joinCluster(
   try {
     liveness = await Liveness.claim(client, nodeid, log, timing);
     log.info(`register node : ${nodeid} (${describe(target)})`);
-    const registry = new Registry(client, nodeid, log, async (node, jid, sid) => {
-      await remote.send(node, { t: "kick", jid, sid });
-    });
+    const kick = async (node: string, jid: string, sid: string) => {
+      // multi_login: the oldest session beyond max_sessions may be one of ours.
+      if (node === nodeid) router.kick(jid, sid);
+      else await remote.send(node, { t: "kick", jid, sid });
+    };
+    const multi = config.multi_login ? { maxSessions: config.max_sessions } : null;
+    const registry = new Registry(client, nodeid, log, kick, multi);
     const remote = new ClusterRemote(
       client,
       nodeid,

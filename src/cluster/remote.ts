@@ -3,7 +3,7 @@
 // registry, node liveness and the nodes' pub/sub channels.
 
 import { errMsg, type Logger } from "../log.ts";
-import type { Remote, Router } from "../router.ts";
+import type { Remote, RemoteDevice, Router, SessionInfo, Target } from "../router.ts";
 import type { NodeCount, Presence } from "../rpc/presence.ts";
 import type { RedisClient } from "../store/redis_client.ts";
 import type { InboxEntry } from "../store/store.ts";
@@ -42,8 +42,8 @@ export class ClusterRemote implements Remote, Presence {
   /** Messages other nodes published to this one (metrics). */
   received = 0;
 
-  register(jid: string, sid: string, transport: string): Promise<void> {
-    return this.registry.register(jid, sid, transport);
+  register(jid: string, sid: string, transport: string, resource: string): Promise<void> {
+    return this.registry.register(jid, sid, transport, resource);
   }
 
   unregister(jid: string, sid: string): void {
@@ -68,6 +68,28 @@ export class ClusterRemote implements Remote, Presence {
 
   publish(node: string, entry: InboxEntry, ack: boolean, stored: boolean): Promise<boolean> {
     return this.send(node, { t: "msg", e: entry, a: ack, s: stored });
+  }
+
+  async devices(jid: string): Promise<RemoteDevice[]> {
+    try {
+      // Entries naming this node are its own sessions, or a login or logout in progress.
+      const all = (await this.registry.devices(jid)).filter((d) => d.node !== this.nodeid);
+      const alive = await Promise.all(all.map((d) => this.liveness.isAlive(d.node)));
+      return all.filter((_, i) => alive[i]);
+    } catch (err) {
+      // Redis away: as if offline elsewhere (the entry is in the store already).
+      this.log.warn(`cluster: cannot list the sessions of ${jid}: ${errMsg(err)}`);
+      return [];
+    }
+  }
+
+  publishTo(node: string, entry: InboxEntry, ack: boolean, to: Target): Promise<boolean> {
+    if (to.carbon !== undefined) {
+      return this.send(node, { t: "msg", e: entry, a: false, s: false, x: to.carbon });
+    }
+    const m: NodeMessage = { t: "msg", e: entry, a: ack, s: true };
+    if (to.resource !== null) m.r = to.resource;
+    return this.send(node, m);
   }
 
   /**
@@ -111,17 +133,15 @@ export class ClusterRemote implements Remote, Presence {
     switch (m.t) {
       case "msg":
         this.received++;
-        this.router.arrived(m.e, m.a, m.s).catch((err) =>
+        this.router.arrived(m.e, m.a, m.s, targetOf(m)).catch((err) =>
           this.log.error(`cluster: cannot store a message for ${m.e.user}: ${errMsg(err)}`)
         );
         return;
-      case "kick": {
-        const s = this.router.local(m.jid);
-        if (s?.sid === m.sid) s.kick();
+      case "kick":
+        this.router.kick(m.jid, m.sid);
         return;
-      }
       case "block":
-        this.router.local(m.owner)?.setBlocked(m.jid, m.b);
+        this.router.blockedHere(m.owner, m.jid, m.b);
         if (m.from !== undefined && m.ref !== undefined) {
           void this.send(m.from, { t: "applied", ref: m.ref });
         }
@@ -143,8 +163,30 @@ export class ClusterRemote implements Remote, Presence {
 
   async isOnline(jid: string): Promise<boolean> {
     if (this.router.local(jid)) return true;
+    if (this.router.multi) return (await this.devices(jid)).length > 0;
     const e = await this.registry.lookup(jid);
     if (e === null || e.node === this.nodeid) return false;
     return await this.liveness.isAlive(e.node);
   }
+
+  async sessions(jid: string): Promise<SessionInfo[]> {
+    const here = this.router.sessionsHere(jid).map((s) => info(s.resource, this.nodeid, s.since));
+    if (this.router.multi) {
+      const there = (await this.devices(jid)).map((d) => info(d.resource, d.node, d.since));
+      return [...here, ...there];
+    }
+    if (here.length > 0) return here;
+    const e = await this.registry.lookup(jid);
+    if (e === null || e.node === this.nodeid || !(await this.liveness.isAlive(e.node))) return [];
+    return [info(e.resource ?? "", e.node, e.since)];
+  }
+}
+
+function info(resource: string, node: string, since: number): SessionInfo {
+  return { resource, node, since };
+}
+
+/** Which sessions a delivery from another node is for (multi_login). */
+function targetOf(m: { r?: string; x?: string }): Target {
+  return m.x !== undefined ? { carbon: m.x } : { resource: m.r ?? null };
 }

@@ -38,6 +38,13 @@ export function bareJid(jid: unknown): string | null {
   return slash === -1 ? jid : jid.slice(0, slash);
 }
 
+/** The resource of a JID ("" without one), or null when it is not a JID. */
+export function resourceOf(jid: unknown): string | null {
+  if (typeof jid !== "string" || !JID_RE.test(jid)) return null;
+  const slash = jid.indexOf("/");
+  return slash === -1 ? "" : jid.slice(slash + 1);
+}
+
 /** `user` of `user@domain`. */
 export function userOf(bare: string): string {
   return bare.slice(0, bare.indexOf("@"));
@@ -107,6 +114,25 @@ export function stampPacket(packet: Packet, ct: number): string | null {
     // Nesting too deep for the serialiser: the packet cannot be forwarded.
     return null;
   }
+}
+
+const ENVELOPE_FIRST = '{"envelope":{';
+
+/**
+ * A serialised packet with `"carbon":true` added to its envelope. A packet
+ * whose text starts with its envelope (what SDKs send) gets the field spliced
+ * in; any other (or one that names "carbon" already) is parsed and
+ * serialised once more.
+ */
+export function carbonPacket(text: string): string {
+  // A client's own "carbon" field would come later and win: parse then.
+  if (text.startsWith(ENVELOPE_FIRST) && !text.includes('"carbon"')) {
+    const rest = text.slice(ENVELOPE_FIRST.length);
+    return `${ENVELOPE_FIRST}"carbon":true${rest.startsWith("}") ? "" : ","}${rest}`;
+  }
+  const p = JSON.parse(text) as Packet;
+  p.envelope.carbon = true;
+  return JSON.stringify(p);
 }
 
 /** A fresh packet id for server-made packets. */

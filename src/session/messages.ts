@@ -10,6 +10,7 @@ import {
   domainOf,
   newId,
   type Packet,
+  resourceOf,
   stampPacket,
   Type,
   userOf,
@@ -33,7 +34,8 @@ export function wantsAck(ack: unknown): boolean {
 /**
  * Routes a 1:1 message (types 1, 3-7 and unknown) from `sender` (bare JID).
  * Synchronous up to the hand-over to the router, so that messages of one
- * sender keep their order.
+ * sender keep their order. `origin`: the sid of the sending session, whose
+ * user's other sessions get a carbon (multi_login).
  */
 export function routeChat(
   core: Core,
@@ -41,6 +43,7 @@ export function routeChat(
   p: Packet,
   id: string,
   type: number,
+  origin?: string,
 ): Routed | NoticeReason {
   const to = bareJid(p.envelope.to);
   if (!to) return "bad_to";
@@ -50,20 +53,26 @@ export function routeChat(
   const packet = stampPacket(p, ct);
   if (packet === null) return "bad_packet";
   const entry: InboxEntry = { user: to, id, from: sender, type, ct, packet };
-  const safe = core.router.deliver(entry, ack);
+  // A full JID names one session, with multi_login only.
+  const resource = core.config.multi_login ? resourceOf(p.envelope.to) || undefined : undefined;
+  const safe = core.router.deliver(entry, ack, resource);
+  if (origin !== undefined) core.router.carbon(entry, origin);
   tracked(core, sender, id, ack, safe);
   return { ack, ct, safe };
 }
 
 /**
  * Routes a group message (type 2): members come from the cache or the
- * callback; every other member gets its own copy with a fresh id and ack 1.
+ * callback; every other member gets its own copy with a fresh id and ack 1
+ * (and, with multi_login, every session of the member; `origin` as in
+ * routeChat).
  */
 export async function routeGroup(
   core: Core,
   sender: string,
   p: Packet,
   id: string,
+  origin?: string,
 ): Promise<Routed | NoticeReason> {
   const gid = p.envelope.gid;
   if (typeof gid !== "string" || gid === "") return "group_notfound";
@@ -89,6 +98,13 @@ export async function routeGroup(
     entries.push({ user: to, id: copyId, from: sender, type: Type.group, ct, packet });
   }
   for (const e of entries) copies.push(core.router.deliver(e, true));
+  if (origin !== undefined && core.config.multi_login) {
+    // The sender's other sessions see the packet as sent, not a member's copy.
+    const packet = stampPacket(p, ct);
+    if (packet !== null) {
+      core.router.carbon({ user: gid, id, from: sender, type: Type.group, ct, packet }, origin);
+    }
+  }
   const safe = Promise.all(copies);
   tracked(core, sender, id, true, safe);
   return { ack: true, ct, safe };

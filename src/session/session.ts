@@ -14,6 +14,7 @@ import {
   loginOk,
   notice,
   parsePacket,
+  resourceOf,
   SERVER_ACK,
   serverAck,
   Type,
@@ -54,6 +55,8 @@ export class Session implements ConnHandler, Recipient {
   lastSeen: number;
   /** Bare JID once the login packet was read. */
   jid = "";
+  /** The login JID's resource ("" without one). */
+  resource = "";
   #state: State = "connecting";
   #loginId = "";
   // Ids sent in the login answer, removed by the ack of the login id.
@@ -78,6 +81,11 @@ export class Session implements ConnHandler, Recipient {
   /** Unique across nodes and restarts. */
   get sid(): string {
     return `${this.core.config.nodeid}-${STARTED}-${this.#n.toString(36)}`;
+  }
+
+  /** When the connection came, ms since the epoch. */
+  get since(): number {
+    return T0 + this.connectedAt;
   }
 
   get state(): State {
@@ -252,6 +260,7 @@ export class Session implements ConnHandler, Recipient {
     const jid = bareJid(env.jid);
     if (!jid) return this.#failLogin(id, "fail_packet");
     this.jid = jid;
+    this.resource = resourceOf(env.jid) ?? "";
     this.#loginId = id;
     this.#setState("authenticating");
     return this.#authenticate(jid, env.pwd as string | undefined);
@@ -375,9 +384,12 @@ export class Session implements ConnHandler, Recipient {
     if (type === Type.state && env.to === SERVER_ACK) return this.#clientAck(id, env.from);
     if (!this.#isMe(env.from)) return this.#notice(id, "bad_from");
     if (type === Type.open) return this.#notice(id, "bad_packet");
-    if (type !== Type.group) return this.#settle(id, routeChat(this.core, this.jid, p, id, type));
+    const sid = this.core.config.multi_login ? this.sid : undefined;
+    if (type !== Type.group) {
+      return this.#settle(id, routeChat(this.core, this.jid, p, id, type, sid));
+    }
     // The queue waits for the member lookup, so later packets keep their order.
-    return routeGroup(this.core, this.jid, p, id).then(
+    return routeGroup(this.core, this.jid, p, id, sid).then(
       (r) => this.#settle(id, r),
       (err) => this.#storeFailed(id, err),
     );
