@@ -6,6 +6,7 @@ import type { Config } from "./config/config.ts";
 import { ConfigError } from "./errors.ts";
 import { readLimited } from "./http_body.ts";
 import { errMsg, type Logger } from "./log.ts";
+import { Semaphore, WaitLineFull, withTimeout } from "./async.ts";
 
 /** The backend's answer to one call. */
 export interface CallbackAnswer {
@@ -59,8 +60,8 @@ export class Callbacks {
   readonly #poolSize: number;
   // Made on the first call, so a node that never calls back holds no client.
   #client: Deno.HttpClient | null = null;
-  readonly #calls: Limiter;
-  readonly #notices: Limiter;
+  readonly #calls: Semaphore;
+  readonly #notices: Semaphore;
   readonly #inflight = new Set<AbortController>();
   readonly #warned = new Map<string, { at: number; suppressed: number }>();
   #closed = false;
@@ -94,8 +95,8 @@ export class Callbacks {
     const concurrency = opts.concurrency ?? 64;
     const notifyConcurrency = opts.notifyConcurrency ?? 16;
     const maxQueued = opts.maxQueued ?? 10_000;
-    this.#calls = new Limiter(concurrency, maxQueued);
-    this.#notices = new Limiter(notifyConcurrency, maxQueued);
+    this.#calls = new Semaphore(concurrency, maxQueued);
+    this.#notices = new Semaphore(notifyConcurrency, maxQueued);
     this.#poolSize = concurrency + notifyConcurrency;
   }
 
@@ -137,7 +138,7 @@ export class Callbacks {
   }
 
   async #run(
-    lane: Limiter,
+    lane: Semaphore,
     service: string,
     method: string,
     params: Record<string, unknown>,
@@ -162,25 +163,34 @@ export class Callbacks {
     }
   }
 
-  async #post(lane: Limiter, request: object): Promise<CallbackAnswer> {
-    const abort = new AbortController();
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      abort.abort();
-    }, this.#timeoutMs);
-    this.#inflight.add(abort);
+  async #post(lane: Semaphore, request: object): Promise<CallbackAnswer> {
+    const closing = new AbortController();
+    this.#inflight.add(closing);
+    try {
+      return await withTimeout(
+        this.#timeoutMs,
+        (timeout) => this.#send(lane, request, AbortSignal.any([closing.signal, timeout])),
+        () => {
+          throw new CallbackError(`no answer within ${this.#timeoutMs} ms`);
+        },
+      );
+    } finally {
+      this.#inflight.delete(closing);
+    }
+  }
+
+  async #send(lane: Semaphore, request: object, signal: AbortSignal): Promise<CallbackAnswer> {
     let slot = false;
     try {
-      await lane.acquire(abort.signal);
+      await lane.acquire(signal);
       slot = true;
       // close() may have run between the slot's hand-over and this line.
-      abort.signal.throwIfAborted();
+      signal.throwIfAborted();
       const res = await fetch(this.#url, {
         method: "POST",
         headers: this.#headers,
         body: new URLSearchParams({ body: JSON.stringify(request) }),
-        signal: abort.signal,
+        signal,
         client: this.#client ??= Deno.createHttpClient({
           poolMaxIdlePerHost: this.#poolSize,
           poolIdleTimeout: 60_000,
@@ -194,12 +204,12 @@ export class Callbacks {
       if (bytes === null) throw new CallbackError(`answer over ${MAX_ANSWER_BYTES} bytes`);
       return parseAnswer(new TextDecoder().decode(bytes));
     } catch (err) {
-      if (timedOut) throw new CallbackError(`no answer within ${this.#timeoutMs} ms`);
-      if (abort.signal.aborted) throw new CallbackError("callback client closed");
+      if (err instanceof WaitLineFull) {
+        throw new CallbackError(`more than ${err.max} calls waiting`);
+      }
+      if (signal.aborted) throw new CallbackError("callback client closed");
       throw err;
     } finally {
-      clearTimeout(timer);
-      this.#inflight.delete(abort);
       if (slot) lane.release();
     }
   }
@@ -247,48 +257,4 @@ export function parseAnswer(text: string): CallbackAnswer {
   if (success === true || success === "true") return { success: true, entity };
   if (success === false || success === "false") return { success: false, entity };
   throw new CallbackError("answer has no boolean success");
-}
-
-/** A counting semaphore with a bounded line of waiters. */
-class Limiter {
-  #free: number;
-  // Insertion-ordered: the first waiter is the oldest; removal on abort is O(1).
-  readonly #waiting = new Set<() => void>();
-
-  constructor(slots: number, readonly maxQueued: number) {
-    this.#free = slots;
-  }
-
-  /** Takes a slot, waiting in line; rejects when the line is full or `signal` aborts. */
-  acquire(signal: AbortSignal): Promise<void> {
-    if (this.#free > 0) {
-      this.#free--;
-      return Promise.resolve();
-    }
-    if (this.#waiting.size >= this.maxQueued) {
-      return Promise.reject(new CallbackError(`more than ${this.maxQueued} calls waiting`));
-    }
-    return new Promise((resolve, reject) => {
-      const go = () => {
-        signal.removeEventListener("abort", gone);
-        resolve();
-      };
-      const gone = () => {
-        this.#waiting.delete(go);
-        reject(new CallbackError("aborted while waiting for a free slot"));
-      };
-      signal.addEventListener("abort", gone, { once: true });
-      this.#waiting.add(go);
-    });
-  }
-
-  release(): void {
-    const next = this.#waiting.values().next();
-    if (next.done) {
-      this.#free++;
-      return;
-    }
-    this.#waiting.delete(next.value);
-    next.value(); // the slot passes straight to the next in line
-  }
 }

@@ -49,6 +49,10 @@ export class Logger {
   debug(msg: string, fields?: Fields): void {
     this.#write(Level.debug, msg, fields);
   }
+  /** A line at a level chosen at run time. */
+  at(level: Level, msg: string, fields?: Fields): void {
+    this.#write(level, msg, fields);
+  }
 
   /** Closes and opens the log file again (after logrotate moved it). */
   reopen(): void {

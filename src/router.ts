@@ -19,7 +19,7 @@ export interface Recipient {
   /** When the session started, ms since the epoch. */
   readonly since: number;
   /** Writes (or buffers, during login) one packet. False when `from` is blocked. */
-  push(entry: InboxEntry, ack: boolean): boolean;
+  push(entry: InboxEntry): boolean;
   /** Replaced by a newer login of the same user (or, with multi_login, resource). */
   kick(): void;
   /** The user blocked (or unblocked) `jid` (PROTOCOL 10). */
@@ -210,7 +210,7 @@ export class Router {
     const s = this.#local.get(entry.user);
     if (s) {
       // Blocked: neither delivered nor stored, and the sender is not told.
-      if (!s.push(entry, ack) || !ack) return;
+      if (!s.push(entry) || !ack) return;
       await this.writer.append(entry, true);
       return;
     }
@@ -294,13 +294,13 @@ export class Router {
   /** Local delivery to `targets`: safe once acked by one of them (or written). */
   async #pushed(targets: readonly Recipient[], entry: InboxEntry, ack: boolean): Promise<void> {
     // Blocked: the blacklist is the user's, so every session refuses alike.
-    if (!this.#pushAll(targets, entry, ack) || !ack) return;
+    if (!this.#pushAll(targets, entry) || !ack) return;
     await this.writer.append(entry, true);
   }
 
-  #pushAll(targets: readonly Recipient[], entry: InboxEntry, ack: boolean): boolean {
+  #pushAll(targets: readonly Recipient[], entry: InboxEntry): boolean {
     let delivered = false;
-    for (const s of targets) if (s.push(entry, ack)) delivered = true;
+    for (const s of targets) if (s.push(entry)) delivered = true;
     return delivered;
   }
 
@@ -324,7 +324,7 @@ export class Router {
       return () => {
         const there = resource ? found.find((f) => f.resource === resource) : undefined;
         const local = there ? [] : d.of(entry.user) ?? [];
-        if (local.length > 0 && !this.#pushAll(local, entry, ack)) {
+        if (local.length > 0 && !this.#pushAll(local, entry)) {
           this.writer.remove(entry.user, entry.id); // blocked
           return Promise.resolve();
         }
@@ -376,7 +376,7 @@ export class Router {
     const remote = this.remote;
     if (others.length === 0 && !remote) return;
     const entry = { ...sent, user: sent.from, packet: carbonPacket(sent.packet) };
-    this.#pushAll(others, entry, false);
+    this.#pushAll(others, entry);
     if (!remote) return;
     void this.#inTurn(entry.user, async () => {
       const nodes = nodesOf(await remote.devices(entry.user));
@@ -396,7 +396,7 @@ export class Router {
       if (!stored) this.#stored(entry, await this.writer.append(entry));
       return;
     }
-    const delivered = s.push(entry, ack);
+    const delivered = s.push(entry);
     // Done once written (no ack will come), or blocked: out of the inbox.
     if (stored && (!delivered || !ack)) this.writer.remove(entry.user, entry.id);
   }
@@ -410,11 +410,11 @@ export class Router {
   ): void {
     const all = d.of(entry.user) ?? [];
     if (to.carbon !== undefined) {
-      this.#pushAll(all.filter((s) => s.sid !== to.carbon), entry, false);
+      this.#pushAll(all.filter((s) => s.sid !== to.carbon), entry);
       return;
     }
     const one = to.resource === null ? undefined : d.find(entry.user, to.resource);
-    const delivered = this.#pushAll(one ? [one] : all, entry, ack);
+    const delivered = this.#pushAll(one ? [one] : all, entry);
     // Gone meanwhile: it stays stored for the next login.
     if (all.length > 0 && stored && (!delivered || !ack)) {
       this.writer.remove(entry.user, entry.id);

@@ -1,5 +1,7 @@
 // Composition root: picks the store, wires router, writer and session core,
-// starts the listeners, sweeps deadlines, and shuts everything down in order.
+// starts the listeners and sweeps deadlines. Every resource goes onto one
+// stack of disposers as it is acquired; a startup failure and stop() both
+// unwind that stack, so teardown runs in the reverse order of the pushes.
 
 import type { Config } from "./config/config.ts";
 import type { Logger } from "./log.ts";
@@ -15,6 +17,7 @@ import type { Core } from "./session/core.ts";
 import type { Session } from "./session/session.ts";
 import type { Listener } from "./transports/listener.ts";
 import { startTcp } from "./transports/tcp.ts";
+import { AcceptGuard } from "./transports/accept_guard.ts";
 import { openCallbacks } from "./callbacks.ts";
 import { acceptAll, callbackAuth } from "./session/auth.ts";
 import { Groups } from "./session/groups.ts";
@@ -84,11 +87,40 @@ export async function startServer(
   log: Logger,
   opts: StartOptions = {},
 ): Promise<Server> {
+  const stack = new AsyncDisposableStack();
+  try {
+    const node = await assemble(config, log, opts, stack);
+    const owned = stack.move();
+    let stopping: Promise<void> | null = null;
+    // A disposer that fails does not stop the others; stop() then rejects with its error.
+    const stop = () => stopping ??= owned.disposeAsync().then(() => log.info("stopped"));
+    return { ...node, stop };
+  } catch (err) {
+    await stack.disposeAsync().catch((e) => log.error(`undoing a failed start: ${errMsg(e)}`));
+    throw err;
+  }
+}
+
+/**
+ * Builds and starts the node's parts, pushing each one's teardown onto
+ * `stack` as soon as it exists. Unwinding runs the pushes backwards: stop
+ * listening, close listeners, close sessions, leave the cluster, write the
+ * writer's backlog, abort callbacks, close the store.
+ */
+async function assemble(
+  config: Config,
+  log: Logger,
+  opts: StartOptions,
+  stack: AsyncDisposableStack,
+): Promise<Omit<Server, "stop">> {
   // Before the store: a bad callback URL stops startup with nothing to undo.
   const callbacks = openCallbacks(config, log);
   const metrics = new Metrics();
   if (callbacks) callbacks.onCall = (call, outcome, s) => metrics.callback(call, outcome, s);
   const store = timedStore(opts.store ?? await openStore(config), metrics);
+  stack.defer(() => store.close());
+  // Holds nothing until its first call; its calls in flight end before the store closes.
+  if (callbacks) stack.defer(() => callbacks.close());
   if (config.dbaddr === "") {
     log.info(`embedded store ${store.name}: running standalone (one node, no cluster)`);
   } else {
@@ -98,6 +130,8 @@ export async function startServer(
     ...WRITER,
     onError: (err, n) => log.error(`store commit failed (${n} messages): ${errMsg(err)}`),
   });
+  // Every entry handed to the writer reaches the store before it closes.
+  stack.defer(() => writer.close());
   const router = new Router(
     writer,
     config.multi_login ? { maxSessions: config.max_sessions } : null,
@@ -113,17 +147,16 @@ export async function startServer(
   // life are cleared before the first login registers.
   let cluster: ClusterNode | null = null;
   if (config.dbaddr !== "") {
-    try {
-      cluster = await joinCluster(config, router, log);
-    } catch (err) {
-      callbacks?.close();
-      await store.close();
-      throw err;
-    }
+    const joined = cluster = await joinCluster(config, router, log);
+    // Pushed before the sessions: their entries are unregistered before the nodeid is released.
+    stack.defer(() => joined.stop());
     router.remote = cluster.remote;
   }
   const groups = new Groups(store, callbacks, log);
   const sessions = new Set<Session>();
+  stack.defer(() => {
+    for (const s of [...sessions]) s.close();
+  });
   const core: Core = {
     config,
     log,
@@ -157,8 +190,16 @@ export async function startServer(
     }),
   };
   let listening = false;
+  const guard = new AcceptGuard(log, () => metrics.acceptFailed());
+  const listeners = new Map<string, Listener>();
   const pages = [
-    healthPage(nodeReadiness({ listening: () => listening, store, timeoutMs: READY_PING_MS, log })),
+    healthPage(nodeReadiness({
+      listening: () => listening,
+      accepting: () => !guard.failing,
+      store,
+      timeoutMs: READY_PING_MS,
+      log,
+    })),
     metricsPage(metrics),
     consolePage({
       nodeid: config.nodeid,
@@ -179,61 +220,41 @@ export async function startServer(
     log,
     pages,
   };
-  // One line per listener; startup stops at the first failure and closes
-  // whatever already started, so nothing is left half-running.
+  // One line per listener; startup stops at the first failure, and the
+  // stack closes whatever already started.
   const starters: [boolean, () => Listener | Promise<Listener>][] = [
-    [config.enable_tcp, () => startTcp(core, bind(config.port))],
-    [true, () => startRpc(rpc, bind(config.rpcport))],
+    [config.enable_tcp, () => startTcp(core, bind(config.port), guard)],
+    [true, () => startRpc(rpc, bind(config.rpcport), guard)],
     [true, () => startThriftListener(core, config.bind)],
-    [config.enable_ws, () => startWs(core, bind(config.wsport))],
-    [config.enable_tls, () => startTls(core, bind(config.tlsport), config)],
-    [config.enable_wss, () => startWs(core, bind(config.wssport), config)],
+    [config.enable_ws, () => startWs(core, bind(config.wsport), guard)],
+    [config.enable_tls, () => startTls(core, bind(config.tlsport), config, guard)],
+    [config.enable_wss, () => startWs(core, bind(config.wssport), guard, config)],
   ];
-  const listeners = new Map<string, Listener>();
-  try {
-    for (const [enabled, start] of starters) {
-      if (!enabled) continue;
-      const l = await start();
-      listeners.set(l.name, l);
-      log.info(`${l.name} start on [${config.bind}:${l.port}]`);
-    }
-  } catch (err) {
-    for (const l of listeners.values()) await l.close();
-    await cluster?.stop();
-    await store.close();
-    throw err;
+  for (const [enabled, start] of starters) {
+    if (!enabled) continue;
+    const l = await start();
+    stack.defer(() => l.close());
+    listeners.set(l.name, l);
+    log.info(`${l.name} start on [${config.bind}:${l.port}]`);
   }
-  listening = true;
-  const stopSampling = metrics.sampleEventLoop();
-
+  stack.defer(metrics.sampleEventLoop());
   const sweep = setInterval(() => {
     const now = Date.now();
     for (const s of sessions) s.sweep(now);
     core.dedup.evictIdle(now - DEDUP_IDLE_MS);
   }, SWEEP_MS);
+  stack.defer(() => clearInterval(sweep));
   const expiry = setInterval(() => {
     store.sweepExpired().then(
       (n) => n > 0 && log.info(`expired ${n} offline messages`),
       (err) => log.warn(`expiry sweep failed: ${errMsg(err)}`),
     );
   }, EXPIRY_SWEEP_MS);
-
-  let stopping: Promise<void> | null = null;
-  const stop = () =>
-    stopping ??= (async () => {
-      listening = false;
-      stopSampling();
-      clearInterval(sweep);
-      clearInterval(expiry);
-      for (const l of listeners.values()) await l.close();
-      for (const s of [...sessions]) s.close();
-      // Every entry handed to the writer reaches the store before it closes.
-      await writer.close();
-      // After the sessions: their entries are unregistered before the nodeid is released.
-      await cluster?.stop();
-      callbacks?.close();
-      await store.close();
-      log.info("stopped");
-    })();
-  return { config, core, listeners, stop };
+  stack.defer(() => clearInterval(expiry));
+  listening = true;
+  // Pushed last, so the first thing stop() does: /readyz fails from here on.
+  stack.defer(() => {
+    listening = false;
+  });
+  return { config, core, listeners };
 }

@@ -10,6 +10,7 @@ import { runServer } from "./run.ts";
 import { setupCommand } from "./setup.ts";
 import { stopCommand } from "./stop.ts";
 import { VERSION } from "./version.ts";
+import { errMsg } from "../log.ts";
 
 type Command = (args: string[]) => Promise<number>;
 
@@ -85,7 +86,7 @@ export async function main(args: string[]): Promise<number> {
   try {
     v = parseArgs({ args, options: GLOBAL }).values;
   } catch (err) {
-    console.error(`sara: ${(err as Error).message}\n\n${MAIN_HELP}`);
+    console.error(`sara: ${errMsg(err)}\n\n${MAIN_HELP}`);
     return 2;
   }
   if (v.help) {

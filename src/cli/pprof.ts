@@ -3,6 +3,7 @@
 // Chrome DevTools opens (.cpuprofile, .heapsnapshot).
 
 import { parseArgs } from "node:util";
+import { errMsg } from "../log.ts";
 
 /** Default inspector port of `sara --debug`. */
 export const DEBUG_PORT = 9229;
@@ -49,7 +50,7 @@ export async function pprofCommand(args: string[]): Promise<number> {
   } catch (err) {
     console.error(
       `sara pprof: no inspector on 127.0.0.1:${values.port} (start sara with --debug): ${
-        (err as Error).message
+        errMsg(err)
       }`,
     );
     return 1;

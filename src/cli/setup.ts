@@ -4,6 +4,7 @@ import { parseArgs } from "node:util";
 import { dirname } from "node:path";
 import { DEFAULT_CONFIG_PATH, DEFAULTS } from "../config/config.ts";
 import { SETUP_HELP } from "./help.ts";
+import { errMsg } from "../log.ts";
 
 /** Runs `sara setup [-o PATH] [--force]`; returns the exit code. */
 export async function setupCommand(args: string[]): Promise<number> {
@@ -29,7 +30,7 @@ export async function setupCommand(args: string[]): Promise<number> {
     if (err instanceof Deno.errors.AlreadyExists) {
       console.error(`sara setup: ${path} already exists; use --force to overwrite it`);
     } else {
-      console.error(`sara setup: cannot write ${path}: ${(err as Error).message}`);
+      console.error(`sara setup: cannot write ${path}: ${errMsg(err)}`);
     }
     return 1;
   }

@@ -40,11 +40,15 @@ export function decodeMessage(text: string): NodeMessage | null {
   if (typeof v !== "object" || v === null) return null;
   const m = v as Record<string, unknown>;
   switch (m.t) {
-    case "msg":
+    case "msg": {
       if (!isEntry(m.e) || typeof m.a !== "boolean" || typeof m.s !== "boolean") return null;
       if (m.r !== undefined && typeof m.r !== "string") return null;
       if (m.x !== undefined && typeof m.x !== "string") return null;
-      return { t: "msg", e: m.e, a: m.a, s: m.s, r: m.r, x: m.x };
+      const msg: NodeMessage = { t: "msg", e: m.e, a: m.a, s: m.s };
+      if (m.r !== undefined) msg.r = m.r;
+      if (m.x !== undefined) msg.x = m.x;
+      return msg;
+    }
     case "kick":
       return typeof m.jid === "string" && typeof m.sid === "string"
         ? { t: "kick", jid: m.jid, sid: m.sid }

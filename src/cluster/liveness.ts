@@ -5,6 +5,7 @@
 import { hostname } from "node:os";
 import { ConfigError } from "../errors.ts";
 import { errMsg, type Logger } from "../log.ts";
+import { SingleFlight } from "../async.ts";
 import { nodeKey, NODES_KEY } from "./keys.ts";
 import { defineScript, type RedisClient, type Script } from "../store/redis_client.ts";
 
@@ -75,7 +76,8 @@ export class Liveness {
   // in order: deliveries to one recipient are published in send order).
   readonly #cache = new Map<string, { alive: Promise<boolean>; until: number }>();
   #timer: ReturnType<typeof setInterval> | undefined;
-  #renewing: Promise<void> | null = null;
+  // One renewal at a time: a slow Redis never piles them up.
+  readonly #renewing = new SingleFlight<"renew", void>();
   #state: "ok" | "failing" | "lost" = "ok";
   /** Called when the key had lapsed and was claimed again (Redis was away or lost it). */
   onReclaimed: (() => void) | null = null;
@@ -151,7 +153,7 @@ export class Liveness {
   }
 
   #renew(): void {
-    this.#renewing ??= this.#renewOnce().finally(() => this.#renewing = null);
+    void this.#renewing.run("renew", () => this.#renewOnce());
   }
 
   async #renewOnce(): Promise<void> {
@@ -209,7 +211,7 @@ export class Liveness {
   /** Stops renewing and deletes the key (if still ours), so other nodes see this one gone at once. */
   async stop(): Promise<void> {
     clearInterval(this.#timer);
-    await this.#renewing;
+    await this.#renewing.pending("renew");
     try {
       await this.#releaseScript(this.#key, this.token);
     } catch (err) {

@@ -4,6 +4,7 @@
 
 import type { Config } from "../config/config.ts";
 import { errMsg, type Logger } from "../log.ts";
+import { SingleFlight } from "../async.ts";
 import type { Router } from "../router.ts";
 import { connectRedis, describe, parseDbaddr, type RedisClient } from "../store/redis_client.ts";
 import { messageHandler } from "./channel.ts";
@@ -92,14 +93,11 @@ export async function joinCluster(
 
 /** Runs `registry.restore()` once at a time, logging instead of throwing. */
 function restorer(registry: Registry, log: Logger): () => void {
-  let running = false;
-  return () => {
-    if (running) return;
-    running = true;
-    registry.restore()
-      .catch((err) => log.warn(`cluster: cannot restore session entries: ${errMsg(err)}`))
-      .finally(() => running = false);
-  };
+  const flight = new SingleFlight<"restore", void>();
+  return () =>
+    void flight.run("restore", () =>
+      registry.restore()
+        .catch((err) => log.warn(`cluster: cannot restore session entries: ${errMsg(err)}`)));
 }
 
 async function close(c: RedisClient): Promise<void> {

@@ -4,6 +4,7 @@
 // entries its previous life left behind.
 
 import { errMsg, type Logger } from "../log.ts";
+import { KeyedQueue } from "../async.ts";
 import { devicesKey, nodeSessionsKey, sessionKey } from "./keys.ts";
 import type { RemoteDevice } from "../router.ts";
 import { defineScript, type RedisClient, type Script } from "../store/redis_client.ts";
@@ -84,7 +85,7 @@ export class Registry {
   readonly #setKey: string;
   // Per user, the registry steps of this node run one after another, so a
   // quick re-login never has its entry removed by the older session's logout.
-  readonly #chains = new Map<string, Promise<void>>();
+  readonly #steps = new KeyedQueue();
   // What this node registered, to put back after Redis lost it.
   readonly #mine = new Map<string, SessionEntry>();
   // Unregistrations that failed (Redis away): retried by `restore`.
@@ -101,11 +102,6 @@ export class Registry {
     this.#deleteFieldIf = defineScript(client, "saraDeviceDeleteIf", 1, DELETE_FIELD_IF);
     this.#registerDevice = defineScript(client, "saraDeviceRegister", 1, REGISTER_DEVICE);
     this.#setKey = nodeSessionsKey(nodeid);
-  }
-
-  /** Sessions registered here and not unregistered yet. */
-  get size(): number {
-    return this.#mine.size;
   }
 
   /**
@@ -235,17 +231,11 @@ export class Registry {
 
   /** Resolves once every registry step started so far has finished. */
   async settled(): Promise<void> {
-    await Promise.allSettled([...this.#chains.values()]);
+    await this.#steps.settled();
   }
 
   #serial(jid: string, step: () => Promise<void>): Promise<void> {
-    const run = (this.#chains.get(jid) ?? Promise.resolve()).then(step);
-    const tail = run.catch(() => {});
-    this.#chains.set(jid, tail);
-    tail.then(() => {
-      if (this.#chains.get(jid) === tail) this.#chains.delete(jid);
-    });
-    return run;
+    return this.#steps.run(jid, step);
   }
 }
 

@@ -3,6 +3,7 @@
 // registry, node liveness and the nodes' pub/sub channels.
 
 import { errMsg, type Logger } from "../log.ts";
+import { withTimeout } from "../async.ts";
 import type { Remote, RemoteDevice, Router, SessionInfo, Target } from "../router.ts";
 import type { NodeCount, Presence } from "../rpc/presence.ts";
 import type { RedisClient } from "../store/redis_client.ts";
@@ -100,16 +101,13 @@ export class ClusterRemote implements Remote, Presence {
    */
   async publishBlocked(node: string, owner: string, jid: string, b: boolean): Promise<boolean> {
     const ref = `${this.nodeid}-${Date.now().toString(36)}-${(refCounter++).toString(36)}`;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const applied = new Promise<boolean>((resolve) => {
-      this.#applying.set(ref, () => resolve(true));
-      timer = setTimeout(() => resolve(false), APPLY_WAIT_MS);
-    });
+    // Listening before the send: the answer may come back before it resolves.
+    const applied = new Promise<boolean>((resolve) => this.#applying.set(ref, () => resolve(true)));
     try {
       const from = this.nodeid;
-      return await this.send(node, { t: "block", owner, jid, b, from, ref }) && await applied;
+      if (!await this.send(node, { t: "block", owner, jid, b, from, ref })) return false;
+      return await withTimeout(APPLY_WAIT_MS, () => applied, () => false);
     } finally {
-      clearTimeout(timer);
       this.#applying.delete(ref);
     }
   }

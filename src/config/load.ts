@@ -4,6 +4,7 @@
 
 import { ConfigError } from "../errors.ts";
 import { type Config, defaultConfig, DEFAULTS } from "./config.ts";
+import { errMsg } from "../log.ts";
 
 /** A loaded config and the warnings worth printing once the logger exists. */
 export interface Loaded {
@@ -53,13 +54,13 @@ export async function loadConfig(path: string, required: boolean): Promise<Loade
         warnings: [`config file ${path} not found, running on defaults`],
       };
     }
-    throw new ConfigError(`cannot read config file ${path}: ${(err as Error).message}`);
+    throw new ConfigError(`cannot read config file ${path}: ${errMsg(err)}`);
   }
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (err) {
-    throw new ConfigError(`config file ${path} is not JSON: ${(err as Error).message}`);
+    throw new ConfigError(`config file ${path} is not JSON: ${errMsg(err)}`);
   }
   return parseConfig(json, path);
 }

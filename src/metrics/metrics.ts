@@ -9,6 +9,7 @@ import { sampleEventLoop } from "./event_loop.ts";
 import { PlainHistogram, type Series } from "./histogram.ts";
 import { type NodeState, watchNode } from "./node_gauges.ts";
 import { labelled, scrapedCounter, single } from "./scraped.ts";
+import { CLOSE_REASONS, type CloseReason } from "../session/close_reason.ts";
 
 /** Values of the `type` label: envelope types 0 to 7, then every other type. */
 export const TYPE_LABELS = ["0", "1", "2", "3", "4", "5", "6", "7", "other"] as const;
@@ -64,8 +65,10 @@ export class Metrics {
   readonly #out = new Float64Array(TYPE_LABELS.length);
   readonly #logins = new Float64Array(LOGIN_RESULTS.length);
   readonly #opened = new Float64Array(TRANSPORTS.length);
+  readonly #closed = new Float64Array(CLOSE_REASONS.length);
   readonly #n = {
     refused: 0,
+    acceptErrors: 0,
     serverAcks: 0,
     clientAcks: 0,
     kicks: 0,
@@ -95,6 +98,17 @@ export class Metrics {
       "Connections refused with server_full (max_conns).",
       () => n.refused,
     );
+    counter(
+      "sara_accept_errors_total",
+      "Failed accepts on any listener (EMFILE, ENFILE: out of file descriptors).",
+      () => n.acceptErrors,
+    );
+    scrapedCounter(r, {
+      name: "sara_sessions_closed_total",
+      help: "Sessions (connections past admission) closed, by reason.",
+      labelNames: ["reason"],
+      rows: () => labelled("reason", CLOSE_REASONS, this.#closed),
+    });
     scrapedCounter(r, {
       name: "sara_logins_total",
       help: "Login attempts by result: ok, or the failure reason.",
@@ -183,9 +197,19 @@ export class Metrics {
     this.#opened[transportIndex(transport)]!++;
   }
 
+  /** A session was closed for `why`. */
+  closed(why: CloseReason): void {
+    this.#closed[CLOSE_REASONS.indexOf(why.reason)]!++;
+  }
+
   /** A connection was refused with server_full. */
   refused(): void {
     this.#n.refused++;
+  }
+
+  /** A listener failed to accept a connection. */
+  acceptFailed(): void {
+    this.#n.acceptErrors++;
   }
 
   /** A login succeeded; `delivered` stored messages went out with it. */

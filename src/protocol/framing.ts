@@ -1,6 +1,8 @@
 // Stream framing of the emsg protocol over TCP/TLS (PROTOCOL 1): packets end
 // with 0x01, 0x02 is a heartbeat, 0x03 a kill. Pure: bytes in, packets out.
 
+import { concatBytes } from "../bytes.ts";
+
 /** Byte that ends every packet on a stream transport. */
 export const END = 0x01;
 /** One-byte heartbeat packet. */
@@ -22,12 +24,54 @@ export interface FrameSink {
   oversize(): void;
 }
 
+/** Turns a connection's bytes into frames for a sink. */
+export interface Decoder {
+  /** Feeds one read. `chunk` may be reused by the caller once this returns. */
+  push(chunk: Uint8Array): void;
+  /** Bytes to send before a server-side close (a WebSocket close frame), or null. */
+  readonly goodbye: Uint8Array | null;
+}
+
+/** What a connection offers its decoder: frames, plus what a handshake needs. */
+export interface ConnSink extends FrameSink {
+  /** Bytes to send back at once, ahead of anything queued later (handshake, pong). */
+  reply(bytes: Uint8Array): void;
+  /** The handshake is done: the session may start. */
+  opened(): void;
+  /** The peer ended the conversation (close frame, bad handshake): close after replies. */
+  end(): void;
+}
+
+/** How one transport frames packets in both directions. */
+export interface Framing {
+  /** True when the peer must finish a handshake before its session starts. */
+  readonly handshake: boolean;
+  decoder(maxPacket: number, sink: ConnSink): Decoder;
+  /** The packets queued in one turn, as wire bytes. */
+  encode(packets: string[]): Uint8Array;
+  readonly heartbeat: Uint8Array;
+  readonly kill: Uint8Array;
+}
+
+const encoder = new TextEncoder();
+
+/** Framing of TCP and TLS: packets end with 0x01. */
+export const STREAM_FRAMING: Framing = {
+  handshake: false,
+  decoder: (maxPacket, sink) => new StreamDecoder(maxPacket, sink),
+  encode: (packets) =>
+    encoder.encode(packets.length === 1 ? packets[0]! + "\x01" : packets.join("\x01") + "\x01"),
+  heartbeat: HEARTBEAT_FRAME,
+  kill: KILL_FRAME,
+};
+
 /**
  * Splits a byte stream into packets. Keeps the unterminated tail between
  * reads, so that a packet split over several reads (or several packets in
  * one read) come out whole, and refuses to buffer more than `maxPacket`.
  */
-export class StreamDecoder {
+export class StreamDecoder implements Decoder {
+  readonly goodbye = null;
   // The unterminated tail, in parts; null when there is none (most of the time).
   #parts: Uint8Array[] | null = null;
   #held = 0;
@@ -50,13 +94,7 @@ export class StreamDecoder {
       // The tail's parts are joined once, when its 0x01 arrives: a packet
       // spread over many reads costs linear time, not quadratic.
       if (this.#held + i > this.maxPacket) return this.#fail();
-      const whole = new Uint8Array(this.#held + i);
-      let off = 0;
-      for (const part of this.#parts) {
-        whole.set(part, off);
-        off += part.length;
-      }
-      whole.set(chunk.subarray(0, i), off);
+      const whole = concatBytes([...this.#parts, chunk.subarray(0, i)]);
       this.#parts = null;
       this.#held = 0;
       this.#emit(whole, 0, whole.length);

@@ -3,6 +3,7 @@
 // and the store answers, else 503 with the reason.
 
 import { errMsg, type Logger } from "../log.ts";
+import { withTimeout } from "../async.ts";
 import type { Store } from "../store/store.ts";
 import type { Page } from "./http.ts";
 
@@ -13,6 +14,8 @@ export type ReadinessCheck = () => Promise<string | null>;
 export interface ReadinessOptions {
   /** True once every listener started, false again once stopping began. */
   listening: () => boolean;
+  /** False while some listener's accepts fail (out of file descriptors). */
+  accepting?: () => boolean;
   store: Pick<Store, "ping">;
   /** A ping slower than this counts as unreachable. */
   timeoutMs: number;
@@ -24,6 +27,7 @@ export function nodeReadiness(opts: ReadinessOptions): ReadinessCheck {
   let wasDown = false;
   return async () => {
     if (!opts.listening()) return "listeners not up";
+    if (opts.accepting && !opts.accepting()) return "accepting connections fails";
     const failure = await pingWithin(opts.store, opts.timeoutMs);
     if (failure !== null && !wasDown) opts.log.warn(`not ready: store unreachable: ${failure}`);
     if (failure === null && wasDown) opts.log.info("ready: store reachable again");
@@ -49,16 +53,12 @@ export function healthPage(ready: ReadinessCheck): Page {
 }
 
 /** Null when `store` answered a ping within `ms`, else why not. */
-async function pingWithin(store: Pick<Store, "ping">, ms: number): Promise<string | null> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<string>((resolve) => {
-    timer = setTimeout(() => resolve(`no answer to ping within ${ms} ms`), ms);
-  });
-  try {
-    return await Promise.race([store.ping().then(() => null, (err) => errMsg(err)), late]);
-  } finally {
-    clearTimeout(timer);
-  }
+function pingWithin(store: Pick<Store, "ping">, ms: number): Promise<string | null> {
+  return withTimeout(
+    ms,
+    () => store.ping().then(() => null, (err) => errMsg(err)),
+    () => `no answer to ping within ${ms} ms`,
+  );
 }
 
 function text(status: number, body: string, headers: Record<string, string> = {}): Response {

@@ -5,6 +5,7 @@
 import { RpcCode, RpcError } from "../errors.ts";
 import { readLimited } from "../http_body.ts";
 import { errMsg, type Logger } from "../log.ts";
+import type { AcceptGuard } from "../transports/accept_guard.ts";
 import { type BindOptions, type Listener, listenError } from "../transports/listener.ts";
 import { sameSecret } from "./secret.ts";
 import type { RpcResult, ServiceTable } from "./services.ts";
@@ -173,10 +174,12 @@ function reply(sn: string | number, result: RpcResult, status = 200): Response {
 }
 
 /**
- * Starts the RPC listener. Warns once when `accesstoken` is empty.
+ * Starts the RPC listener. Warns once when `accesstoken` is empty. Deno.serve
+ * ends for good when an accept fails (EMFILE): it is then started again on
+ * the same port, backing off through `guard`, until it binds.
  * @throws {Error} naming the listener and address when the port cannot be bound.
  */
-export function startRpc(opts: RpcOptions, bind: BindOptions): Listener {
+export function startRpc(opts: RpcOptions, bind: BindOptions, guard: AcceptGuard): Listener {
   if (opts.accesstoken === "") {
     opts.log.warn(
       "accesstoken is empty: the RPC interface is open to anyone; " +
@@ -184,19 +187,43 @@ export function startRpc(opts: RpcOptions, bind: BindOptions): Listener {
     );
   }
   const handler = rpcHandler(opts);
-  let server: Deno.HttpServer<Deno.NetAddr>;
-  try {
-    server = Deno.serve({
+  const serve = (port: number) =>
+    Deno.serve({
       hostname: bind.hostname,
-      port: bind.port,
+      port,
       onListen: () => {}, // the composition root logs the start
     }, handler);
+  let server: Deno.HttpServer<Deno.NetAddr>;
+  try {
+    server = serve(bind.port);
   } catch (err) {
     throw listenError("rpc", bind, err);
   }
+  const port = server.addr.port;
+  let stopping = false;
+  const watch = (s: Deno.HttpServer<Deno.NetAddr>): void => {
+    s.finished.catch(async (err) => {
+      while (!stopping) {
+        await guard.failed("rpc", err);
+        if (stopping) return;
+        try {
+          server = serve(port);
+        } catch (again) {
+          err = again;
+          continue;
+        }
+        guard.ok("rpc");
+        return watch(server);
+      }
+    });
+  };
+  watch(server);
   return {
     name: "rpc",
-    port: server.addr.port,
-    close: () => server.shutdown(),
+    port,
+    close: () => {
+      stopping = true;
+      return server.shutdown();
+    },
   };
 }

@@ -19,6 +19,7 @@ import {
   type TTransport,
   writeApplicationError,
 } from "./thrift/runtime.ts";
+import { errMsg } from "../log.ts";
 
 /** Largest accepted frame; a header announcing more closes the connection before buffering. */
 export const MAX_FRAME_BYTES = 1024 * 1024;
@@ -145,7 +146,7 @@ class PushConnection {
       try {
         receive(chunk);
       } catch (err) {
-        this.#drop(`bad frame: ${errorMessage(err)}`);
+        this.#drop(`bad frame: ${errMsg(err)}`);
       }
     });
     socket.on("error", (err) => {
@@ -191,7 +192,7 @@ class PushConnection {
       const answer = await this.#handler(call.licence, call.sn, call.contents);
       return { reply: encodeReply(method, seqid, answer) };
     } catch (err) {
-      this.#log("error", `thrift push: ${method} failed: ${errorMessage(err)}`);
+      this.#log("error", `thrift push: ${method} failed: ${errMsg(err)}`);
       const reply = new ThriftApplicationError("internal error", AppErrorType.INTERNAL_ERROR);
       return { reply: encodeException(method, seqid, reply) };
     }
@@ -238,7 +239,7 @@ function decodeCall(
     input.readMessageEnd();
     return { method: name, seqid: header.rseqid, call };
   } catch (err) {
-    return { closeReason: `bad frame: ${errorMessage(err)}` };
+    return { closeReason: `bad frame: ${errMsg(err)}` };
   }
 }
 
@@ -280,8 +281,4 @@ function encodeMessage(
   out.writeMessageEnd();
   out.flush();
   return framed;
-}
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

@@ -27,3 +27,10 @@ export interface ConnHandler {
   /** The connection is gone (either side closed it, or it failed). */
   closed(): void;
 }
+
+/**
+ * What a transport hands on for bytes that are not UTF-8: not JSON, so the
+ * core answers it like any unreadable packet (fail_packet before login;
+ * bad_packet and a close after).
+ */
+export const UNREADABLE = "\uFFFD";

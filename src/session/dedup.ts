@@ -73,10 +73,6 @@ export class DedupCache {
     for (const [from, r] of this.#senders) if (r.touched < cutoff) this.#senders.delete(from);
   }
 
-  get senders(): number {
-    return this.#senders.size;
-  }
-
   #forget(from: string, id: string): void {
     const r = this.#senders.get(from);
     if (!r || !r.set.delete(id)) return;

@@ -5,6 +5,7 @@
 import type { Callbacks } from "../callbacks.ts";
 import { errMsg, type Logger } from "../log.ts";
 import type { Store } from "../store/store.ts";
+import { SingleFlight } from "../async.ts";
 
 /** How long a member list stays cached. */
 export const GROUP_TTL_SECONDS = 3600;
@@ -17,16 +18,11 @@ export function groupKey(gid: string, domain: string): string {
 // A user name must make `name@domain` a JID (PROTOCOL 2).
 const USER_RE = /^[^@/\s]+$/;
 
-/** One callback on its way for a group. */
-interface Flight {
-  answer: Promise<string[] | null>;
-}
-
 /** Resolves and forgets group member lists on one node. */
 export class Groups {
   // One callback per group at a time: a burst of messages to an uncached
   // group waits for the same answer instead of asking once per message.
-  readonly #pending = new Map<string, Flight>();
+  readonly #pending = new SingleFlight<string, string[] | null>();
 
   constructor(
     readonly store: Store,
@@ -44,20 +40,14 @@ export class Groups {
     const cached = await this.store.groupMembers(key);
     if (cached !== null) return cached;
     if (this.callbacks === null) return null;
-    let flight = this.#pending.get(key);
-    if (!flight) {
-      const f: Flight = { answer: Promise.resolve(null) };
-      f.answer = this.#fetch(this.callbacks, gid, key, f);
-      this.#pending.set(key, f);
-      flight = f;
-    }
-    return await flight.answer;
+    const callbacks = this.callbacks;
+    return await this.#pending.run(key, (current) => this.#fetch(callbacks, gid, key, current));
   }
 
   /** Drops the cached list, and the answer of a callback still on its way. */
   async reload(gid: string, domain: string): Promise<void> {
     const key = groupKey(gid, domain);
-    this.#pending.delete(key);
+    this.#pending.forget(key);
     await this.store.dropGroup(key);
   }
 
@@ -65,7 +55,7 @@ export class Groups {
     callbacks: Callbacks,
     gid: string,
     key: string,
-    flight: Flight,
+    current: () => boolean,
   ): Promise<string[] | null> {
     let members: string[] | null;
     try {
@@ -76,14 +66,13 @@ export class Groups {
     }
     // A reload while the callback ran removed this flight: its answer may
     // predate the change, so it serves the waiting messages but is not cached.
-    if (this.#pending.get(key) !== flight) return members;
+    if (!current()) return members;
     if (members !== null) {
       await this.store.setGroupMembers(key, members, GROUP_TTL_SECONDS).catch((err) =>
         this.log.warn(`cannot cache members of group ${gid}: ${errMsg(err)}`)
       );
     }
-    // Removed only once cached, so no message in between asks again.
-    if (this.#pending.get(key) === flight) this.#pending.delete(key);
+    // The flight ends (and is forgotten) only once cached, so no message in between asks again.
     return members;
   }
 

@@ -21,9 +21,55 @@ import {
   typeOf,
 } from "../protocol/packet.ts";
 import { routeChat, type Routed, routeGroup, wantsAck } from "./messages.ts";
+import { Close, type CloseReason } from "./close_reason.ts";
 
-/** Life of a session; changed only through `#setState`, which logs it. */
-export type State = "connecting" | "authenticating" | "loading" | "open" | "closed";
+/**
+ * Life of a session, each state named after what the session waits for:
+ * the login packet, the authenticator's answer, the registration and inbox
+ * read, packets (open), or a group's member list. Changed only through
+ * `#moveTo`, which refuses a change `STEPS` does not list.
+ */
+export type State =
+  | "awaiting_login"
+  | "awaiting_auth"
+  | "awaiting_inbox"
+  | "open"
+  | "awaiting_members"
+  | "closed";
+
+/** From each state, the states a session may change to. */
+export const STEPS: Readonly<Record<State, readonly State[]>> = {
+  awaiting_login: ["awaiting_auth", "closed"],
+  awaiting_auth: ["awaiting_inbox", "closed"],
+  awaiting_inbox: ["open", "closed"],
+  open: ["awaiting_members", "closed"],
+  awaiting_members: ["open", "closed"],
+  closed: [],
+};
+
+/** Refuses a change of state that `STEPS` does not list (a bug, never the client's doing). */
+export function checkStep(from: State, to: State): void {
+  if (!STEPS[from].includes(to)) throw new Error(`session state ${from} -> ${to} is impossible`);
+}
+
+// States in which the session is registered with the router (detached on close).
+const ATTACHED: ReadonlySet<State> = new Set(["awaiting_inbox", "open", "awaiting_members"]);
+// States before the login answer (the login deadline applies).
+const LOGGING_IN: ReadonlySet<State> = new Set([
+  "awaiting_login",
+  "awaiting_auth",
+  "awaiting_inbox",
+]);
+
+/** A login from its packet until its stored packets were acked (null before and after). */
+interface Login {
+  /** The login packet's id: the login answer names it, and so does the ack of its stored packets. */
+  readonly id: string;
+  /** Live messages that arrived while the inbox was read (awaiting_inbox only). */
+  held: InboxEntry[] | null;
+  /** Ids of the stored packets sent in the login answer, removed by the ack of `id`. */
+  delayed: readonly string[];
+}
 
 // Packets queued behind an async step (login, group lookup): a client that
 // keeps sending while its login is checked is bounded, not buffered forever.
@@ -57,14 +103,11 @@ export class Session implements ConnHandler, Recipient {
   jid = "";
   /** The login JID's resource ("" without one). */
   resource = "";
-  #state: State = "connecting";
-  #loginId = "";
-  // Ids sent in the login answer, removed by the ack of the login id.
-  #delayIds: readonly string[] = NO_IDS;
-  // Live messages that arrived while the inbox was being read.
-  #held: InboxEntry[] | null = null;
-  // Serial processing: packets wait here while an async step runs, so that
-  // one sender's messages keep their order.
+  #state: State = "awaiting_login";
+  #login: Login | null = null;
+  // Packets that arrived while the session waits (awaiting_auth, _inbox,
+  // _members): run in order once it is open again, so that one sender's
+  // messages keep their order. Null in the other states.
   #queue: string[] | null = null;
   // Senders this user blocks; shared empty set until the first entry.
   #blocked: Set<string> = NONE_BLOCKED;
@@ -98,7 +141,8 @@ export class Session implements ConnHandler, Recipient {
     return this.#state === "closed";
   }
 
-  #setState(next: State): void {
+  #moveTo(next: State): void {
+    checkStep(this.#state, next);
     const log = this.core.log;
     if (log.enabled(3)) {
       log.debug(`session ${this.#state} -> ${next}`, {
@@ -125,28 +169,26 @@ export class Session implements ConnHandler, Recipient {
 
   heartbeat(): void {
     this.lastSeen = clock();
-    if (this.#state === "open") this.conn.sendHeartbeat();
+    if (this.#isOpen()) this.conn.sendHeartbeat();
   }
 
   oversize(): void {
-    this.core.log.warn("packet too large, closing", { sid: this.sid, jid: this.jid || undefined });
-    if (this.#state === "open") this.conn.send(notice(undefined, "packet_too_large"));
-    this.close();
+    if (this.#isOpen()) this.conn.send(notice(undefined, "packet_too_large"));
+    this.close(Close.packetTooLarge);
   }
 
   closed(): void {
-    if (this.#isClosed()) return;
-    this.#setState("closed");
-    this.#teardown();
+    this.#end(Close.connectionClosed);
   }
 
   // ---- Recipient: what the router asks ----
 
-  push(entry: InboxEntry, _ack: boolean): boolean {
+  push(entry: InboxEntry): boolean {
     if (this.#isClosed()) return true;
     if (this.#blocked.has(entry.from)) return false;
     this.core.metrics.sent(entry.type);
-    if (this.#held) this.#held.push(entry);
+    const held = this.#login?.held;
+    if (held) held.push(entry);
     else this.conn.send(entry.packet);
     return true;
   }
@@ -164,17 +206,16 @@ export class Session implements ConnHandler, Recipient {
   kick(): void {
     if (this.#isClosed()) return;
     this.core.metrics.kick();
-    this.core.log.info("session replaced by a newer login", { sid: this.sid, jid: this.jid });
     this.conn.sendKill();
-    this.close();
+    this.close(Close.replaced);
   }
 
-  /** Closes the connection (after flushing what is queued). */
-  close(): void {
-    if (!this.#isClosed()) {
-      this.#setState("closed");
-      this.#teardown();
-    }
+  /**
+   * Closes the connection (after flushing what is queued); `why` is logged
+   * and counted once, by the first close. Without a reason: the node stops.
+   */
+  close(why: CloseReason = Close.shutdown, detail?: string): void {
+    this.#end(why, detail);
     this.conn.close();
   }
 
@@ -182,25 +223,41 @@ export class Session implements ConnHandler, Recipient {
   sweep(now: number): void {
     const c = this.core.config;
     const t = now - T0;
-    if (
-      this.#state === "connecting" || this.#state === "authenticating" || this.#state === "loading"
-    ) {
+    if (LOGGING_IN.has(this.#state)) {
       if (t - this.connectedAt > c.login_timeout * 1000) {
         this.core.metrics.loginFailed("timeout");
-        this.conn.send(loginError(this.#loginId || undefined, "timeout"));
-        this.close();
+        this.conn.send(loginError(this.#login?.id, "timeout"));
+        this.close(Close.loginTimeout);
       }
-    } else if (this.#state === "open" && t - this.lastSeen > c.idle_timeout * 1000) {
-      this.core.log.info("idle timeout", { sid: this.sid, jid: this.jid });
-      this.close();
+    } else if (this.#isOpen() && t - this.lastSeen > c.idle_timeout * 1000) {
+      this.close(Close.idleTimeout);
     }
   }
 
-  #teardown(): void {
+  /** The one way into "closed": logs and counts why, and lets go of the router and the node. */
+  #end(why: CloseReason, detail?: string): void {
+    if (this.#isClosed()) return;
+    const was = this.#state;
+    this.#moveTo("closed");
     this.core.sessions.delete(this);
     this.#queue = null;
-    this.#held = null;
-    if (this.jid) this.core.router.detach(this);
+    this.#login = null;
+    if (ATTACHED.has(was)) this.core.router.detach(this);
+    this.core.metrics.closed(why);
+    const log = this.core.log;
+    if (!log.enabled(why.level)) return;
+    log.at(why.level, `session closed: ${why.reason}${detail ? ` (${detail})` : ""}`, {
+      code: why.code,
+      sid: this.sid,
+      jid: this.jid || undefined,
+      transport: this.conn.transport,
+      remote: this.conn.remote,
+    });
+  }
+
+  /** Logged in: answers heartbeats and may be written to. */
+  #isOpen(): boolean {
+    return this.#state === "open" || this.#state === "awaiting_members";
   }
 
   // ---- packet processing ----
@@ -208,7 +265,7 @@ export class Session implements ConnHandler, Recipient {
   #run(text: string): void {
     let pending: Promise<void> | void;
     try {
-      pending = this.#state === "open" ? this.#routed(text) : this.#login(text);
+      pending = this.#isOpen() ? this.#routed(text) : this.#readLogin(text);
     } catch (err) {
       this.#fault(err);
       return;
@@ -222,6 +279,7 @@ export class Session implements ConnHandler, Recipient {
   #drain(): void {
     const q = this.#queue;
     this.#queue = null;
+    if (this.#state === "awaiting_members") this.#moveTo("open");
     while (q && q.length > 0 && !this.#isClosed()) {
       this.#run(q.shift()!);
       const started = this.#pendingQueue();
@@ -238,14 +296,13 @@ export class Session implements ConnHandler, Recipient {
   }
 
   #fault(err: unknown): void {
-    this.core.log.error(`session error: ${errMsg(err)}`, { sid: this.sid, jid: this.jid });
-    this.close();
+    this.close(Close.internalError, errMsg(err));
   }
 
   // ---- login (PROTOCOL 3) ----
 
-  #login(text: string): Promise<void> | void {
-    if (this.#state !== "connecting") return; // a second login packet while one is checked
+  #readLogin(text: string): Promise<void> | void {
+    if (this.#state !== "awaiting_login") return; // a second login packet while one is checked
     const p = parsePacket(text);
     if (!p) return this.#failLogin(undefined, "fail_packet");
     const env = p.envelope;
@@ -261,8 +318,8 @@ export class Session implements ConnHandler, Recipient {
     if (!jid) return this.#failLogin(id, "fail_packet");
     this.jid = jid;
     this.resource = resourceOf(env.jid) ?? "";
-    this.#loginId = id;
-    this.#setState("authenticating");
+    this.#login = { id, held: null, delayed: NO_IDS };
+    this.#moveTo("awaiting_auth");
     return this.#authenticate(jid, env.pwd as string | undefined);
   }
 
@@ -274,10 +331,11 @@ export class Session implements ConnHandler, Recipient {
       this.core.log.warn(`auth failed: ${errMsg(err)}`, { jid });
       ok = false;
     }
-    if (this.#isClosed()) return;
-    if (!ok) return this.#failLogin(this.#loginId, "fail_token");
-    this.#setState("loading");
-    this.#held = [];
+    const login = this.#login;
+    if (this.#isClosed() || !login) return;
+    if (!ok) return this.#failLogin(login.id, "fail_token");
+    this.#moveTo("awaiting_inbox");
+    login.held = [];
     let stored: InboxEntry[];
     try {
       // Registered (cluster-wide) before the inbox is read: see Router.attach.
@@ -295,23 +353,22 @@ export class Session implements ConnHandler, Recipient {
       for (const b of blocked) this.setBlocked(b.jid, true);
     } catch (err) {
       this.core.log.error(`cannot open session: ${errMsg(err)}`, { jid });
-      this.core.router.detach(this);
-      this.jid = "";
-      return this.#failLogin(this.#loginId, "fail_token");
+      // Closing detaches it: the registration made above does not outlive it.
+      return this.#failLogin(login.id, "fail_token");
     }
     if (this.#isClosed()) return;
-    this.#open(stored);
+    this.#open(login, stored);
   }
 
-  #open(all: InboxEntry[]): void {
+  #open(login: Login, all: InboxEntry[]): void {
     const stored = this.#unblocked(all);
     const sent = new Set<string>();
     for (const e of stored) sent.add(e.id);
-    const held = this.#held ?? [];
-    this.#held = null;
+    const held = login.held ?? [];
+    login.held = null;
     // Open before writing: a send may close the session at once (slow
     // consumer), and that close must stick.
-    this.#setState("open");
+    this.#moveTo("open");
     this.core.metrics.loggedIn(stored.length);
     if (this.core.log.enabled(Level.info)) {
       this.core.log.info("login", {
@@ -322,7 +379,7 @@ export class Session implements ConnHandler, Recipient {
       });
     }
     if (this.core.config.offline_delivery === "packets") {
-      this.conn.send(loginOk(this.#loginId, []));
+      this.conn.send(loginOk(login.id, []));
       for (const e of stored) {
         if (this.#isClosed()) return;
         this.conn.send(e.packet);
@@ -330,11 +387,11 @@ export class Session implements ConnHandler, Recipient {
         if (!storedWantsAck(e.packet)) this.core.writer.remove(this.jid, e.id);
       }
     } else {
-      this.conn.send(loginOk(this.#loginId, stored.map((e) => e.packet)));
-      if (stored.length > 0) this.#delayIds = stored.map((e) => e.id);
+      this.conn.send(loginOk(login.id, stored.map((e) => e.packet)));
+      if (stored.length > 0) login.delayed = stored.map((e) => e.id);
     }
-    // Only the ack of the stored packets in the login answer needs the login id.
-    if (this.#delayIds.length === 0) this.#loginId = "";
+    // Kept only while the stored packets of the login answer wait for their ack.
+    this.#login = login.delayed.length > 0 ? login : null;
     for (const e of this.#unblocked(held)) {
       if (this.#isClosed()) return;
       if (!sent.has(e.id)) this.conn.send(e.packet);
@@ -353,9 +410,8 @@ export class Session implements ConnHandler, Recipient {
 
   #failLogin(id: string | undefined, reason: LoginFailure): void {
     this.core.metrics.loginFailed(reason);
-    this.core.log.info(`login failed: ${reason}`, { sid: this.sid, remote: this.conn.remote });
     this.conn.send(loginError(id, reason));
-    this.close();
+    this.close(Close.loginFailed, reason);
   }
 
   // ---- after login (PROTOCOL 2, 4) ----
@@ -372,7 +428,7 @@ export class Session implements ConnHandler, Recipient {
     const p = parsePacket(text);
     if (!p) {
       this.conn.send(notice(undefined, "bad_packet"));
-      return this.close();
+      return this.close(Close.badPacket);
     }
     const env = p.envelope;
     const type = typeOf(env.type);
@@ -389,6 +445,7 @@ export class Session implements ConnHandler, Recipient {
       return this.#settle(id, routeChat(this.core, this.jid, p, id, type, sid));
     }
     // The queue waits for the member lookup, so later packets keep their order.
+    this.#moveTo("awaiting_members");
     return routeGroup(this.core, this.jid, p, id, sid).then(
       (r) => this.#settle(id, r),
       (err) => this.#storeFailed(id, err),
@@ -413,10 +470,10 @@ export class Session implements ConnHandler, Recipient {
     // wrong one is refused like any other spoofed packet.
     if (from !== undefined && !this.#isMe(from)) return this.#notice(id, "bad_from");
     this.core.metrics.clientAck();
-    if (id === this.#loginId && this.#delayIds.length > 0) {
-      for (const d of this.#delayIds) this.core.writer.remove(this.jid, d);
-      this.#delayIds = NO_IDS;
-      this.#loginId = "";
+    const login = this.#login;
+    if (login && id === login.id) {
+      for (const d of login.delayed) this.core.writer.remove(this.jid, d);
+      this.#login = null;
       return;
     }
     this.core.writer.remove(this.jid, id);
@@ -434,7 +491,7 @@ export class Session implements ConnHandler, Recipient {
   }
 
   #answer(packet: string): void {
-    if (this.#state === "open") this.conn.send(packet);
+    if (this.#isOpen()) this.conn.send(packet);
   }
 
   #notice(id: string | undefined, reason: NoticeReason): void {

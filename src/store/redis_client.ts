@@ -4,6 +4,7 @@
 
 import { Cluster, Redis, type RedisOptions } from "ioredis";
 import { ConfigError, StoreError } from "../errors.ts";
+import { errMsg } from "../log.ts";
 
 /** A command connection: one server or a cluster; both speak the same commands. */
 export type RedisClient = Redis | Cluster;
@@ -96,7 +97,7 @@ export async function connectRedis(t: RedisTarget, name: string): Promise<RedisC
     // A client that gave up is already "end"; disconnecting it again would
     // leave an ioredis timer behind.
     if (client.status !== "end") client.disconnect();
-    const cause = lastError?.message ?? (err as Error).message;
+    const cause = lastError?.message ?? errMsg(err);
     throw new StoreError(`cannot connect to ${describe(t)}: ${cause}`);
   }
   started = true;

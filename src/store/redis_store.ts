@@ -5,7 +5,7 @@
 import { Cluster, type Redis } from "ioredis";
 import { StoreError } from "../errors.ts";
 import { errMsg } from "../log.ts";
-import { OpGate } from "./op_gate.ts";
+import { Semaphore } from "../async.ts";
 import {
   connectRedis,
   defineScript,
@@ -63,7 +63,7 @@ export class RedisStore implements Store {
   readonly name: string;
   readonly dropped = { cap: 0, policy: 0, expired: 0, blocked: 0 };
   readonly #client: RedisClient;
-  readonly #gate: OpGate;
+  readonly #gate: Semaphore;
   readonly #spec: string;
   readonly #commit: Script;
   readonly #read: Script;
@@ -75,7 +75,7 @@ export class RedisStore implements Store {
   constructor(client: RedisClient, readonly rules: OfflineRules, opts: RedisStoreOptions) {
     this.name = opts.name;
     this.#client = client;
-    this.#gate = new OpGate(opts.pool);
+    this.#gate = new Semaphore(opts.pool);
     this.#spec = policySpec(rules.policy);
     this.#commit = defineScript(client, "saraCommit", 5, COMMIT);
     this.#read = defineScript(client, "saraRead", 3, READ);

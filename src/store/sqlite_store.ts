@@ -5,6 +5,7 @@
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { StoreError } from "../errors.ts";
 import type { Batch, BlockedJid, Depths, InboxEntry, OfflineRules, Store } from "./store.ts";
+import { errMsg } from "../log.ts";
 
 const SCHEMA = `
 PRAGMA journal_mode = WAL;
@@ -87,7 +88,7 @@ export class SqliteStore implements Store {
       this.#st = prepare(this.#db);
       for (const row of this.#st.owners.all()) this.#owners.add(String(row.owner));
     } catch (err) {
-      throw new StoreError(`cannot open embedded store ${path}: ${(err as Error).message}`);
+      throw new StoreError(`cannot open embedded store ${path}: ${errMsg(err)}`);
     }
   }
 
@@ -96,7 +97,7 @@ export class SqliteStore implements Store {
     try {
       await Deno.mkdir(dir, { recursive: true });
     } catch (err) {
-      throw new StoreError(`cannot create datadir ${dir}: ${(err as Error).message}`);
+      throw new StoreError(`cannot create datadir ${dir}: ${errMsg(err)}`);
     }
     return new SqliteStore(`${dir}/sara.db`, rules);
   }
@@ -275,7 +276,7 @@ export class SqliteStore implements Store {
       return Promise.resolve(fn());
     } catch (err) {
       return Promise.reject(
-        new StoreError(`embedded store: ${(err as Error).message}`, { cause: err }),
+        new StoreError(`embedded store: ${errMsg(err)}`, { cause: err }),
       );
     }
   }

@@ -1,5 +1,7 @@
 // What the composition root needs of every started listener.
 
+import { errMsg } from "../log.ts";
+
 /** A running listener. */
 export interface Listener {
   /** "tcp", "tls", "ws", "wss", "rpc", "thrift push". */
@@ -18,7 +20,7 @@ export interface BindOptions {
 
 /** A listener that failed to start, with the listener, address and cause in the message. */
 export function listenError(name: string, opts: BindOptions, err: unknown, file?: string): Error {
-  const cause = err instanceof Error ? err.message : String(err);
+  const cause = errMsg(err);
   const where = `${opts.hostname}:${opts.port}`;
   return new Error(
     `${name} listener on [${where}] failed to start${file ? ` (${file})` : ""}: ${cause}`,

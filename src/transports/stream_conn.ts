@@ -1,9 +1,10 @@
-// A TCP or TLS socket as a session Conn: reads into a small buffer that grows
-// only while data streams in, splits packets on 0x01, and coalesces all the
-// packets queued in one event-loop turn into one write.
+// A TCP, TLS, WS or WSS socket as a session Conn: reads into a small buffer
+// that grows only while data streams in, hands the bytes to its framing's
+// decoder, and coalesces all the packets queued in one event-loop turn into
+// one write.
 
-import { type FrameSink, HEARTBEAT_FRAME, KILL_FRAME, StreamDecoder } from "../protocol/framing.ts";
-import type { Conn, ConnHandler } from "../session/conn.ts";
+import type { ConnSink, Decoder, Framing } from "../protocol/framing.ts";
+import { type Conn, type ConnHandler, UNREADABLE } from "../session/conn.ts";
 import { concatBytes } from "../bytes.ts";
 
 // Read buffer sizes. Idle sessions are most of a node, and each pending read
@@ -21,23 +22,36 @@ const pool: Uint8Array[] = [];
 // A close waits this long for queued bytes (the kill, a login error) to leave.
 const CLOSE_GRACE_MS = 2000;
 
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
+// Invalid UTF-8 is refused, never replaced: two different byte strings must
+// not become one jid.
+const decoder = new TextDecoder("utf-8", { fatal: true });
 const EMPTY = new Uint8Array(0);
 
 /** Limits applied per connection. */
 export interface StreamLimits {
   maxPacket: number;
   outQueueBytes: number;
+  /** A handshake (WebSocket upgrade) not done within this many ms closes the socket. */
+  handshakeMs: number;
+}
+
+/** What every connection of one listener shares. */
+export interface ConnContext {
+  limits: StreamLimits;
+  warn: ConnLog;
+  /** Opens the session of a connection: its handler, or null when it was refused (and closed). */
+  admit: (conn: StreamConn) => ConnHandler | null;
+  /** Connections still in their handshake (no session yet): the listener closes them on stop. */
+  pending: Set<StreamConn>;
 }
 
 /** Something to call when a connection misbehaves, for the node's log. */
 export type ConnLog = (msg: string, remote: string) => void;
 
-/** One stream connection; `serve()` starts its read loop, which runs until it ends. */
+/** One connection; `serve()` starts its read loop, which runs until it ends. */
 export class StreamConn implements Conn {
   handler: ConnHandler | null = null;
-  #decoder: StreamDecoder;
+  #decoder: Decoder;
   readonly #sink = new Sink(this);
   #buf: Uint8Array = new Uint8Array(MEDIUM);
   // Whether the read that completed the first packet (the login) was seen.
@@ -55,10 +69,18 @@ export class StreamConn implements Conn {
   constructor(
     readonly transport: string,
     readonly socket: Deno.Conn,
-    readonly limits: StreamLimits,
-    readonly warn: ConnLog,
+    readonly framing: Framing,
+    readonly ctx: ConnContext,
   ) {
-    this.#decoder = new StreamDecoder(limits.maxPacket, this.#sink);
+    this.#decoder = framing.decoder(ctx.limits.maxPacket, this.#sink);
+  }
+
+  get limits(): StreamLimits {
+    return this.ctx.limits;
+  }
+
+  get warn(): ConnLog {
+    return this.ctx.warn;
   }
 
   /** Peer address, for logs: built when asked, since most connections never log. */
@@ -74,17 +96,32 @@ export class StreamConn implements Conn {
   }
 
   sendHeartbeat(): void {
-    this.#sendRaw(HEARTBEAT_FRAME);
+    this.#sendRaw(this.framing.heartbeat);
   }
 
   sendKill(): void {
-    this.#sendRaw(KILL_FRAME);
+    this.#sendRaw(this.framing.kill);
+  }
+
+  /** Sends bytes of the framing itself (handshake answer, pong, close frame). */
+  sendRaw(bytes: Uint8Array): void {
+    this.#sendRaw(bytes);
+  }
+
+  /** The handshake is done: the session starts. */
+  opened(): void {
+    clearTimeout(this.#graceTimer);
+    this.ctx.pending.delete(this);
+    this.handler = this.ctx.admit(this);
   }
 
   close(): void {
     if (this.#closing) return;
+    const goodbye = this.#decoder.goodbye;
+    if (goodbye) this.#sendRaw(goodbye);
     this.#closing = true;
     if (!this.#writing && !this.#scheduled) return this.#shut();
+    clearTimeout(this.#graceTimer);
     this.#graceTimer = setTimeout(() => this.#shut(), CLOSE_GRACE_MS);
   }
 
@@ -94,6 +131,14 @@ export class StreamConn implements Conn {
    * function per idle connection costs more memory than two bound functions.
    */
   serve(): void {
+    if (this.framing.handshake) {
+      // Reuses the grace timer's slot: no close can be pending before the upgrade.
+      this.#graceTimer = setTimeout(() => this.#shut(), this.limits.handshakeMs);
+      this.ctx.pending.add(this);
+    } else {
+      this.handler = this.ctx.admit(this);
+      if (this.handler === null) return;
+    }
     this.#read();
   }
 
@@ -170,9 +215,8 @@ export class StreamConn implements Conn {
   #flushStrings(): void {
     const out = this.#out;
     if (out === null) return;
-    const text = out.length === 1 ? out[0]! + "\x01" : out.join("\x01") + "\x01";
     this.#out = null;
-    (this.#raw ??= []).push(encoder.encode(text));
+    (this.#raw ??= []).push(this.framing.encode(out));
   }
 
   async #flush(): Promise<void> {
@@ -204,6 +248,7 @@ export class StreamConn implements Conn {
     this.#closed = true;
     this.#closing = true;
     clearTimeout(this.#graceTimer);
+    this.ctx.pending.delete(this);
     try {
       this.socket.close();
     } catch {
@@ -216,7 +261,7 @@ export class StreamConn implements Conn {
 }
 
 /** Hands the decoder's frames to the connection's handler. */
-class Sink implements FrameSink {
+class Sink implements ConnSink {
   /** Packets handed on (counting stops at 1: only the first matters). */
   packets = 0;
 
@@ -224,7 +269,25 @@ class Sink implements FrameSink {
 
   packet(bytes: Uint8Array): void {
     this.packets = 1;
-    this.conn.handler?.packet(decoder.decode(bytes));
+    let text: string;
+    try {
+      text = decoder.decode(bytes);
+    } catch {
+      text = UNREADABLE;
+    }
+    this.conn.handler?.packet(text);
+  }
+
+  reply(bytes: Uint8Array): void {
+    this.conn.sendRaw(bytes);
+  }
+
+  opened(): void {
+    this.conn.opened();
+  }
+
+  end(): void {
+    this.conn.close();
   }
 
   heartbeat(): void {

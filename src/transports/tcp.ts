@@ -1,20 +1,22 @@
 // Plain TCP listener (PROTOCOL 1): each accepted socket becomes a StreamConn
-// driving one session.
+// driving one session. Its accept loop serves TLS, WS and WSS too.
 
 import type { Core } from "../session/core.ts";
 import { openSession } from "../session/session.ts";
+import { type Framing, STREAM_FRAMING } from "../protocol/framing.ts";
+import type { AcceptGuard } from "./accept_guard.ts";
 import { type BindOptions, type Listener, listenError } from "./listener.ts";
-import { StreamConn } from "./stream_conn.ts";
+import { type ConnContext, StreamConn } from "./stream_conn.ts";
 
 /** Starts the TCP listener; rejects with a clear message when the port cannot be bound. */
-export function startTcp(core: Core, opts: BindOptions): Listener {
+export function startTcp(core: Core, opts: BindOptions, guard: AcceptGuard): Listener {
   let listener: Deno.TcpListener;
   try {
     listener = Deno.listen({ hostname: opts.hostname, port: opts.port, transport: "tcp" });
   } catch (err) {
     throw listenError("tcp", opts, err);
   }
-  const accepting = acceptLoop(core, "tcp", listener, (socket) => {
+  const accepting = acceptLoop(core, "tcp", listener, STREAM_FRAMING, guard, (socket) => {
     socket.setNoDelay(true);
     return socket;
   });
@@ -30,28 +32,40 @@ export function startTcp(core: Core, opts: BindOptions): Listener {
 
 /**
  * Accepts until the listener closes. `prepare` may wrap or configure each
- * socket (TLS uses it); a failing accept (EMFILE) pauses instead of spinning.
+ * socket; a failing accept (EMFILE, ENFILE) backs off through `guard` and
+ * the loop goes on: the listener recovers once descriptors are free again.
  */
 export async function acceptLoop<C extends Deno.Conn>(
   core: Core,
   transport: string,
   listener: Deno.Listener<C>,
+  framing: Framing,
+  guard: AcceptGuard,
   prepare: (socket: C) => Deno.Conn,
 ): Promise<void> {
-  const limits = { maxPacket: core.config.max_packet, outQueueBytes: core.config.out_queue_bytes };
-  const warn = (msg: string, remote: string) => core.log.warn(msg, { transport, remote });
+  const limits = {
+    maxPacket: core.config.max_packet,
+    outQueueBytes: core.config.out_queue_bytes,
+    handshakeMs: core.config.login_timeout * 1000,
+  };
+  const ctx: ConnContext = {
+    limits,
+    warn: (msg, remote) => core.log.warn(msg, { transport, remote }),
+    admit: (conn) => openSession(conn, core),
+    pending: new Set(),
+  };
   for (;;) {
     let socket: C;
     try {
       socket = await listener.accept();
     } catch (err) {
-      if (err instanceof Deno.errors.BadResource || err instanceof Deno.errors.Interrupted) return;
-      core.log.error(`${transport} accept failed: ${err}`);
-      await new Promise((r) => setTimeout(r, 100));
+      if (err instanceof Deno.errors.BadResource || err instanceof Deno.errors.Interrupted) break;
+      await guard.failed(transport, err);
       continue;
     }
-    const conn = new StreamConn(transport, prepare(socket), limits, warn);
-    conn.handler = openSession(conn, core);
-    if (conn.handler) conn.serve();
+    guard.ok(transport);
+    new StreamConn(transport, prepare(socket), framing, ctx).serve();
   }
+  // Sessions are closed by the server; handshakes that never finished close here.
+  for (const conn of [...ctx.pending]) conn.close();
 }

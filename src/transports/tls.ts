@@ -5,6 +5,8 @@
 import type { Core } from "../session/core.ts";
 import { type BindOptions, type Listener, listenError } from "./listener.ts";
 import { acceptLoop } from "./tcp.ts";
+import { STREAM_FRAMING } from "../protocol/framing.ts";
+import type { AcceptGuard } from "./accept_guard.ts";
 
 /** Where the PEM certificate chain and private key live (`certfile`, `keyfile`). */
 export interface TlsFiles {
@@ -34,7 +36,12 @@ export function readCertPair(
 }
 
 /** Starts the TLS listener; throws a clear message when the files or the port are unusable. */
-export function startTls(core: Core, opts: BindOptions, files: TlsFiles): Listener {
+export function startTls(
+  core: Core,
+  opts: BindOptions,
+  files: TlsFiles,
+  guard: AcceptGuard,
+): Listener {
   const pair = readCertPair("tls", opts, files);
   let listener: Deno.TlsListener;
   try {
@@ -45,7 +52,7 @@ export function startTls(core: Core, opts: BindOptions, files: TlsFiles): Listen
   // accept() does not wait for the handshake: it runs inside the first read,
   // so a client that never completes it holds its session only until the
   // login_timeout sweep closes it, and never stalls the accept loop.
-  const accepting = acceptLoop(core, "tls", listener, (socket) => socket);
+  const accepting = acceptLoop(core, "tls", listener, STREAM_FRAMING, guard, (s) => s);
   return {
     name: "tls",
     port: (listener.addr as Deno.NetAddr).port,

@@ -42,25 +42,7 @@ function on(name: string, scenario: (t: m.Topology) => Promise<void>) {
   });
 }
 
-on("two resources online together both get a packet to the bare jid", m.bareJidReachesEveryDevice);
-on("each device gets one sender's packets in order", m.eachDeviceGetsOneSendersPacketsInOrder);
-on("a packet to a full jid reaches only that resource", m.fullJidReachesOnlyThatDevice);
-on(
-  "a full jid that is not online is delivered as the bare jid",
-  m.fullJidNotOnlineGoesToEveryDevice,
-);
-on("the sender's other session gets the carbon", m.sendersOtherDevicesGetTheCarbon);
-on(
-  "a second login with the same resource kills only that session",
-  m.sameResourceReplacesOnlyThatSession,
-);
-on("the 6th session kicks the oldest", m.sessionBeyondMaxKicksTheOldest);
-on(
-  "stored while every device is gone, for the first device to log in",
-  m.storedUntilADeviceLogsInWhenAllAreGone,
-);
-on("a packet no device acked waits for the next login", m.unackedStaysForTheNextDevice);
-on("isonline is true while any session is online; sessions lists them", m.isonlineWhileAnyDeviceIs);
+for (const [name, scenario] of m.SCENARIOS) on(name, scenario);
 
 Deno.test("multi_login, two nodes: the registry keeps one hash field per resource", async () => {
   await using t = await twoNodes();

@@ -17,10 +17,12 @@ export class SaraProcess implements AsyncDisposable {
     this.status = child.status;
   }
 
-  /** Starts `deno run -A main.ts ...args`. */
-  static start(args: string[], env: Record<string, string> = {}): SaraProcess {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-all", MAIN, ...args],
+  /** Starts `deno run -A main.ts ...args`; with `nofile`, under that limit of open files. */
+  static start(args: string[], env: Record<string, string> = {}, nofile?: number): SaraProcess {
+    const run = [Deno.execPath(), "run", "--allow-all", MAIN, ...args];
+    const argv = nofile === undefined ? run : ["prlimit", `--nofile=${nofile}:${nofile}`, ...run];
+    const child = new Deno.Command(argv[0]!, {
+      args: argv.slice(1),
       stdin: "null",
       stdout: "piped",
       stderr: "piped",

@@ -230,3 +230,23 @@ export async function isonlineWhileAnyDeviceIs(t: Topology) {
   await untilSessions(t, "b@d", 0);
   assert.equal(await online(), false);
 }
+
+/** Every behaviour above, by test name. */
+export const SCENARIOS: [string, (t: Topology) => Promise<void>][] = [
+  ["two resources online together both get a packet to the bare jid", bareJidReachesEveryDevice],
+  ["each device gets one sender's packets in order", eachDeviceGetsOneSendersPacketsInOrder],
+  ["a packet to a full jid reaches only that resource", fullJidReachesOnlyThatDevice],
+  ["a full jid that is not online is delivered as the bare jid", fullJidNotOnlineGoesToEveryDevice],
+  ["the sender's other session gets the carbon", sendersOtherDevicesGetTheCarbon],
+  [
+    "a second login with the same resource kills only that session",
+    sameResourceReplacesOnlyThatSession,
+  ],
+  ["the 6th session kicks the oldest", sessionBeyondMaxKicksTheOldest],
+  [
+    "stored while every device is gone, for the first device to log in",
+    storedUntilADeviceLogsInWhenAllAreGone,
+  ],
+  ["a packet no device acked waits for the next login", unackedStaysForTheNextDevice],
+  ["isonline is true while any session is online; sessions lists them", isonlineWhileAnyDeviceIs],
+];

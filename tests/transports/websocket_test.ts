@@ -2,49 +2,121 @@
 // input (binary, non-UTF-8, oversized, plain HTTP), slow consumers, admission.
 
 import assert from "node:assert/strict";
-import { decodeWsFrame } from "../../src/transports/websocket.ts";
+import { upgradeAnswer, WsDecoder } from "../../src/protocol/ws_framing.ts";
 import { startTestServer } from "../helpers/server.ts";
 import { TestClient } from "../helpers/client.ts";
 import { WsTestClient } from "../helpers/ws_client.ts";
 
 const WS = { enable_ws: true };
 const enc = new TextEncoder();
-const ab = (bytes: number[] | string) =>
-  (typeof bytes === "string" ? enc.encode(bytes) : Uint8Array.from(bytes)).buffer as ArrayBuffer;
 
 function reason(r: { json: Record<string, unknown> }): unknown {
   return (r.json.entity as { reason?: string }).reason;
 }
 
-Deno.test("decodeWsFrame() reads text, strips one trailing 0x01 and ignores empty frames", () => {
-  assert.deepEqual(decodeWsFrame('{"a":1}', 100), { kind: "packet", text: '{"a":1}' });
-  assert.deepEqual(decodeWsFrame('{"a":1}\x01', 100), { kind: "packet", text: '{"a":1}' });
-  assert.deepEqual(decodeWsFrame("", 100), { kind: "empty" });
-  assert.deepEqual(decodeWsFrame("\x01", 100), { kind: "empty" });
+/** A decoder past its upgrade, and what it handed on. */
+function upgraded(maxPacket: number) {
+  const got: string[] = [];
+  const d = new WsDecoder(maxPacket, {
+    packet: (b) => got.push(`packet ${new TextDecoder().decode(b)}`),
+    heartbeat: () => got.push("heartbeat"),
+    oversize: () => got.push("oversize"),
+    reply: (b) => got.push(`reply ${b[0]!.toString(16)}`),
+    opened: () => got.push("opened"),
+    end: () => got.push("end"),
+  });
+  d.push(enc.encode(
+    "GET /x HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+  ));
+  assert.deepEqual(got.splice(0), ["reply 48", "opened"]);
+  return { d, got };
+}
+
+/** A masked client frame; `len` overrides the announced length (for headers alone). */
+function frame(op: number, payload: Uint8Array | string, fin = true, len?: number): Uint8Array {
+  const body = typeof payload === "string" ? enc.encode(payload) : payload;
+  const n = len ?? body.length;
+  const ext = n < 126 ? 0 : n < 65536 ? 2 : 8;
+  const out = new Uint8Array(2 + ext + 4 + body.length);
+  out[0] = (fin ? 0x80 : 0) | op;
+  out[1] = 0x80 | (ext === 0 ? n : ext === 2 ? 126 : 127);
+  const view = new DataView(out.buffer);
+  if (ext === 2) view.setUint16(2, n);
+  if (ext === 8) view.setBigUint64(2, BigInt(n));
+  const mask = Uint8Array.of(1, 2, 3, 4);
+  out.set(mask, 2 + ext);
+  for (let i = 0; i < body.length; i++) out[2 + ext + 4 + i] = body[i]! ^ mask[i & 3]!;
+  return out;
+}
+
+Deno.test("the upgrade answer carries the RFC 6455 accept key", () => {
+  const a = upgradeAnswer(
+    "GET / HTTP/1.1\r\nupgrade: WebSocket\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n" +
+      "sec-websocket-version: 13",
+  );
+  assert.ok(a.ok);
+  assert.match(
+    new TextDecoder().decode(a.reply),
+    /sec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK\+xOo=/,
+  );
+  assert.equal(upgradeAnswer("GET / HTTP/1.1\r\nhost: x").ok, false);
 });
 
-Deno.test("decodeWsFrame() takes 0x02 and the text \\02 as heartbeat, as text or binary", () => {
-  for (const hb of ["\x02", "\\02", "\x02\x01", "\\02\x01"]) {
-    assert.deepEqual(decodeWsFrame(hb, 100), { kind: "heartbeat" }, JSON.stringify(hb));
-    assert.deepEqual(decodeWsFrame(ab(hb), 100), { kind: "heartbeat" }, JSON.stringify(hb));
-  }
-  assert.deepEqual(decodeWsFrame("\\03", 100), { kind: "packet", text: "\\03" });
+Deno.test("WsDecoder reads text and binary, strips one trailing 0x01, ignores empty frames", () => {
+  const { d, got } = upgraded(100);
+  d.push(frame(1, '{"a":1}'));
+  d.push(frame(2, '{"a":1}\x01'));
+  d.push(frame(1, ""));
+  d.push(frame(1, "\x01"));
+  assert.deepEqual(got, ['packet {"a":1}', 'packet {"a":1}']);
 });
 
-Deno.test("decodeWsFrame() reads binary UTF-8 as text and flags other bytes as malformed", () => {
-  assert.deepEqual(decodeWsFrame(ab('{"é":1}'), 100), { kind: "packet", text: '{"é":1}' });
-  assert.deepEqual(decodeWsFrame(ab([0x7b, 0xff, 0xfe, 0x7d]), 100), { kind: "malformed" });
+Deno.test("WsDecoder takes 0x02 and the text \\02 as heartbeat, answers pings, joins fragments", () => {
+  const { d, got } = upgraded(100);
+  for (const hb of ["\x02", "\\02", "\x02\x01", "\\02\x01"]) d.push(frame(1, hb));
+  d.push(frame(1, "\\03"));
+  d.push(frame(9, "p"));
+  // One packet in two fragments, with a ping between them, fed one byte at a time.
+  const bytes = [...frame(1, '{"b"', false), ...frame(9, ""), ...frame(0, ":2}")];
+  for (const b of bytes) d.push(Uint8Array.of(b));
+  assert.deepEqual(got, [
+    "heartbeat",
+    "heartbeat",
+    "heartbeat",
+    "heartbeat",
+    "packet \\03",
+    "reply 8a",
+    "reply 8a",
+    'packet {"b":2}',
+  ]);
 });
 
-Deno.test("decodeWsFrame() measures max_packet in UTF-8 bytes, without the trailing 0x01", () => {
-  assert.equal(decodeWsFrame("x".repeat(10), 10).kind, "packet");
-  assert.equal(decodeWsFrame("x".repeat(10) + "\x01", 10).kind, "packet");
-  assert.equal(decodeWsFrame("x".repeat(11), 10).kind, "oversize");
-  // 6 UTF-16 units but 12 bytes.
-  assert.equal(decodeWsFrame("é".repeat(6), 10).kind, "oversize");
-  assert.equal(decodeWsFrame("é".repeat(5), 10).kind, "packet");
-  assert.equal(decodeWsFrame(ab("x".repeat(10) + "\x01"), 10).kind, "packet");
-  assert.equal(decodeWsFrame(ab("x".repeat(11)), 10).kind, "oversize");
+Deno.test("WsDecoder refuses a frame over max_packet from its header, before its payload", () => {
+  const ok = upgraded(10);
+  ok.d.push(frame(1, "x".repeat(10) + "\x01"));
+  assert.deepEqual(ok.got, ["packet xxxxxxxxxx"]);
+  const big = upgraded(10);
+  // Only the header of a 50 MB frame: refused at once.
+  big.d.push(frame(2, "", true, 50_000_000));
+  assert.deepEqual(big.got, ["oversize"]);
+  // Fragments count together.
+  const frag = upgraded(10);
+  frag.d.push(frame(1, "x".repeat(8), false));
+  frag.d.push(frame(0, "x".repeat(8)));
+  assert.deepEqual(frag.got, ["oversize"]);
+});
+
+Deno.test("WsDecoder ends on a close frame and on unmasked or unknown frames", () => {
+  const close = upgraded(100);
+  close.d.push(frame(8, Uint8Array.of(3, 232)));
+  assert.deepEqual(close.got, ["end"]);
+  const unmasked = upgraded(100);
+  unmasked.d.push(Uint8Array.of(0x81, 0x01, 0x41));
+  assert.deepEqual(unmasked.got, ["end"]);
+  const unknown = upgraded(100);
+  unknown.d.push(frame(5, "x"));
+  assert.deepEqual(unknown.got, ["end"]);
 });
 
 Deno.test("a WebSocket client on any path logs in and gets JSON frames without 0x01", async () => {
@@ -303,4 +375,57 @@ Deno.test("a connection to wsport that never sends a request holds no session sl
   } finally {
     silent.close();
   }
+});
+
+Deno.test("a socket on wsport that never sends its upgrade request is closed after login_timeout", async () => {
+  await using srv = await startTestServer({ ...WS, login_timeout: 1 });
+  const silent = await Deno.connect({ hostname: "127.0.0.1", port: srv.wsPort });
+  try {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<string>((r) =>
+      timer = setTimeout(() => r("still open after 4 s"), 4000)
+    );
+    const read = silent.read(new Uint8Array(16)).then((n) => n === null ? "closed" : `${n} bytes`);
+    assert.equal(await Promise.race([read.catch(() => "closed"), late]), "closed");
+    clearTimeout(timer);
+  } finally {
+    silent.close();
+  }
+});
+
+Deno.test("20 WebSocket clients each sending one 50 MB frame leave RSS growth under 100 MB", async () => {
+  await using srv = await startTestServer(WS);
+  const chunk = new Uint8Array(1 << 20);
+  const before = Deno.memoryUsage().rss;
+  let peak = before;
+  const sample = setInterval(() => peak = Math.max(peak, Deno.memoryUsage().rss), 20);
+  try {
+    await Promise.all(Array.from({ length: 20 }, async () => {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port: srv.wsPort });
+      try {
+        await conn.write(enc.encode(
+          "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        ));
+        // The header of a masked 50 MB binary frame, then its payload in 1 MB writes.
+        const header = new Uint8Array(14);
+        header[0] = 0x82;
+        header[1] = 0x80 | 127;
+        new DataView(header.buffer).setBigUint64(2, 50_000_000n);
+        await conn.write(header);
+        for (let sent = 0; sent < 50_000_000; sent += chunk.length) await conn.write(chunk);
+      } catch {
+        // Refused and closed by the server part way: what should happen.
+      } finally {
+        conn.close();
+      }
+    }));
+  } finally {
+    clearInterval(sample);
+  }
+  const growth = peak - before;
+  assert.ok(growth < 100 * 1024 * 1024, `RSS grew by ${(growth / 1048576).toFixed(1)} MB`);
+  // And the node still serves.
+  await using c = (await WsTestClient.login(srv.wsPort, "a@d")).client;
+  assert.equal(c.closed, false);
 });

@@ -1,7 +1,7 @@
 // Typed view of the parts of the Apache Thrift library (npm `thrift`) that sara uses, plus the
 // TApplicationException struct, whose library write() drops the exception type.
 
-// The team pins npm packages inline (deno.json has no import map); this is the only importer.
+// The only importer in src/ (the tests' Thrift client has its own typed view of the client half).
 import thrift from "thrift";
 
 /** Thrift wire type ids (TType). */
@@ -63,25 +63,9 @@ export interface TProtocolClass {
   new (transport: TTransport): TProtocol;
 }
 
-/** Client-side connection of the library (reconnects only when asked to; sara never asks). */
-export interface ThriftConnection {
-  on(event: "connect" | "close", listener: () => void): void;
-  on(event: "error", listener: (err: Error) => void): void;
-  end(): void;
-}
-
 interface ThriftLib {
   TFramedTransport: TTransportClass;
   TBinaryProtocol: TProtocolClass;
-  createConnection(
-    host: string,
-    port: number,
-    options: { transport: TTransportClass; protocol: TProtocolClass },
-  ): ThriftConnection;
-  createClient<C>(
-    client: new (output: TTransport, protocol: TProtocolClass) => C,
-    connection: ThriftConnection,
-  ): C;
 }
 
 // The package ships no type declarations: this cast is the one place that trusts its shape.
@@ -91,11 +75,6 @@ const lib = thrift as ThriftLib;
 export const TFramedTransport: TTransportClass = lib.TFramedTransport;
 /** Binary protocol (strict write, lenient read, like every Thrift library's default). */
 export const TBinaryProtocol: TProtocolClass = lib.TBinaryProtocol;
-/** Opens a client connection (node:net underneath). */
-export const createConnection = lib.createConnection.bind(lib);
-/** Binds a service client class to a connection. */
-export const createClient = lib.createClient.bind(lib);
-
 /** A TApplicationException as it travels in an EXCEPTION message. */
 export class ThriftApplicationError extends Error {
   constructor(message: string, readonly type: number) {
@@ -115,21 +94,4 @@ export function writeApplicationError(output: TProtocol, err: ThriftApplicationE
   output.writeFieldEnd();
   output.writeFieldStop();
   output.writeStructEnd();
-}
-
-/** Reads the TApplicationException struct, skipping fields it does not know. */
-export function readApplicationError(input: TProtocol): ThriftApplicationError {
-  let message = "";
-  let type = 0;
-  input.readStructBegin();
-  for (;;) {
-    const { ftype, fid } = input.readFieldBegin();
-    if (ftype === Type.STOP) break;
-    if (fid === 1 && ftype === Type.STRING) message = input.readString();
-    else if (fid === 2 && ftype === Type.I32) type = input.readI32();
-    else input.skip(ftype);
-    input.readFieldEnd();
-  }
-  input.readStructEnd();
-  return new ThriftApplicationError(message, type);
 }
