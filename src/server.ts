@@ -18,8 +18,9 @@ import type { Session } from "./session/session.ts";
 import type { Listener } from "./transports/listener.ts";
 import { startTcp } from "./transports/tcp.ts";
 import { AcceptGuard } from "./transports/accept_guard.ts";
+import { openSurfaces } from "./config/warnings.ts";
 import { openCallbacks } from "./callbacks.ts";
-import { acceptAll, callbackAuth } from "./session/auth.ts";
+import { callbackAuth, loginAuth } from "./session/auth.ts";
 import { Groups } from "./session/groups.ts";
 import { offlineCallback } from "./session/offline_callback.ts";
 import { startRpc } from "./rpc/http.ts";
@@ -157,6 +158,7 @@ async function assemble(
   stack.defer(() => {
     for (const s of [...sessions]) s.close();
   });
+  const loginCallback = callbacks && config.enable_auth ? callbackAuth(callbacks, log) : null;
   const core: Core = {
     config,
     log,
@@ -164,7 +166,7 @@ async function assemble(
     writer,
     router,
     dedup: new DedupCache(config.dedup_ids),
-    auth: callbacks && config.enable_auth ? callbackAuth(callbacks, log) : acceptAll,
+    auth: loginAuth(config.auth_secret, loginCallback),
     groups: (gid, domain) => groups.resolve(gid, domain),
     sessions,
     metrics,
@@ -185,6 +187,7 @@ async function assemble(
     emsg_black_list: blacklistService({
       store,
       auth: core.auth,
+      openLogin: config.auth_secret === "" && loginCallback === null,
       // Applied to the owner's session on whichever node holds it.
       notify: (owner, jid, blocked) => router.notifyBlocked(owner, jid, blocked),
     }),
@@ -216,6 +219,7 @@ async function assemble(
   const rpc = {
     services,
     accesstoken: config.accesstoken,
+    protectedMode: config.protected_mode,
     maxBody: config.rpc_max_body,
     log,
     pages,
@@ -252,6 +256,7 @@ async function assemble(
   }, EXPIRY_SWEEP_MS);
   stack.defer(() => clearInterval(expiry));
   listening = true;
+  for (const line of openSurfaces(config)) log.warn(line);
   // Pushed last, so the first thing stop() does: /readyz fails from here on.
   stack.defer(() => {
     listening = false;

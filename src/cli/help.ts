@@ -46,7 +46,8 @@ GLOBAL OPTIONS:
 
 /** `sara setup -h`. */
 export const SETUP_HELP = `NAME:
-   sara setup - write the default configuration file
+   sara setup - write the default configuration file, with a random
+                accesstoken and auth_secret
 
 USAGE:
    sara setup [command options]

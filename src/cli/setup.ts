@@ -1,4 +1,6 @@
-// `sara setup`: writes a complete default conf.json, refusing to overwrite.
+// `sara setup`: writes a complete default conf.json, refusing to overwrite,
+// with a fresh random `accesstoken` and `auth_secret` so that a node set up
+// this way is not open (docs: SECURITY.md).
 
 import { parseArgs } from "node:util";
 import { dirname } from "node:path";
@@ -23,7 +25,8 @@ export async function setupCommand(args: string[]): Promise<number> {
   const path = values.out;
   try {
     await Deno.mkdir(dirname(path), { recursive: true });
-    await Deno.writeTextFile(path, JSON.stringify(DEFAULTS, null, 2) + "\n", {
+    const config = { ...DEFAULTS, accesstoken: randomSecret(), auth_secret: randomSecret() };
+    await Deno.writeTextFile(path, JSON.stringify(config, null, 2) + "\n", {
       createNew: !values.force,
     });
   } catch (err) {
@@ -36,4 +39,13 @@ export async function setupCommand(args: string[]): Promise<number> {
   }
   console.log(`sara setup: wrote ${path}`);
   return 0;
+}
+
+/** 32 random bytes as hex: 256 bits, beyond guessing. */
+function randomSecret(): string {
+  return Array.from(
+    crypto.getRandomValues(new Uint8Array(32)),
+    (b) => b.toString(16).padStart(2, "0"),
+  )
+    .join("");
 }

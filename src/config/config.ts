@@ -21,6 +21,8 @@ export interface Config {
   nodeid: string;
   nodeaddr: string;
   accesstoken: string;
+  auth_secret: string;
+  protected_mode: boolean;
   dbaddr: string;
   dbpool: number;
   dbpassword: string;
@@ -70,6 +72,8 @@ export const DEFAULTS: Readonly<Config> = Object.freeze<Config>({
   nodeid: "n01",
   nodeaddr: "localhost:4281",
   accesstoken: "",
+  auth_secret: "",
+  protected_mode: true,
   dbaddr: "",
   dbpool: 100,
   dbpassword: "",

@@ -18,16 +18,28 @@ export type BlockNotifier = (owner: string, jid: string, blocked: boolean) => Pr
 export interface BlacklistDeps {
   store: Store;
   auth: Authenticator;
+  /**
+   * True when `auth` accepts anyone (no auth_secret, no auth callback): then
+   * there is nothing a user could prove, and only loopback callers (or the
+   * accesstoken) may act for a user.
+   */
+  openLogin: boolean;
   notify: BlockNotifier;
 }
 
 /** The `emsg_black_list` service: append, remove, fetch. */
-export function blacklistService({ store, auth, notify }: BlacklistDeps): Service {
+export function blacklistService({ store, auth, openLogin, notify }: BlacklistDeps): Service {
   // The owner is `to`; `pwd` is checked like a login of `to` unless the
   // caller is a backend with the accesstoken.
   const owner = async (call: RpcCall, p: Record<string, unknown>): Promise<string> => {
     const to = jidParam(p, "to");
-    if (!call.trusted) {
+    if (!call.trusted && openLogin && !call.loopback) {
+      throw new RpcError(
+        RpcCode.refused,
+        "blacklist needs the accesstoken, a token signed with auth_secret, or enable_auth",
+      );
+    }
+    if (!call.trusted && !openLogin) {
       if (p.pwd !== undefined && typeof p.pwd !== "string") {
         throw new RpcError(RpcCode.badParams, "pwd must be a string");
       }

@@ -7,6 +7,7 @@ import { readLimited } from "../http_body.ts";
 import { errMsg, type Logger } from "../log.ts";
 import type { AcceptGuard } from "../transports/accept_guard.ts";
 import { type BindOptions, type Listener, listenError } from "../transports/listener.ts";
+import { isLoopback } from "./loopback.ts";
 import { sameSecret } from "./secret.ts";
 import type { RpcResult, ServiceTable } from "./services.ts";
 
@@ -20,7 +21,20 @@ export interface RpcOptions {
   log: Logger;
   /** Pages beside the RPC endpoint (metrics, health, console), tried in order. */
   pages?: Page[];
+  /**
+   * `protected_mode`: while `accesstoken` is "", only loopback clients get
+   * anything but the health checks (docs: SECURITY.md).
+   */
+  protectedMode?: boolean;
 }
+
+/** Who sent a request: Deno.serve's handler info. */
+export interface RequestInfo {
+  remoteAddr: { hostname: string };
+}
+
+const PROTECTED = "sara: protected mode: accesstoken is empty, so the RPC, /metrics and " +
+  "/console answer loopback clients only (set accesstoken, or protected_mode false)\n";
 
 /** A page beside the RPC endpoint: its answer, or null when the path is not its own. */
 export type Page = (req: Request, url: URL) => Promise<Response> | null;
@@ -34,10 +48,13 @@ const CORS: Record<string, string> = {
 const TOO_LARGE = Symbol("too large");
 
 /** Builds the RPC handler. It never throws: every failure becomes an answer. */
-export function rpcHandler(opts: RpcOptions): (req: Request) => Promise<Response> {
-  return async (req) => {
+export function rpcHandler(
+  opts: RpcOptions,
+): (req: Request, info?: RequestInfo) => Promise<Response> {
+  return async (req, info) => {
     try {
-      return await handle(opts, req);
+      // Without info the caller is in this process (tests): loopback.
+      return await handle(opts, req, info ? isLoopback(info.remoteAddr.hostname) : true);
     } catch (err) {
       opts.log.error(`rpc: ${errMsg(err)}`);
       return reply("", {
@@ -48,7 +65,7 @@ export function rpcHandler(opts: RpcOptions): (req: Request) => Promise<Response
   };
 }
 
-async function handle(opts: RpcOptions, req: Request): Promise<Response> {
+async function handle(opts: RpcOptions, req: Request, loopback: boolean): Promise<Response> {
   if (req.method === "OPTIONS") {
     const asked = req.headers.get("access-control-request-headers");
     const headers = { ...CORS, "access-control-allow-headers": asked ?? "content-type" };
@@ -56,6 +73,12 @@ async function handle(opts: RpcOptions, req: Request): Promise<Response> {
   }
   const url = new URL(req.url);
   const path = url.pathname;
+  if (
+    !loopback && opts.protectedMode && opts.accesstoken === "" && path !== "/healthz" &&
+    path !== "/readyz"
+  ) {
+    return new Response(PROTECTED, { status: 403, headers: CORS });
+  }
   for (const page of opts.pages ?? []) {
     const answer = page(req, url);
     if (answer) return await answer;
@@ -82,7 +105,7 @@ async function handle(opts: RpcOptions, req: Request): Promise<Response> {
   try {
     const request = parseRequest(text);
     sn = request.sn;
-    return reply(sn, await call(opts, request));
+    return reply(sn, await call(opts, request, loopback));
   } catch (err) {
     if (!(err instanceof RpcError)) throw err;
     return reply(sn, { success: false, entity: { errCode: err.code, reason: err.reason } });
@@ -114,7 +137,7 @@ function parseRequest(text: string | null): RpcRequest {
   return { sn, service: r.service, method: r.method, params: r.params, token: r.token };
 }
 
-async function call(opts: RpcOptions, r: RpcRequest): Promise<RpcResult> {
+async function call(opts: RpcOptions, r: RpcRequest, loopback: boolean): Promise<RpcResult> {
   // Caller-chosen text, echoed in reasons: kept short.
   const name = `${r.service}.${r.method}`.slice(0, 100);
   // hasOwn: "constructor" or "__proto__" must not find Object's own members.
@@ -139,7 +162,7 @@ async function call(opts: RpcOptions, r: RpcRequest): Promise<RpcResult> {
     : null;
   if (method === null) throw new RpcError(RpcCode.unknownMethod, `unknown method ${name}`);
   if (opts.log.enabled(3)) opts.log.debug(`rpc ${name}`, { sn: r.sn });
-  return await method({ sn: r.sn, params: r.params, trusted });
+  return await method({ sn: r.sn, params: r.params, trusted, loopback });
 }
 
 /**
@@ -174,18 +197,12 @@ function reply(sn: string | number, result: RpcResult, status = 200): Response {
 }
 
 /**
- * Starts the RPC listener. Warns once when `accesstoken` is empty. Deno.serve
+ * Starts the RPC listener. Deno.serve
  * ends for good when an accept fails (EMFILE): it is then started again on
  * the same port, backing off through `guard`, until it binds.
  * @throws {Error} naming the listener and address when the port cannot be bound.
  */
 export function startRpc(opts: RpcOptions, bind: BindOptions, guard: AcceptGuard): Listener {
-  if (opts.accesstoken === "") {
-    opts.log.warn(
-      "accesstoken is empty: the RPC interface is open to anyone; " +
-        "the push API is refused until accesstoken is set",
-    );
-  }
   const handler = rpcHandler(opts);
   const serve = (port: number) =>
     Deno.serve({

@@ -15,6 +15,8 @@ export interface RpcCall {
   params: unknown;
   /** The request carried the (non-empty) `accesstoken`: a backend, not a user. */
   trusted: boolean;
+  /** The caller connected from this machine (127.0.0.0/8, ::1). */
+  loopback: boolean;
 }
 
 /** A method's answer; `entity` is left out of the reply when undefined. */

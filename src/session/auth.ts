@@ -1,13 +1,15 @@
-// The login check of PROTOCOL 3 through the `emsg_auth.auth` callback: any
-// answer but success true, and any failure of the call, refuses the login.
+// The login check of PROTOCOL 3: a token signed with `auth_secret`, else the
+// `emsg_auth.auth` callback (any answer but success true, and any failure of
+// the call, refuses the login), else, when neither is configured, anyone.
 
 import type { Callbacks } from "../callbacks.ts";
 import type { Logger } from "../log.ts";
 import { userOf } from "../protocol/packet.ts";
 import type { Authenticator } from "./core.ts";
+import { TokenVerifier } from "./token.ts";
 
 /** Accepts every login (auth disabled or no callback URL). */
-export const acceptAll: Authenticator = () => Promise.resolve(true);
+const acceptAll: Authenticator = () => Promise.resolve(true);
 
 /**
  * Asks the backend with `uid` (user part of the JID) and `token` (the `pwd`,
@@ -25,5 +27,20 @@ export function callbackAuth(callbacks: Callbacks, log: Logger): Authenticator {
     } catch {
       return false; // the callback client logged why
     }
+  };
+}
+
+/**
+ * The login rule of a node: a `pwd` that is a token signed with `secret` for
+ * the jid's user is accepted without asking anyone; any other `pwd` goes to
+ * `callback` (enable_auth), or is refused when there is none. With neither a
+ * secret nor a callback every login is accepted (an open node).
+ */
+export function loginAuth(secret: string, callback: Authenticator | null): Authenticator {
+  if (secret === "") return callback ?? acceptAll;
+  const tokens = new TokenVerifier(secret);
+  return async (jid, pwd) => {
+    if (pwd !== undefined && await tokens.verify(pwd, userOf(jid))) return true;
+    return callback ? await callback(jid, pwd) : false;
   };
 }

@@ -23,19 +23,30 @@ Deno.test("sara version prints the version", async () => {
   assert.match(out, /^sara version \d+\.\d+\.\d+/);
 });
 
-Deno.test("sara setup writes every default key and refuses to overwrite without --force", async () => {
+/** A written config with its two secrets checked (64 hex digits) and put back to the defaults. */
+function withoutSecrets(text: string): Record<string, unknown> {
+  const c = JSON.parse(text);
+  assert.match(c.accesstoken, /^[0-9a-f]{64}$/);
+  assert.match(c.auth_secret, /^[0-9a-f]{64}$/);
+  return { ...c, accesstoken: DEFAULTS.accesstoken, auth_secret: DEFAULTS.auth_secret };
+}
+
+Deno.test("sara setup writes every default key, a random accesstoken and auth_secret, and refuses to overwrite without --force", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const path = `${dir}/etc/conf.json`;
     assert.equal((await SaraProcess.run(["setup", "-o", path])).code, 0);
-    assert.deepEqual(JSON.parse(await Deno.readTextFile(path)), DEFAULTS);
+    const first = await Deno.readTextFile(path);
+    assert.deepEqual(withoutSecrets(first), DEFAULTS);
     await Deno.writeTextFile(path, "{}");
     const again = await SaraProcess.run(["setup", "-o", path]);
     assert.notEqual(again.code, 0);
     assert.match(again.out, /already exists.*--force/);
     assert.equal(await Deno.readTextFile(path), "{}");
     assert.equal((await SaraProcess.run(["setup", "-o", path, "--force"])).code, 0);
-    assert.deepEqual(JSON.parse(await Deno.readTextFile(path)), DEFAULTS);
+    const second = await Deno.readTextFile(path);
+    assert.deepEqual(withoutSecrets(second), DEFAULTS);
+    assert.notEqual(JSON.parse(second).accesstoken, JSON.parse(first).accesstoken);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
