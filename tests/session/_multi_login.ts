@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { TestClient } from "../helpers/client.ts";
 import { rpc } from "../helpers/rpc_client.ts";
 import type { TestServer } from "../helpers/server.ts";
+import { groupKey } from "../../src/session/groups.ts";
 
 /** Nodes to log devices in on; device i goes to `nodes[i % nodes.length]`. */
 export interface Topology {
@@ -231,6 +232,40 @@ export async function isonlineWhileAnyDeviceIs(t: Topology) {
   assert.equal(await online(), false);
 }
 
+export async function groupCopiesReachEverySessionOfEveryMember(t: Topology) {
+  await t.nodes[0]!.server.core.store.setGroupMembers(groupKey("g1", "d"), ["a", "b", "c"], 60);
+  await using desk = (await device(t, 0, "a@d/desk")).client;
+  await using aPhone = (await device(t, 1, "a@d/phone")).client;
+  await using b1 = (await device(t, 0, "b@d/1")).client;
+  await using b2 = (await device(t, 1, "b@d/2")).client;
+  await using c = (await device(t, 1, "c@d/1")).client;
+  for (const [u, n] of [["a@d", 2], ["b@d", 2], ["c@d", 1]] as const) await untilSessions(t, u, n);
+  const id = "g-msg-1";
+  await desk.send({
+    envelope: { id, type: 2, from: "a@d/desk", gid: "g1", ack: 1 },
+    payload: { content: "to the group" },
+  });
+  const copies = [];
+  for (const member of [b1, b2, c]) {
+    const got = (await member.nextPacket()).json;
+    assert.equal(got.envelope.gid, "g1");
+    assert.deepEqual(got.payload, { content: "to the group" });
+    copies.push(got.envelope);
+  }
+  assert.equal(copies[0]!.id, copies[1]!.id, "one copy per member, the same on each device");
+  assert.notEqual(copies[0]!.id, copies[2]!.id);
+  const carbon = (await aPhone.nextPacket()).json;
+  assert.deepEqual([carbon.envelope.id, carbon.envelope.gid, carbon.envelope.carbon], [
+    id,
+    "g1",
+    true,
+  ]);
+  // Acked by one device of each member: the group message is safe.
+  await b2.ack(copies[0]!.id as string);
+  await c.ack(copies[2]!.id as string);
+  assert.deepEqual((await desk.nextPacket()).json.envelope.id, id);
+}
+
 /** Every behaviour above, by test name. */
 export const SCENARIOS: [string, (t: Topology) => Promise<void>][] = [
   ["two resources online together both get a packet to the bare jid", bareJidReachesEveryDevice],
@@ -248,5 +283,6 @@ export const SCENARIOS: [string, (t: Topology) => Promise<void>][] = [
     storedUntilADeviceLogsInWhenAllAreGone,
   ],
   ["a packet no device acked waits for the next login", unackedStaysForTheNextDevice],
+  ["group messages reach every session of every member", groupCopiesReachEverySessionOfEveryMember],
   ["isonline is true while any session is online; sessions lists them", isonlineWhileAnyDeviceIs],
 ];
