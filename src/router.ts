@@ -372,11 +372,12 @@ export class Router {
   carbon(sent: InboxEntry, origin: string): void {
     const d = this.#devices;
     if (!d) return;
-    const others = (d.of(sent.from) ?? []).filter((s) => s.sid !== origin);
+    const mine = d.of(sent.from);
     const remote = this.remote;
-    if (others.length === 0 && !remote) return;
+    // The usual case costs one lookup: the sender's only session is this one.
+    if (!remote && (!mine || mine.length < 2)) return;
     const entry = { ...sent, user: sent.from, packet: carbonPacket(sent.packet) };
-    this.#pushAll(others, entry);
+    if (mine) this.#pushAll(mine.filter((s) => s.sid !== origin), entry);
     if (!remote) return;
     void this.#inTurn(entry.user, async () => {
       const nodes = nodesOf(await remote.devices(entry.user));

@@ -53,6 +53,7 @@ export class ClusterRemote implements Remote, Presence {
   }
 
   async locate(jid: string): Promise<string | null> {
+    if (this.router.multi) return (await this.devices(jid))[0]?.node ?? null;
     try {
       const e = await this.registry.lookup(jid);
       // An entry naming this node without a local session is a login or

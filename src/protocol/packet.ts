@@ -38,9 +38,8 @@ export function bareJid(jid: unknown): string | null {
   return slash === -1 ? jid : jid.slice(0, slash);
 }
 
-/** The resource of a JID ("" without one), or null when it is not a JID. */
-export function resourceOf(jid: unknown): string | null {
-  if (typeof jid !== "string" || !JID_RE.test(jid)) return null;
+/** The resource of a JID that bareJid accepted ("" without one). */
+export function resourceOf(jid: string): string {
   const slash = jid.indexOf("/");
   return slash === -1 ? "" : jid.slice(slash + 1);
 }

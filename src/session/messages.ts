@@ -53,8 +53,10 @@ export function routeChat(
   const packet = stampPacket(p, ct);
   if (packet === null) return "bad_packet";
   const entry: InboxEntry = { user: to, id, from: sender, type, ct, packet };
-  // A full JID names one session, with multi_login only.
-  const resource = core.config.multi_login ? resourceOf(p.envelope.to) || undefined : undefined;
+  // A full JID names one session, with multi_login only ("" or none: every one).
+  const resource = core.config.multi_login
+    ? resourceOf(p.envelope.to as string) || undefined
+    : undefined;
   const safe = core.router.deliver(entry, ack, resource);
   if (origin !== undefined) core.router.carbon(entry, origin);
   tracked(core, sender, id, ack, safe);

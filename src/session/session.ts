@@ -317,7 +317,7 @@ export class Session implements ConnHandler, Recipient {
     const jid = bareJid(env.jid);
     if (!jid) return this.#failLogin(id, "fail_packet");
     this.jid = jid;
-    this.resource = resourceOf(env.jid) ?? "";
+    this.resource = resourceOf(env.jid);
     this.#login = { id, held: null, delayed: NO_IDS };
     this.#moveTo("awaiting_auth");
     return this.#authenticate(jid, env.pwd as string | undefined);
