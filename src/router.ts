@@ -6,7 +6,7 @@
 
 import type { InboxEntry } from "./store/store.ts";
 import type { InboxWriter } from "./store/inbox_writer.ts";
-import { Devices } from "./devices.ts";
+import { Devices } from "./session/devices.ts";
 import { carbonPacket } from "./protocol/packet.ts";
 
 /** What the router needs of a logged-in session. */
@@ -24,6 +24,59 @@ export interface Recipient {
   kick(): void;
   /** The user blocked (or unblocked) `jid` (PROTOCOL 10). */
   setBlocked(jid: string, blocked: boolean): void;
+}
+
+/** Several sessions per user (the `multi_login` and `max_sessions` keys). */
+export interface MultiLogin {
+  maxSessions: number;
+}
+
+/**
+ * The sessions logged in on this node, by user. Its own object, so that the
+ * router and the cluster (which hands arrivals and kicks to them) both read
+ * it without holding each other. With multi_login (`multi`) a user may have
+ * several, kept in `devices`; else one, in a plain map.
+ */
+export class LocalSessions {
+  readonly #map = new Map<string, Recipient>();
+  readonly devices: Devices<Recipient> | null;
+
+  constructor(readonly multi: MultiLogin | null = null) {
+    this.devices = multi ? new Devices() : null;
+  }
+
+  /** Sessions logged in here. */
+  get size(): number {
+    return this.devices ? this.devices.sessions : this.#map.size;
+  }
+
+  /** Users with a session here. */
+  get users(): number {
+    return this.devices ? this.devices.users : this.#map.size;
+  }
+
+  /** A session of `jid` (with multi_login: its oldest). */
+  get(jid: string): Recipient | undefined {
+    return this.devices ? this.devices.of(jid)?.[0] : this.#map.get(jid);
+  }
+
+  /** Every session of `jid` here. */
+  all(jid: string): readonly Recipient[] {
+    if (this.devices) return this.devices.of(jid) ?? [];
+    const s = this.#map.get(jid);
+    return s ? [s] : [];
+  }
+
+  /** Single login only: makes `s` its user's session. */
+  set(s: Recipient): void {
+    this.#map.set(s.jid, s);
+  }
+
+  /** Removes `s` unless a newer login already replaced it. */
+  delete(s: Recipient): void {
+    if (this.devices) this.devices.detach(s);
+    else if (this.#map.get(s.jid) === s) this.#map.delete(s.jid);
+  }
 }
 
 /** Other nodes of a cluster, reached through the shared store (Redis). */
@@ -47,8 +100,8 @@ export interface Remote {
   devices(jid: string): Promise<RemoteDevice[]>;
   /**
    * With multi_login: sends the stored entry to `node`, for the session of
-   * `resource` there (null: every session of the user there); `carbon`
-   * names the sending session instead: a copy for the sender's other
+   * `to.resource` there (null: every session of the user there); a `carbon`
+   * target names the sending session instead: a copy for the sender's other
    * sessions, never stored. False when it surely did not arrive.
    */
   publishTo(node: string, entry: InboxEntry, ack: boolean, to: Target): Promise<boolean>;
@@ -91,6 +144,70 @@ export interface SessionInfo {
 /** Called when a message was stored for a recipient who is not online. */
 export type OfflineHook = (entry: InboxEntry, total: number) => void;
 
+/** What a router works with. */
+export interface RouterDeps {
+  readonly local: LocalSessions;
+  readonly writer: InboxWriter;
+  /** The other nodes; null on a standalone node. */
+  readonly remote: Remote | null;
+  readonly onOffline: OfflineHook;
+}
+
+/**
+ * What happens to a message another node published for a session here
+ * (`stored`: it is in the inbox already): handed to the session, or, with
+ * the session gone, stored if it was not. The cluster calls it; it needs no
+ * router, so the cluster is built before the router.
+ */
+export function arrivals(
+  local: LocalSessions,
+  writer: InboxWriter,
+  onOffline: OfflineHook,
+): (entry: InboxEntry, ack: boolean, stored: boolean, to?: Target) => Promise<void> {
+  return async (entry, ack, stored, to) => {
+    if (local.devices && to) return arrivedDevices(local.devices, writer, entry, ack, stored, to);
+    const s = local.get(entry.user);
+    if (!s) {
+      if (!stored) storedOffline(onOffline, entry, await writer.append(entry));
+      return;
+    }
+    const delivered = s.push(entry);
+    // Done once written (no ack will come), or blocked: out of the inbox.
+    if (stored && (!delivered || !ack)) writer.remove(entry.user, entry.id);
+  };
+}
+
+/** multi_login: a delivery (always stored) or a carbon (never) for sessions here. */
+function arrivedDevices(
+  d: Devices<Recipient>,
+  writer: InboxWriter,
+  entry: InboxEntry,
+  ack: boolean,
+  stored: boolean,
+  to: Target,
+): void {
+  const all = d.of(entry.user) ?? [];
+  if (to.carbon !== undefined) {
+    pushAll(all.filter((s) => s.sid !== to.carbon), entry);
+    return;
+  }
+  const one = to.resource === null ? undefined : d.find(entry.user, to.resource);
+  const delivered = pushAll(one ? [one] : all, entry);
+  // Gone meanwhile: it stays stored for the next login.
+  if (all.length > 0 && stored && (!delivered || !ack)) writer.remove(entry.user, entry.id);
+}
+
+/** Hands `entry` to each of `targets`; false when every one refused it (blocked). */
+function pushAll(targets: readonly Recipient[], entry: InboxEntry): boolean {
+  let delivered = false;
+  for (const s of targets) if (s.push(entry)) delivered = true;
+  return delivered;
+}
+
+function storedOffline(onOffline: OfflineHook, entry: InboxEntry, depth: number | null): void {
+  if (depth) onOffline(entry, depth);
+}
+
 /** Deliveries to one user through other nodes that have not been handed over yet. */
 interface Lane {
   /** Started and not yet published (or found offline). */
@@ -101,59 +218,48 @@ interface Lane {
 
 const noop = () => {};
 
-/** Several sessions per user (the `multi_login` and `max_sessions` keys). */
-export interface MultiLogin {
-  maxSessions: number;
-}
-
 /** Routes messages; one per node. */
 export class Router {
-  readonly #local = new Map<string, Recipient>();
+  readonly #local: LocalSessions;
   // Per recipient, so that the two remote paths never overtake each other.
   readonly #lanes = new Map<string, Lane>();
-  // With multi_login instead of #local: every session of each user here.
-  readonly #devices: Devices<Recipient> | null;
+  readonly writer: InboxWriter;
+  readonly remote: Remote | null;
+  readonly #onOffline: OfflineHook;
   // With multi_login on a cluster, per user: the last delivery still waiting
   // for its turn to hand over (see #deliverCluster).
   readonly #turns = new Map<string, Promise<void>>();
-  remote: Remote | null = null;
-  onOffline: OfflineHook | null = null;
 
-  constructor(readonly writer: InboxWriter, readonly multi: MultiLogin | null = null) {
-    this.#devices = multi ? new Devices() : null;
+  constructor(deps: RouterDeps) {
+    this.#local = deps.local;
+    this.writer = deps.writer;
+    this.remote = deps.remote;
+    this.#onOffline = deps.onOffline;
   }
 
   /** Sessions logged in on this node. */
   get online(): number {
-    return this.#devices ? this.#devices.sessions : this.#local.size;
+    return this.#local.size;
   }
 
   /** Users with a session on this node. */
   get users(): number {
-    return this.#devices ? this.#devices.users : this.#local.size;
+    return this.#local.users;
+  }
+
+  /** multi_login is on: several sessions per user. */
+  get multi(): boolean {
+    return this.#local.devices !== null;
   }
 
   /** A local session of `jid` (with multi_login: its oldest), if any. */
   local(jid: string): Recipient | undefined {
-    return this.#devices ? this.#devices.of(jid)?.[0] : this.#local.get(jid);
+    return this.#local.get(jid);
   }
 
-  /** The sessions of `jid` on this node. */
+  /** Every session of `jid` on this node. */
   sessionsHere(jid: string): readonly Recipient[] {
-    if (this.#devices) return this.#devices.of(jid) ?? [];
-    const s = this.#local.get(jid);
-    return s ? [s] : [];
-  }
-
-  /** Kicks the local session `sid` of `jid` (another node's login replaced it). */
-  kick(jid: string, sid: string): void {
-    const s = this.#devices ? this.#devices.bySid(jid, sid) : this.#local.get(jid);
-    if (s?.sid === sid) s.kick();
-  }
-
-  /** `owner` blocked or unblocked `jid`: applied to every session of `owner` here. */
-  blockedHere(owner: string, jid: string, blocked: boolean): void {
-    for (const s of this.sessionsHere(owner)) s.setBlocked(jid, blocked);
+    return this.#local.all(jid);
   }
 
   /**
@@ -164,9 +270,10 @@ export class Router {
    * Rejects when the registry cannot be reached.
    */
   async attach(s: Recipient, transport: string): Promise<void> {
-    if (this.#devices) return await this.#attachDevice(this.#devices, s, transport);
+    const d = this.#local.devices;
+    if (d) return await this.#attachDevice(d, s, transport);
     const old = this.#local.get(s.jid);
-    this.#local.set(s.jid, s);
+    this.#local.set(s);
     if (old && old !== s) old.kick();
     if (!this.remote) return;
     await this.remote.register(s.jid, s.sid, transport, s.resource);
@@ -180,7 +287,7 @@ export class Router {
    * the oldest across nodes.
    */
   async #attachDevice(d: Devices<Recipient>, s: Recipient, transport: string): Promise<void> {
-    const max = this.remote ? null : this.multi!.maxSessions;
+    const max = this.remote ? null : this.#local.multi!.maxSessions;
     for (const old of d.attach(s, max)) old.kick();
     if (!this.remote) return;
     await this.remote.register(deviceJid(s), s.sid, transport, s.resource);
@@ -189,13 +296,8 @@ export class Router {
 
   /** Forgets `s` unless a newer login already replaced it. */
   detach(s: Recipient): void {
-    if (this.#devices) {
-      this.#devices.detach(s);
-      this.remote?.unregister(deviceJid(s), s.sid);
-      return;
-    }
-    if (this.#local.get(s.jid) === s) this.#local.delete(s.jid);
-    this.remote?.unregister(s.jid, s.sid);
+    this.#local.delete(s);
+    this.remote?.unregister(this.#local.devices ? deviceJid(s) : s.jid, s.sid);
   }
 
   /**
@@ -206,7 +308,8 @@ export class Router {
    * every one when that session is not online.
    */
   async deliver(entry: InboxEntry, ack: boolean, resource?: string): Promise<void> {
-    if (this.#devices) return await this.#deliverDevices(this.#devices, entry, ack, resource);
+    const d = this.#local.devices;
+    if (d) return await this.#deliverDevices(d, entry, ack, resource);
     const s = this.#local.get(entry.user);
     if (s) {
       // Blocked: neither delivered nor stored, and the sender is not told.
@@ -294,14 +397,8 @@ export class Router {
   /** Local delivery to `targets`: safe once acked by one of them (or written). */
   async #pushed(targets: readonly Recipient[], entry: InboxEntry, ack: boolean): Promise<void> {
     // Blocked: the blacklist is the user's, so every session refuses alike.
-    if (!this.#pushAll(targets, entry) || !ack) return;
+    if (!pushAll(targets, entry) || !ack) return;
     await this.writer.append(entry, true);
-  }
-
-  #pushAll(targets: readonly Recipient[], entry: InboxEntry): boolean {
-    let delivered = false;
-    for (const s of targets) if (s.push(entry)) delivered = true;
-    return delivered;
   }
 
   /**
@@ -324,7 +421,7 @@ export class Router {
       return () => {
         const there = resource ? found.find((f) => f.resource === resource) : undefined;
         const local = there ? [] : d.of(entry.user) ?? [];
-        if (local.length > 0 && !this.#pushAll(local, entry)) {
+        if (local.length > 0 && !pushAll(local, entry)) {
           this.writer.remove(entry.user, entry.id); // blocked
           return Promise.resolve();
         }
@@ -370,14 +467,14 @@ export class Router {
    * nodes. Never stored, never waited for.
    */
   carbon(sent: InboxEntry, origin: string): void {
-    const d = this.#devices;
+    const d = this.#local.devices;
     if (!d) return;
     const mine = d.of(sent.from);
     const remote = this.remote;
     // The usual case costs one lookup: the sender's only session is this one.
     if (!remote && (!mine || mine.length < 2)) return;
     const entry = { ...sent, user: sent.from, packet: carbonPacket(sent.packet) };
-    if (mine) this.#pushAll(mine.filter((s) => s.sid !== origin), entry);
+    if (mine) pushAll(mine.filter((s) => s.sid !== origin), entry);
     if (!remote) return;
     void this.#inTurn(entry.user, async () => {
       const nodes = nodesOf(await remote.devices(entry.user));
@@ -385,47 +482,10 @@ export class Router {
     }).catch(noop);
   }
 
-  /**
-   * A message another node published for a session here (`stored`: it is
-   * in the inbox already). With the session gone, an unstored one is stored.
-   * `to` (multi_login): which sessions of the user it is for.
-   */
-  async arrived(entry: InboxEntry, ack: boolean, stored: boolean, to?: Target): Promise<void> {
-    if (this.#devices && to) return this.#arrivedDevices(this.#devices, entry, ack, stored, to);
-    const s = this.#local.get(entry.user);
-    if (!s) {
-      if (!stored) this.#stored(entry, await this.writer.append(entry));
-      return;
-    }
-    const delivered = s.push(entry);
-    // Done once written (no ack will come), or blocked: out of the inbox.
-    if (stored && (!delivered || !ack)) this.writer.remove(entry.user, entry.id);
-  }
-
-  #arrivedDevices(
-    d: Devices<Recipient>,
-    entry: InboxEntry,
-    ack: boolean,
-    stored: boolean,
-    to: Target,
-  ): void {
-    const all = d.of(entry.user) ?? [];
-    if (to.carbon !== undefined) {
-      this.#pushAll(all.filter((s) => s.sid !== to.carbon), entry);
-      return;
-    }
-    const one = to.resource === null ? undefined : d.find(entry.user, to.resource);
-    const delivered = this.#pushAll(one ? [one] : all, entry);
-    // Gone meanwhile: it stays stored for the next login.
-    if (all.length > 0 && stored && (!delivered || !ack)) {
-      this.writer.remove(entry.user, entry.id);
-    }
-  }
-
   /** `owner` blocked or unblocked `jid` (RPC): applied to its session, on whichever node. */
   async notifyBlocked(owner: string, jid: string, blocked: boolean): Promise<void> {
-    if (this.#devices) {
-      this.blockedHere(owner, jid, blocked);
+    if (this.#local.devices) {
+      for (const s of this.#local.all(owner)) s.setBlocked(jid, blocked);
       const remote = this.remote;
       if (!remote) return;
       const nodes = nodesOf(await remote.devices(owner));
@@ -440,7 +500,7 @@ export class Router {
   }
 
   #stored(entry: InboxEntry, depth: number | null): void {
-    if (depth) this.onOffline?.(entry, depth);
+    storedOffline(this.#onOffline, entry, depth);
   }
 }
 

@@ -5,13 +5,12 @@
 import type { Config } from "../config/config.ts";
 import { errMsg, type Logger } from "../log.ts";
 import { SingleFlight } from "../async.ts";
-import type { Router } from "../router.ts";
 import { connectRedis, describe, parseDbaddr, type RedisClient } from "../store/redis_client.ts";
 import { messageHandler } from "./channel.ts";
 import { channelOf } from "./keys.ts";
 import { LIVENESS, Liveness, type LivenessTiming } from "./liveness.ts";
 import { Registry } from "./registry.ts";
-import { ClusterRemote } from "./remote.ts";
+import { type ClusterNodeDeps, ClusterRemote } from "./remote.ts";
 import { clusterNodes, Subscriber } from "./subscriber.ts";
 
 /** This node's membership in a cluster. */
@@ -29,7 +28,7 @@ export interface ClusterNode {
  */
 export async function joinCluster(
   config: Config,
-  router: Router,
+  node: ClusterNodeDeps,
   log: Logger,
   timing: LivenessTiming = LIVENESS,
 ): Promise<ClusterNode> {
@@ -39,19 +38,21 @@ export async function joinCluster(
   let sub: Subscriber | null = null;
   let liveness: Liveness | null = null;
   try {
-    liveness = await Liveness.claim(client, nodeid, log, timing);
-    log.info(`register node : ${nodeid} (${describe(target)})`);
-    const kick = async (node: string, jid: string, sid: string) => {
-      // multi_login: the oldest session beyond max_sessions may be one of ours.
-      if (node === nodeid) router.kick(jid, sid);
-      else await remote.send(node, { t: "kick", jid, sid });
+    // Kicks go out through `remote`, built once the liveness key is ours; with
+    // multi_login the oldest session beyond max_sessions may be one of ours.
+    const kick = async (peer: string, jid: string, sid: string) => {
+      if (peer === nodeid) remote.kickHere(jid, sid);
+      else await remote.send(peer, { t: "kick", jid, sid });
     };
     const multi = config.multi_login ? { maxSessions: config.max_sessions } : null;
     const registry = new Registry(client, nodeid, log, kick, multi);
+    const restore = restorer(registry, log);
+    liveness = await Liveness.claim(client, nodeid, log, timing, restore);
+    log.info(`register node : ${nodeid} (${describe(target)})`);
     const remote = new ClusterRemote(
       client,
       nodeid,
-      router,
+      node,
       registry,
       liveness,
       log,
@@ -69,8 +70,6 @@ export async function joinCluster(
       clusterNodes(client),
     );
     await sub.start();
-    const restore = restorer(registry, log);
-    liveness.onReclaimed = restore;
     // Redis came back (restart, failover): what it lost of our registrations goes back.
     client.on("ready", restore);
     const [live, subscriber] = [liveness, sub];

@@ -6,7 +6,6 @@
 import { errMsg, type Logger } from "../log.ts";
 import { KeyedQueue } from "../async.ts";
 import { devicesKey, nodeSessionsKey, sessionKey } from "./keys.ts";
-import type { RemoteDevice } from "../router.ts";
 import { defineScript, type RedisClient, type Script } from "../store/redis_client.ts";
 
 /** One registered session. */
@@ -71,6 +70,14 @@ while n > max do
   n = n - 1
 end
 return out`;
+
+/** With multi_login: one registered session of a user. */
+export interface DeviceEntry {
+  resource: string;
+  node: string;
+  sid: string;
+  since: number;
+}
 
 /** With multi_login: the bound on a user's sessions across the cluster. */
 export interface MultiRegistry {
@@ -163,9 +170,9 @@ export class Registry {
   }
 
   /** With multi_login: every registered session of the bare `jid`, wherever it is. */
-  async devices(jid: string): Promise<RemoteDevice[]> {
+  async devices(jid: string): Promise<DeviceEntry[]> {
     const all = await this.client.hgetall(devicesKey(jid));
-    const out: RemoteDevice[] = [];
+    const out: DeviceEntry[] = [];
     for (const [resource, text] of Object.entries(all)) {
       const e = parseEntry(text);
       if (e) out.push({ resource, node: e.node, sid: e.sid, since: e.since });

@@ -1,18 +1,16 @@
 // The router's view of the other nodes (Remote), and the cluster-wide
-// answers of `emsg_session.counter` and `isonline` (Presence), built on the
+// answers of `emsg_session.counter`, `isonline` and `sessions` (Presence), built on the
 // registry, node liveness and the nodes' pub/sub channels.
 
 import { errMsg, type Logger } from "../log.ts";
 import { withTimeout } from "../async.ts";
-import type { Remote, RemoteDevice, Router, SessionInfo, Target } from "../router.ts";
-import type { NodeCount, Presence } from "../rpc/presence.ts";
 import type { RedisClient } from "../store/redis_client.ts";
 import type { InboxEntry } from "../store/store.ts";
 import { encodeMessage, type NodeMessage } from "./channel.ts";
 import { channelOf } from "./keys.ts";
 import { Publisher } from "./publisher.ts";
 import type { Liveness } from "./liveness.ts";
-import type { Registry } from "./registry.ts";
+import type { DeviceEntry, Registry } from "./registry.ts";
 
 // How long a blacklist change waits for the owner's node to confirm it (a
 // node that died unseen never does).
@@ -20,8 +18,43 @@ const APPLY_WAIT_MS = 2000;
 
 let refCounter = 0;
 
-/** Remote and Presence of one node of a cluster. */
-export class ClusterRemote implements Remote, Presence {
+/** What the cluster needs of a session logged in on this node. */
+export interface LocalSession {
+  readonly sid: string;
+  readonly resource: string;
+  /** When it started, ms since the epoch. */
+  readonly since: number;
+  kick(): void;
+  setBlocked(jid: string, blocked: boolean): void;
+}
+
+/**
+ * Which sessions of the user a delivery is for, with multi_login: every one,
+ * or that of `resource` (every one when it is gone); or, as a carbon, every
+ * one but the sending session `carbon`.
+ */
+export type DeviceTarget =
+  | { resource: string | null; carbon?: undefined }
+  | { resource?: undefined; carbon: string };
+
+/** What a node hands the cluster: where arrivals go, and its own sessions. */
+export interface ClusterNodeDeps {
+  /**
+   * A message another node published for a session here (`stored`: in the
+   * inbox already; `to`: with multi_login, which sessions of the user).
+   */
+  arrived(entry: InboxEntry, ack: boolean, stored: boolean, to?: DeviceTarget): Promise<void>;
+  /** This node's sessions of `jid` (one at most without multi_login). */
+  local(jid: string): readonly LocalSession[];
+  /** Sessions logged in on this node. */
+  online(): number;
+}
+
+/**
+ * The router's view of the other nodes (its Remote) and the cluster-wide
+ * presence of the RPC, for one node of a cluster.
+ */
+export class ClusterRemote {
   readonly #publisher: Publisher;
   // Blacklist changes waiting for their "applied" answer, by ref.
   readonly #applying = new Map<string, () => void>();
@@ -29,7 +62,7 @@ export class ClusterRemote implements Remote, Presence {
   constructor(
     readonly client: RedisClient,
     readonly nodeid: string,
-    readonly router: Router,
+    readonly node: ClusterNodeDeps,
     readonly registry: Registry,
     readonly liveness: Liveness,
     readonly log: Logger,
@@ -53,7 +86,7 @@ export class ClusterRemote implements Remote, Presence {
   }
 
   async locate(jid: string): Promise<string | null> {
-    if (this.router.multi) return (await this.devices(jid))[0]?.node ?? null;
+    if (this.registry.multi) return (await this.devices(jid))[0]?.node ?? null;
     try {
       const e = await this.registry.lookup(jid);
       // An entry naming this node without a local session is a login or
@@ -72,26 +105,33 @@ export class ClusterRemote implements Remote, Presence {
     return this.send(node, { t: "msg", e: entry, a: ack, s: stored });
   }
 
-  async devices(jid: string): Promise<RemoteDevice[]> {
+  /** With multi_login: the sessions of `jid` on other live nodes; [] when Redis is away. */
+  async devices(jid: string): Promise<DeviceEntry[]> {
     try {
       // Entries naming this node are its own sessions, or a login or logout in progress.
       const all = (await this.registry.devices(jid)).filter((d) => d.node !== this.nodeid);
       const alive = await Promise.all(all.map((d) => this.liveness.isAlive(d.node)));
       return all.filter((_, i) => alive[i]);
     } catch (err) {
-      // Redis away: as if offline elsewhere (the entry is in the store already).
+      // As if offline elsewhere (the router stored the entry before asking).
       this.log.warn(`cluster: cannot list the sessions of ${jid}: ${errMsg(err)}`);
       return [];
     }
   }
 
-  publishTo(node: string, entry: InboxEntry, ack: boolean, to: Target): Promise<boolean> {
+  /** With multi_login: a stored delivery, or a carbon, for sessions of `entry.user` on `node`. */
+  publishTo(node: string, entry: InboxEntry, ack: boolean, to: DeviceTarget): Promise<boolean> {
     if (to.carbon !== undefined) {
       return this.send(node, { t: "msg", e: entry, a: false, s: false, x: to.carbon });
     }
     const m: NodeMessage = { t: "msg", e: entry, a: ack, s: true };
     if (to.resource !== null) m.r = to.resource;
     return this.send(node, m);
+  }
+
+  /** Kicks this node's session `sid` of `jid` (a login elsewhere, or beyond max_sessions). */
+  kickHere(jid: string, sid: string): void {
+    this.node.local(jid).find((s) => s.sid === sid)?.kick();
   }
 
   /**
@@ -132,15 +172,15 @@ export class ClusterRemote implements Remote, Presence {
     switch (m.t) {
       case "msg":
         this.received++;
-        this.router.arrived(m.e, m.a, m.s, targetOf(m)).catch((err) =>
-          this.log.error(`cluster: cannot store a message for ${m.e.user}: ${errMsg(err)}`)
-        );
+        this.node.arrived(m.e, m.a, m.s, this.registry.multi ? targetOf(m) : undefined).catch((
+          err,
+        ) => this.log.error(`cluster: cannot store a message for ${m.e.user}: ${errMsg(err)}`));
         return;
       case "kick":
-        this.router.kick(m.jid, m.sid);
+        this.kickHere(m.jid, m.sid);
         return;
       case "block":
-        this.router.blockedHere(m.owner, m.jid, m.b);
+        for (const s of this.node.local(m.owner)) s.setBlocked(m.jid, m.b);
         if (m.from !== undefined && m.ref !== undefined) {
           void this.send(m.from, { t: "applied", ref: m.ref });
         }
@@ -152,25 +192,26 @@ export class ClusterRemote implements Remote, Presence {
   }
 
   /** One row per live node: this node counts its sessions, the others' come from Redis. */
-  async counters(): Promise<NodeCount[]> {
+  async counters(): Promise<{ node: string; count: number }[]> {
     const nodes = await this.liveness.liveNodes();
     return await Promise.all(nodes.map(async (node) => ({
       node,
-      count: node === this.nodeid ? this.router.online : await this.registry.count(node),
+      count: node === this.nodeid ? this.node.online() : await this.registry.count(node),
     })));
   }
 
   async isOnline(jid: string): Promise<boolean> {
-    if (this.router.local(jid)) return true;
-    if (this.router.multi) return (await this.devices(jid)).length > 0;
+    if (this.node.local(jid).length > 0) return true;
+    if (this.registry.multi) return (await this.devices(jid)).length > 0;
     const e = await this.registry.lookup(jid);
     if (e === null || e.node === this.nodeid) return false;
     return await this.liveness.isAlive(e.node);
   }
 
-  async sessions(jid: string): Promise<SessionInfo[]> {
-    const here = this.router.sessionsHere(jid).map((s) => info(s.resource, this.nodeid, s.since));
-    if (this.router.multi) {
+  /** The sessions of `jid` on every live node (`emsg_session.sessions`). */
+  async sessions(jid: string): Promise<{ resource: string; node: string; since: number }[]> {
+    const here = this.node.local(jid).map((s) => info(s.resource, this.nodeid, s.since));
+    if (this.registry.multi) {
       const there = (await this.devices(jid)).map((d) => info(d.resource, d.node, d.since));
       return [...here, ...there];
     }
@@ -181,11 +222,11 @@ export class ClusterRemote implements Remote, Presence {
   }
 }
 
-function info(resource: string, node: string, since: number): SessionInfo {
+function info(resource: string, node: string, since: number) {
   return { resource, node, since };
 }
 
 /** Which sessions a delivery from another node is for (multi_login). */
-function targetOf(m: { r?: string; x?: string }): Target {
+function targetOf(m: { r?: string; x?: string }): DeviceTarget {
   return m.x !== undefined ? { carbon: m.x } : { resource: m.r ?? null };
 }

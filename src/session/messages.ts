@@ -4,7 +4,9 @@
 
 import type { NoticeReason } from "../errors.ts";
 import type { InboxEntry } from "../store/store.ts";
-import type { Core } from "./core.ts";
+import type { InboxWriter } from "../store/inbox_writer.ts";
+import type { Router } from "../router.ts";
+import type { DedupCache } from "./dedup.ts";
 import {
   bareJid,
   domainOf,
@@ -15,6 +17,18 @@ import {
   Type,
   userOf,
 } from "../protocol/packet.ts";
+
+/** Resolves a group's member user names (cache, then callback); null when unknown. */
+export type GroupResolver = (gid: string, domain: string) => Promise<string[] | null>;
+
+/** What routing one message uses: the same for a session and for the push API. */
+export interface Routing {
+  readonly dedup: DedupCache;
+  readonly router: Pick<Router, "deliver" | "carbon" | "multi">;
+  /** `sent` records a safe message's id for duplicate suppression after a restart. */
+  readonly writer: Pick<InboxWriter, "sent">;
+  readonly groups: GroupResolver;
+}
 
 /** A message the server took: `safe` resolves once it may be server-acked. */
 export interface Routed {
@@ -38,7 +52,7 @@ export function wantsAck(ack: unknown): boolean {
  * user's other sessions get a carbon (multi_login).
  */
 export function routeChat(
-  core: Core,
+  core: Routing,
   sender: string,
   p: Packet,
   id: string,
@@ -54,9 +68,7 @@ export function routeChat(
   if (packet === null) return "bad_packet";
   const entry: InboxEntry = { user: to, id, from: sender, type, ct, packet };
   // A full JID names one session, with multi_login only ("" or none: every one).
-  const resource = core.config.multi_login
-    ? resourceOf(p.envelope.to as string) || undefined
-    : undefined;
+  const resource = core.router.multi ? resourceOf(p.envelope.to as string) || undefined : undefined;
   const safe = core.router.deliver(entry, ack, resource);
   if (origin !== undefined) core.router.carbon(entry, origin);
   tracked(core, sender, id, ack, safe);
@@ -70,7 +82,7 @@ export function routeChat(
  * routeChat).
  */
 export async function routeGroup(
-  core: Core,
+  core: Routing,
   sender: string,
   p: Packet,
   id: string,
@@ -100,7 +112,7 @@ export async function routeGroup(
     entries.push({ user: to, id: copyId, from: sender, type: Type.group, ct, packet });
   }
   for (const e of entries) copies.push(core.router.deliver(e, true));
-  if (origin !== undefined && core.config.multi_login) {
+  if (origin !== undefined && core.router.multi) {
     // The sender's other sessions see the packet as sent, not a member's copy.
     const packet = stampPacket(p, ct);
     if (packet !== null) {
@@ -115,7 +127,7 @@ export async function routeGroup(
 // Duplicates wait for the first copy. The store remembers the id only once
 // the message is safe: a node taking over after a crash must never ack a
 // retry of a message that was not kept.
-function tracked(core: Core, sender: string, id: string, ack: boolean, safe: Promise<unknown>) {
+function tracked(core: Routing, sender: string, id: string, ack: boolean, safe: Promise<unknown>) {
   core.dedup.track(sender, id, safe);
   if (ack) safe.then(() => core.writer.sent(sender, id), () => {});
 }

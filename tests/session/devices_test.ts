@@ -2,7 +2,7 @@
 // resource, the max_sessions bound, counts.
 
 import assert from "node:assert/strict";
-import { Devices } from "../../src/devices.ts";
+import { Devices } from "../../src/session/devices.ts";
 import { carbonPacket } from "../../src/protocol/packet.ts";
 
 const dev = (jid: string, resource: string, sid: string) => ({ jid, resource, sid });
