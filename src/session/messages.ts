@@ -24,7 +24,8 @@ export type GroupResolver = (gid: string, domain: string) => Promise<string[] | 
 /** What routing one message uses: the same for a session and for the push API. */
 export interface Routing {
   readonly dedup: DedupCache;
-  readonly router: Pick<Router, "deliver" | "carbon" | "multi">;
+  /** `carbon` and `multi` only matter with multi_login (a fake may leave them out). */
+  readonly router: Pick<Router, "deliver"> & Partial<Pick<Router, "carbon" | "multi">>;
   /** `sent` records a safe message's id for duplicate suppression after a restart. */
   readonly writer: Pick<InboxWriter, "sent">;
   readonly groups: GroupResolver;
@@ -70,7 +71,7 @@ export function routeChat(
   // A full JID names one session, with multi_login only ("" or none: every one).
   const resource = core.router.multi ? resourceOf(p.envelope.to as string) || undefined : undefined;
   const safe = core.router.deliver(entry, ack, resource);
-  if (origin !== undefined) core.router.carbon(entry, origin);
+  if (origin !== undefined) core.router.carbon?.(entry, origin);
   tracked(core, sender, id, ack, safe);
   return { ack, ct, safe };
 }
@@ -116,7 +117,7 @@ export async function routeGroup(
     // The sender's other sessions see the packet as sent, not a member's copy.
     const packet = stampPacket(p, ct);
     if (packet !== null) {
-      core.router.carbon({ user: gid, id, from: sender, type: Type.group, ct, packet }, origin);
+      core.router.carbon?.({ user: gid, id, from: sender, type: Type.group, ct, packet }, origin);
     }
   }
   const safe = Promise.all(copies);

@@ -39,7 +39,9 @@ export interface SessionDeps extends Routing {
   /** Read once, at login. */
   readonly store: Pick<Store, "inbox" | "recentIds" | "blacklist">;
   readonly writer: Pick<InboxWriter, "settled" | "remove" | "sent">;
-  readonly router: Pick<Router, "attach" | "detach" | "deliver" | "carbon" | "multi">;
+  readonly router:
+    & Pick<Router, "attach" | "detach" | "deliver">
+    & Partial<Pick<Router, "carbon" | "multi">>;
   readonly auth: Authenticator;
   /** Every connection's session on this node, logged in or not (the sweep and stop() walk it). */
   readonly sessions: Set<Session>;

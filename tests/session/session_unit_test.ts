@@ -79,8 +79,6 @@ function fakes(opts: { offline_delivery?: "delay" | "packets" } = {}) {
         delivered.push(e);
         return Promise.resolve();
       },
-      carbon: () => {},
-      multi: false,
     },
     dedup: new DedupCache(10),
     auth: () => auth.promise,
