@@ -38,6 +38,7 @@ export function wantsAck(ack: unknown): boolean {
 export function routeChat(
   core: Core,
   sender: string,
+  text: string,
   p: Packet,
   id: string,
   type: number,
@@ -47,7 +48,7 @@ export function routeChat(
   const ack = wantsAck(p.envelope.ack);
   const ct = Date.now();
   if (core.dedup.check(sender, id, ct)) return { ack, ct, safe: core.dedup.firstCopy(sender, id) };
-  const packet = stampPacket(p, ct);
+  const packet = stampPacket(text, p.envelope, ct);
   if (packet === null) return "bad_packet";
   const entry: InboxEntry = { user: to, id, from: sender, type, ct, packet };
   const safe = core.router.deliver(entry, ack);
@@ -62,6 +63,7 @@ export function routeChat(
 export async function routeGroup(
   core: Core,
   sender: string,
+  text: string,
   p: Packet,
   id: string,
 ): Promise<Routed | NoticeReason> {
@@ -84,7 +86,7 @@ export async function routeGroup(
     const to = `${m}@${domain}`;
     const copyId = newId();
     const envelope = { ...p.envelope, id: copyId, type: Type.group, from: sender, to, gid, ack: 1 };
-    const packet = stampPacket({ ...p, envelope }, ct);
+    const packet = stampPacket(text, envelope, ct);
     if (packet === null) return "bad_packet";
     entries.push({ user: to, id: copyId, from: sender, type: Type.group, ct, packet });
   }
