@@ -38,7 +38,12 @@ export interface CallbackOptions {
   notifyConcurrency?: number;
   /** Calls allowed to wait for a slot per lane; beyond, a call fails at once. 10000 when absent. */
   maxQueued?: number;
+  /** Told how each call (service.method) ended and how long it took (metrics). */
+  onCall?: CallObserver;
 }
+
+/** Told how one call (service.method) ended and how long it took. */
+export type CallObserver = (call: string, outcome: CallOutcome, seconds: number) => void;
 
 // One suppressed-repeat window per service.method, so a dead backend under
 // load writes one warning a second instead of one per message.
@@ -65,8 +70,7 @@ export class Callbacks {
   readonly #inflight = new Set<AbortController>();
   readonly #warned = new Map<string, { at: number; suppressed: number }>();
   #closed = false;
-  /** Told how each call (service.method) ended and how long it took (metrics). */
-  onCall: ((call: string, outcome: CallOutcome, seconds: number) => void) | null = null;
+  readonly #onCall: CallObserver | null;
 
   /** @throws {ConfigError} when `url` is not an http(s) URL. */
   constructor(opts: CallbackOptions) {
@@ -98,6 +102,7 @@ export class Callbacks {
     this.#calls = new Semaphore(concurrency, maxQueued);
     this.#notices = new Semaphore(notifyConcurrency, maxQueued);
     this.#poolSize = concurrency + notifyConcurrency;
+    this.#onCall = opts.onCall ?? null;
   }
 
   /** The URL calls go to, without user and password. */
@@ -149,10 +154,10 @@ export class Callbacks {
     try {
       if (this.#closed) throw new CallbackError("callback client closed");
       const answer = await this.#post(lane, { sn: crypto.randomUUID(), service, method, params });
-      this.onCall?.(name, answer.success ? "success" : "failure", seconds());
+      this.#onCall?.(name, answer.success ? "success" : "failure", seconds());
       return answer;
     } catch (err) {
-      this.onCall?.(name, "error", seconds());
+      this.#onCall?.(name, "error", seconds());
       // fetch says "fetch failed" and puts the why (which quotes the URL,
       // query string included) in its cause.
       const cause = err instanceof Error && err.cause !== undefined ? `: ${errMsg(err.cause)}` : "";
@@ -232,14 +237,23 @@ export class Callbacks {
  * (then auth and the offline callback stay off, with a warning if enabled).
  * @throws {ConfigError} when `callback` is not an http(s) URL.
  */
-export function openCallbacks(config: Config, log: Logger): Callbacks | null {
+export function openCallbacks(
+  config: Config,
+  log: Logger,
+  onCall?: CallObserver,
+): Callbacks | null {
   if (config.callback === "") {
     for (const key of ["enable_auth", "enable_offline_callback"] as const) {
       if (config[key]) log.warn(`${key} is on but callback is empty: ${key} has no effect`);
     }
     return null;
   }
-  return new Callbacks({ url: config.callback, timeoutMs: config.callback_timeout * 1000, log });
+  return new Callbacks({
+    url: config.callback,
+    timeoutMs: config.callback_timeout * 1000,
+    log,
+    onCall,
+  });
 }
 
 /** Checks the answer's shape: a JSON object whose `success` is a boolean or "true"/"false". */

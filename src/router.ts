@@ -18,6 +18,32 @@ export interface Recipient {
   setBlocked(jid: string, blocked: boolean): void;
 }
 
+/**
+ * The sessions logged in on this node, by user. Its own object, so that the
+ * router and the cluster (which hands arrivals and kicks to them) both read
+ * it without holding each other.
+ */
+export class LocalSessions {
+  readonly #map = new Map<string, Recipient>();
+
+  get size(): number {
+    return this.#map.size;
+  }
+
+  get(jid: string): Recipient | undefined {
+    return this.#map.get(jid);
+  }
+
+  set(s: Recipient): void {
+    this.#map.set(s.jid, s);
+  }
+
+  /** Removes `s` unless a newer login already replaced it. */
+  delete(s: Recipient): void {
+    if (this.#map.get(s.jid) === s) this.#map.delete(s.jid);
+  }
+}
+
 /** Other nodes of a cluster, reached through the shared store (Redis). */
 export interface Remote {
   /**
@@ -50,6 +76,42 @@ export interface Remote {
 /** Called when a message was stored for a recipient who is not online. */
 export type OfflineHook = (entry: InboxEntry, total: number) => void;
 
+/** What a router works with. */
+export interface RouterDeps {
+  readonly local: LocalSessions;
+  readonly writer: InboxWriter;
+  /** The other nodes; null on a standalone node. */
+  readonly remote: Remote | null;
+  readonly onOffline: OfflineHook;
+}
+
+/**
+ * What happens to a message another node published for a session here
+ * (`stored`: it is in the inbox already): handed to the session, or, with
+ * the session gone, stored if it was not. The cluster calls it; it needs no
+ * router, so the cluster is built before the router.
+ */
+export function arrivals(
+  local: LocalSessions,
+  writer: InboxWriter,
+  onOffline: OfflineHook,
+): (entry: InboxEntry, ack: boolean, stored: boolean) => Promise<void> {
+  return async (entry, ack, stored) => {
+    const s = local.get(entry.user);
+    if (!s) {
+      if (!stored) storedOffline(onOffline, entry, await writer.append(entry));
+      return;
+    }
+    const delivered = s.push(entry);
+    // Done once written (no ack will come), or blocked: out of the inbox.
+    if (stored && (!delivered || !ack)) writer.remove(entry.user, entry.id);
+  };
+}
+
+function storedOffline(onOffline: OfflineHook, entry: InboxEntry, depth: number | null): void {
+  if (depth) onOffline(entry, depth);
+}
+
 /** Deliveries to one user through other nodes that have not been handed over yet. */
 interface Lane {
   /** Started and not yet published (or found offline). */
@@ -62,13 +124,19 @@ const noop = () => {};
 
 /** Routes messages; one per node. */
 export class Router {
-  readonly #local = new Map<string, Recipient>();
+  readonly #local: LocalSessions;
   // Per recipient, so that the two remote paths never overtake each other.
   readonly #lanes = new Map<string, Lane>();
-  remote: Remote | null = null;
-  onOffline: OfflineHook | null = null;
+  readonly writer: InboxWriter;
+  readonly remote: Remote | null;
+  readonly #onOffline: OfflineHook;
 
-  constructor(readonly writer: InboxWriter) {}
+  constructor(deps: RouterDeps) {
+    this.#local = deps.local;
+    this.writer = deps.writer;
+    this.remote = deps.remote;
+    this.#onOffline = deps.onOffline;
+  }
 
   /** Sessions logged in on this node. */
   get online(): number {
@@ -89,7 +157,7 @@ export class Router {
    */
   async attach(s: Recipient, transport: string): Promise<void> {
     const old = this.#local.get(s.jid);
-    this.#local.set(s.jid, s);
+    this.#local.set(s);
     if (old && old !== s) old.kick();
     if (!this.remote) return;
     await this.remote.register(s.jid, s.sid, transport);
@@ -99,7 +167,7 @@ export class Router {
 
   /** Forgets `s` unless a newer login already replaced it. */
   detach(s: Recipient): void {
-    if (this.#local.get(s.jid) === s) this.#local.delete(s.jid);
+    this.#local.delete(s);
     this.remote?.unregister(s.jid, s.sid);
   }
 
@@ -179,21 +247,6 @@ export class Router {
     else await remote.publish(node, entry, ack, true);
   }
 
-  /**
-   * A message another node published for a session here (`stored`: it is
-   * in the inbox already). With the session gone, an unstored one is stored.
-   */
-  async arrived(entry: InboxEntry, ack: boolean, stored: boolean): Promise<void> {
-    const s = this.#local.get(entry.user);
-    if (!s) {
-      if (!stored) this.#stored(entry, await this.writer.append(entry));
-      return;
-    }
-    const delivered = s.push(entry);
-    // Done once written (no ack will come), or blocked: out of the inbox.
-    if (stored && (!delivered || !ack)) this.writer.remove(entry.user, entry.id);
-  }
-
   /** `owner` blocked or unblocked `jid` (RPC): applied to its session, on whichever node. */
   async notifyBlocked(owner: string, jid: string, blocked: boolean): Promise<void> {
     const s = this.#local.get(owner);
@@ -204,6 +257,6 @@ export class Router {
   }
 
   #stored(entry: InboxEntry, depth: number | null): void {
-    if (depth) this.onOffline?.(entry, depth);
+    storedOffline(this.#onOffline, entry, depth);
   }
 }

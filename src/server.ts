@@ -6,16 +6,17 @@
 import type { Config } from "./config/config.ts";
 import type { Logger } from "./log.ts";
 import { errMsg } from "./log.ts";
-import type { OfflineRules, Store } from "./store/store.ts";
+import type { InboxEntry, OfflineRules, Store } from "./store/store.ts";
 import { SqliteStore } from "./store/sqlite_store.ts";
 import { parseDbaddr } from "./store/redis_client.ts";
 import { RedisStore } from "./store/redis_store.ts";
 import { InboxWriter } from "./store/inbox_writer.ts";
-import { Router } from "./router.ts";
+import { arrivals, LocalSessions, Router } from "./router.ts";
 import { DedupCache } from "./session/dedup.ts";
-import type { Core } from "./session/core.ts";
-import type { Session } from "./session/session.ts";
-import type { Listener } from "./transports/listener.ts";
+import { openSession, type Session, type SessionDeps } from "./session/session.ts";
+import type { Admission } from "./session/conn.ts";
+import { Close } from "./session/close_reason.ts";
+import type { Listener } from "./listener.ts";
 import { startTcp } from "./transports/tcp.ts";
 import { AcceptGuard } from "./transports/accept_guard.ts";
 import { openSurfaces } from "./config/warnings.ts";
@@ -32,7 +33,7 @@ import { startTls } from "./transports/tls.ts";
 import { startWs } from "./transports/websocket.ts";
 import { type ClusterNode, joinCluster } from "./cluster/node.ts";
 import { Metrics } from "./metrics/metrics.ts";
-import { metricsPage } from "./metrics/page.ts";
+import { metricsPage } from "./rpc/metrics_page.ts";
 import { timedStore } from "./metrics/timed_store.ts";
 import { healthPage, nodeReadiness } from "./rpc/health.ts";
 import { consolePage } from "./rpc/console/console.ts";
@@ -48,10 +49,24 @@ const EXPIRY_SWEEP_MS = 60_000;
 // A store slower than this to answer a ping makes /readyz fail.
 const READY_PING_MS = 2000;
 
+/**
+ * The node's shared parts, for tests and tools that look inside a running
+ * node (a session is built from exactly these: they satisfy SessionDeps).
+ * Nothing in the node is handed this whole set.
+ */
+export interface NodeParts extends SessionDeps {
+  readonly config: Config;
+  readonly store: Store;
+  readonly writer: InboxWriter;
+  readonly router: Router;
+  readonly dedup: DedupCache;
+  readonly metrics: Metrics;
+}
+
 /** A running node. */
 export interface Server {
   readonly config: Config;
-  readonly core: Core;
+  readonly core: NodeParts;
   /** Started listeners by name ("tcp", "ws", ...), with their bound ports. */
   readonly listeners: Map<string, Listener>;
   /** Stops accepting, closes sessions, writes every pending entry, closes the store. */
@@ -103,10 +118,11 @@ export async function startServer(
 }
 
 /**
- * Builds and starts the node's parts, pushing each one's teardown onto
- * `stack` as soon as it exists. Unwinding runs the pushes backwards: stop
- * listening, close listeners, close sessions, leave the cluster, write the
- * writer's backlog, abort callbacks, close the store.
+ * Builds the node's parts in dependency order, each with exactly what it
+ * uses, and starts them, pushing each one's teardown onto `stack` as soon as
+ * it exists. Unwinding runs the pushes backwards: stop listening, close the
+ * listeners, close the sessions, leave the cluster, write the writer's
+ * backlog, abort callbacks in flight, close the store.
  */
 async function assemble(
   config: Config,
@@ -114,10 +130,11 @@ async function assemble(
   opts: StartOptions,
   stack: AsyncDisposableStack,
 ): Promise<Omit<Server, "stop">> {
-  // Before the store: a bad callback URL stops startup with nothing to undo.
-  const callbacks = openCallbacks(config, log);
   const metrics = new Metrics();
-  if (callbacks) callbacks.onCall = (call, outcome, s) => metrics.callback(call, outcome, s);
+  // Before the store: a bad callback URL stops startup with nothing to undo.
+  const callbacks = openCallbacks(config, log, (call, outcome, s) => {
+    metrics.callback(call, outcome, s);
+  });
   const store = timedStore(opts.store ?? await openStore(config), metrics);
   stack.defer(() => store.close());
   // Holds nothing until its first call; its calls in flight end before the store closes.
@@ -133,30 +150,39 @@ async function assemble(
   });
   // Every entry handed to the writer reaches the store before it closes.
   stack.defer(() => writer.close());
-  const router = new Router(writer);
+
+  // Delivery: the sessions logged in here, the cluster (which hands them
+  // what other nodes publish), then the router over both.
   const notifyOffline = callbacks && config.enable_offline_callback
     ? offlineCallback(callbacks)
     : null;
-  router.onOffline = (entry, total) => {
+  const onOffline = (entry: InboxEntry, total: number) => {
     metrics.offlineStored(total);
     notifyOffline?.(entry, total);
   };
+  const local = new LocalSessions();
   // Before any listener: the nodeid is claimed and the ghosts of an earlier
   // life are cleared before the first login registers.
   let cluster: ClusterNode | null = null;
   if (config.dbaddr !== "") {
-    const joined = cluster = await joinCluster(config, router, log);
+    const joined = cluster = await joinCluster(config, {
+      arrived: arrivals(local, writer, onOffline),
+      local: (jid) => local.get(jid),
+      online: () => local.size,
+    }, log);
     // Pushed before the sessions: their entries are unregistered before the nodeid is released.
     stack.defer(() => joined.stop());
-    router.remote = cluster.remote;
   }
+  const router = new Router({ local, writer, remote: cluster?.remote ?? null, onOffline });
+
+  // Sessions: what each one is built from, and how a transport admits one.
   const groups = new Groups(store, callbacks, log);
   const sessions = new Set<Session>();
   stack.defer(() => {
-    for (const s of [...sessions]) s.close();
+    for (const s of [...sessions]) s.close(Close.shutdown);
   });
   const loginCallback = callbacks && config.enable_auth ? callbackAuth(callbacks, log) : null;
-  const core: Core = {
+  const core: NodeParts = {
     config,
     log,
     store,
@@ -168,6 +194,15 @@ async function assemble(
     sessions,
     metrics,
   };
+  const admission: Admission = {
+    admit: (conn) => openSession(conn, core),
+    limits: {
+      maxPacket: config.max_packet,
+      outQueueBytes: config.out_queue_bytes,
+      handshakeMs: config.login_timeout * 1000,
+    },
+    log,
+  };
   metrics.watch({
     nodeid: config.nodeid,
     sessions,
@@ -176,10 +211,11 @@ async function assemble(
     store,
     cluster: cluster?.remote ?? null,
   });
-  const bind = (port: number) => ({ hostname: config.bind, port });
+
+  // RPC: services, then pages.
   const presence = cluster?.remote ?? localPresence(config.nodeid, router);
   const services = {
-    ...coreServices({ core, groups, presence }),
+    ...coreServices({ push: core, groups, presence }),
     emsg_black_list: blacklistService({
       store,
       auth: core.auth,
@@ -220,15 +256,22 @@ async function assemble(
     log,
     pages,
   };
-  // One line per listener; startup stops at the first failure, and the
+  const thrift = {
+    hostname: config.bind,
+    nodeaddr: config.nodeaddr,
+    accesstoken: config.accesstoken,
+  };
+
+  // Listeners, one line each; startup stops at the first failure, and the
   // stack closes whatever already started.
+  const bind = (port: number) => ({ hostname: config.bind, port });
   const starters: [boolean, () => Listener | Promise<Listener>][] = [
-    [config.enable_tcp, () => startTcp(core, bind(config.port), guard)],
+    [config.enable_tcp, () => startTcp(admission, bind(config.port), guard)],
     [true, () => startRpc(rpc, bind(config.rpcport), guard)],
-    [true, () => startThriftListener(core, config.bind)],
-    [config.enable_ws, () => startWs(core, bind(config.wsport), guard)],
-    [config.enable_tls, () => startTls(core, bind(config.tlsport), config, guard)],
-    [config.enable_wss, () => startWs(core, bind(config.wssport), guard, config)],
+    [true, () => startThriftListener(core, thrift)],
+    [config.enable_ws, () => startWs(admission, bind(config.wsport), guard)],
+    [config.enable_tls, () => startTls(admission, bind(config.tlsport), config, guard)],
+    [config.enable_wss, () => startWs(admission, bind(config.wssport), guard, config)],
   ];
   for (const [enabled, start] of starters) {
     if (!enabled) continue;
@@ -237,6 +280,8 @@ async function assemble(
     listeners.set(l.name, l);
     log.info(`${l.name} start on [${config.bind}:${l.port}]`);
   }
+
+  // Background work: event-loop sampling, deadlines, expiry.
   stack.defer(metrics.sampleEventLoop());
   const sweep = setInterval(() => {
     const now = Date.now();

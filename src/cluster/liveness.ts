@@ -101,15 +101,18 @@ export class Liveness {
    * watched: renewed means that instance is alive, and the claim fails with a
    * ConfigError; lapsed (or not renewed and its process provably gone, after
    * a restart on the same host) means it died, and this node takes over.
+   * `onReclaimed` runs whenever the key had lapsed and is claimed again.
    */
   static async claim(
     client: RedisClient,
     nodeid: string,
     log: Logger,
     timing: LivenessTiming = LIVENESS,
+    onReclaimed: (() => void) | null = null,
   ): Promise<Liveness> {
     const me = { host: hostname(), pid: String(Deno.pid), since: new Date().toISOString() };
     const live = new Liveness(client, nodeid, crypto.randomUUID(), me, log, timing);
+    live.onReclaimed = onReclaimed;
     await live.#claim();
     await client.sadd(NODES_KEY, nodeid);
     live.#timer = setInterval(() => live.#renew(), timing.renewMs);

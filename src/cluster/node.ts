@@ -5,13 +5,12 @@
 import type { Config } from "../config/config.ts";
 import { errMsg, type Logger } from "../log.ts";
 import { SingleFlight } from "../async.ts";
-import type { Router } from "../router.ts";
 import { connectRedis, describe, parseDbaddr, type RedisClient } from "../store/redis_client.ts";
 import { messageHandler } from "./channel.ts";
 import { channelOf } from "./keys.ts";
 import { LIVENESS, Liveness, type LivenessTiming } from "./liveness.ts";
 import { Registry } from "./registry.ts";
-import { ClusterRemote } from "./remote.ts";
+import { type ClusterNodeDeps, ClusterRemote } from "./remote.ts";
 import { clusterNodes, Subscriber } from "./subscriber.ts";
 
 /** This node's membership in a cluster. */
@@ -29,7 +28,7 @@ export interface ClusterNode {
  */
 export async function joinCluster(
   config: Config,
-  router: Router,
+  node: ClusterNodeDeps,
   log: Logger,
   timing: LivenessTiming = LIVENESS,
 ): Promise<ClusterNode> {
@@ -39,15 +38,17 @@ export async function joinCluster(
   let sub: Subscriber | null = null;
   let liveness: Liveness | null = null;
   try {
-    liveness = await Liveness.claim(client, nodeid, log, timing);
-    log.info(`register node : ${nodeid} (${describe(target)})`);
-    const registry = new Registry(client, nodeid, log, async (node, jid, sid) => {
-      await remote.send(node, { t: "kick", jid, sid });
+    // Kicks go out through `remote`, built once the liveness key is ours.
+    const registry = new Registry(client, nodeid, log, async (peer, jid, sid) => {
+      await remote.send(peer, { t: "kick", jid, sid });
     });
+    const restore = restorer(registry, log);
+    liveness = await Liveness.claim(client, nodeid, log, timing, restore);
+    log.info(`register node : ${nodeid} (${describe(target)})`);
     const remote = new ClusterRemote(
       client,
       nodeid,
-      router,
+      node,
       registry,
       liveness,
       log,
@@ -65,8 +66,6 @@ export async function joinCluster(
       clusterNodes(client),
     );
     await sub.start();
-    const restore = restorer(registry, log);
-    liveness.onReclaimed = restore;
     // Redis came back (restart, failover): what it lost of our registrations goes back.
     client.on("ready", restore);
     const [live, subscriber] = [liveness, sub];

@@ -4,8 +4,6 @@
 
 import { errMsg, type Logger } from "../log.ts";
 import { withTimeout } from "../async.ts";
-import type { Remote, Router } from "../router.ts";
-import type { NodeCount, Presence } from "../rpc/presence.ts";
 import type { RedisClient } from "../store/redis_client.ts";
 import type { InboxEntry } from "../store/store.ts";
 import { encodeMessage, type NodeMessage } from "./channel.ts";
@@ -20,8 +18,28 @@ const APPLY_WAIT_MS = 2000;
 
 let refCounter = 0;
 
-/** Remote and Presence of one node of a cluster. */
-export class ClusterRemote implements Remote, Presence {
+/** What the cluster needs of a session logged in on this node. */
+export interface LocalSession {
+  readonly sid: string;
+  kick(): void;
+  setBlocked(jid: string, blocked: boolean): void;
+}
+
+/** What a node hands the cluster: where arrivals go, and its own sessions. */
+export interface ClusterNodeDeps {
+  /** A message another node published for a session here (`stored`: in the inbox already). */
+  arrived(entry: InboxEntry, ack: boolean, stored: boolean): Promise<void>;
+  /** This node's session of `jid`, if any. */
+  local(jid: string): LocalSession | undefined;
+  /** Sessions logged in on this node. */
+  online(): number;
+}
+
+/**
+ * The router's view of the other nodes (its Remote) and the cluster-wide
+ * presence of the RPC, for one node of a cluster.
+ */
+export class ClusterRemote {
   readonly #publisher: Publisher;
   // Blacklist changes waiting for their "applied" answer, by ref.
   readonly #applying = new Map<string, () => void>();
@@ -29,7 +47,7 @@ export class ClusterRemote implements Remote, Presence {
   constructor(
     readonly client: RedisClient,
     readonly nodeid: string,
-    readonly router: Router,
+    readonly node: ClusterNodeDeps,
     readonly registry: Registry,
     readonly liveness: Liveness,
     readonly log: Logger,
@@ -109,17 +127,17 @@ export class ClusterRemote implements Remote, Presence {
     switch (m.t) {
       case "msg":
         this.received++;
-        this.router.arrived(m.e, m.a, m.s).catch((err) =>
+        this.node.arrived(m.e, m.a, m.s).catch((err) =>
           this.log.error(`cluster: cannot store a message for ${m.e.user}: ${errMsg(err)}`)
         );
         return;
       case "kick": {
-        const s = this.router.local(m.jid);
+        const s = this.node.local(m.jid);
         if (s?.sid === m.sid) s.kick();
         return;
       }
       case "block":
-        this.router.local(m.owner)?.setBlocked(m.jid, m.b);
+        this.node.local(m.owner)?.setBlocked(m.jid, m.b);
         if (m.from !== undefined && m.ref !== undefined) {
           void this.send(m.from, { t: "applied", ref: m.ref });
         }
@@ -131,16 +149,16 @@ export class ClusterRemote implements Remote, Presence {
   }
 
   /** One row per live node: this node counts its sessions, the others' come from Redis. */
-  async counters(): Promise<NodeCount[]> {
+  async counters(): Promise<{ node: string; count: number }[]> {
     const nodes = await this.liveness.liveNodes();
     return await Promise.all(nodes.map(async (node) => ({
       node,
-      count: node === this.nodeid ? this.router.online : await this.registry.count(node),
+      count: node === this.nodeid ? this.node.online() : await this.registry.count(node),
     })));
   }
 
   async isOnline(jid: string): Promise<boolean> {
-    if (this.router.local(jid)) return true;
+    if (this.node.local(jid)) return true;
     const e = await this.registry.lookup(jid);
     if (e === null || e.node === this.nodeid) return false;
     return await this.liveness.isAlive(e.node);

@@ -4,7 +4,7 @@
 
 import { RpcCode, RpcError } from "../errors.ts";
 import { bareJid } from "../protocol/packet.ts";
-import type { Authenticator } from "../session/core.ts";
+import type { Authenticator } from "../session/auth.ts";
 import type { Store } from "../store/store.ts";
 import { paramsObject, type RpcCall, type Service } from "./services.ts";
 

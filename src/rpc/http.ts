@@ -6,7 +6,7 @@ import { RpcCode, RpcError } from "../errors.ts";
 import { readLimited } from "../http_body.ts";
 import { errMsg, type Logger } from "../log.ts";
 import type { AcceptGuard } from "../transports/accept_guard.ts";
-import { type BindOptions, type Listener, listenError } from "../transports/listener.ts";
+import { type BindOptions, type Listener, listenError } from "../listener.ts";
 import { isLoopback } from "./loopback.ts";
 import { MAX_DEPTH, nestsDeeper } from "../protocol/packet.ts";
 import { sameSecret } from "./secret.ts";

@@ -3,10 +3,14 @@
 // each is delivered or stored exactly as if its `from` had sent it.
 
 import type { NoticeReason } from "../errors.ts";
-import { errMsg } from "../log.ts";
+import { errMsg, type Logger } from "../log.ts";
 import { bareJid, type Packet, parsePacket, SERVER_ACK, Type, typeOf } from "../protocol/packet.ts";
-import type { Core } from "../session/core.ts";
-import { routeChat, type Routed, routeGroup } from "../session/messages.ts";
+import { routeChat, type Routed, routeGroup, type Routing } from "../session/messages.ts";
+
+/** What the push API works with: the routing every session uses, and a logger. */
+export interface PushDeps extends Routing {
+  readonly log: Logger;
+}
 
 /** One refused packet of a push call: its position and a notice reason (PROTOCOL 2). */
 export interface Rejected {
@@ -25,7 +29,10 @@ export interface PushResult {
  * as accepted once the server has taken responsibility for it (the moment a
  * client would get its server ack); a bad one never stops the others.
  */
-export async function pushPackets(core: Core, contents: readonly unknown[]): Promise<PushResult> {
+export async function pushPackets(
+  core: PushDeps,
+  contents: readonly unknown[],
+): Promise<PushResult> {
   const rejected: Rejected[] = [];
   const taken: { index: number; safe: Promise<unknown> }[] = [];
   for (const [index, content] of contents.entries()) {
@@ -49,7 +56,7 @@ export async function pushPackets(core: Core, contents: readonly unknown[]): Pro
 
 /** Checks one pushed packet and hands it to the router; group lookups are awaited for order. */
 function route(
-  core: Core,
+  core: Routing,
   content: unknown,
 ): Routed | NoticeReason | Promise<Routed | NoticeReason> {
   const parsed = toPacket(content);

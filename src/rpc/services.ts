@@ -4,10 +4,9 @@
 
 import { RpcCode, RpcError } from "../errors.ts";
 import { bareJid } from "../protocol/packet.ts";
-import type { Core } from "../session/core.ts";
 import type { Groups } from "../session/groups.ts";
 import type { Presence } from "./presence.ts";
-import { pushPackets, type PushResult } from "./push.ts";
+import { type PushDeps, pushPackets, type PushResult } from "./push.ts";
 
 /** One call as a method sees it; `params` is unchecked JSON. */
 export interface RpcCall {
@@ -47,13 +46,13 @@ export type ServiceTable = Record<string, Service>;
 
 /** What the services of this module work on. */
 export interface ServiceDeps {
-  core: Core;
-  groups: Groups;
+  push: PushDeps;
+  groups: Pick<Groups, "reload">;
   presence: Presence;
 }
 
 /** The services of a node: groups, sessions and the push API. */
-export function coreServices({ core, groups, presence }: ServiceDeps): ServiceTable {
+export function coreServices({ push, groups, presence }: ServiceDeps): ServiceTable {
   return {
     emsg_group: {
       access: "token",
@@ -91,14 +90,14 @@ export function coreServices({ core, groups, presence }: ServiceDeps): ServiceTa
           if (typeof content !== "string" && (typeof content !== "object" || content === null)) {
             throw new RpcError(RpcCode.badParams, "content must be a packet: JSON text or object");
           }
-          return pushAnswer(await pushPackets(core, [content]));
+          return pushAnswer(await pushPackets(push, [content]));
         },
         process_batch: async ({ params }) => {
           const contents = paramsObject(params).contents;
           if (!Array.isArray(contents)) {
             throw new RpcError(RpcCode.badParams, "contents must be an array of packets");
           }
-          return pushAnswer(await pushPackets(core, contents));
+          return pushAnswer(await pushPackets(push, contents));
         },
       },
     },

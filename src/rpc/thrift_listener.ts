@@ -3,9 +3,8 @@
 // every content routed by the push API.
 
 import { ConfigError } from "../errors.ts";
-import type { Core } from "../session/core.ts";
-import type { Listener } from "../transports/listener.ts";
-import { pushPackets, type PushResult } from "./push.ts";
+import type { Listener } from "../listener.ts";
+import { type PushDeps, pushPackets, type PushResult } from "./push.ts";
 import { sameSecret } from "./secret.ts";
 import { type PushHandler, startThriftPush } from "./thrift_push.ts";
 
@@ -26,15 +25,14 @@ export function nodeaddrPort(nodeaddr: string): number {
  * The call handler: "success" when every content was accepted, otherwise a
  * short reason. Refuses everything while `accesstoken` is empty.
  */
-export function thriftPushHandler(core: Core): PushHandler {
+export function thriftPushHandler(push: PushDeps, token: string): PushHandler {
   return async (licence, sn, contents) => {
-    const token = core.config.accesstoken;
     if (token === "") return "set accesstoken to enable push";
     if (!sameSecret(licence, token)) {
-      core.log.info("thrift push refused: wrong licence", { sn });
+      push.log.info("thrift push refused: wrong licence", { sn });
       return "wrong licence";
     }
-    return answer(await pushPackets(core, contents), contents.length);
+    return answer(await pushPackets(push, contents), contents.length);
   };
 }
 
@@ -49,14 +47,17 @@ function answer(r: PushResult, total: number): string {
  * Starts the listener on `hostname` and the port of `nodeaddr`.
  * @throws {ConfigError} when nodeaddr has no port; Error when it cannot listen.
  */
-export async function startThriftListener(core: Core, hostname: string): Promise<Listener> {
-  const log = core.log;
-  const push = await startThriftPush({
-    hostname,
-    port: nodeaddrPort(core.config.nodeaddr),
-    handler: thriftPushHandler(core),
+export async function startThriftListener(
+  push: PushDeps,
+  opts: { hostname: string; nodeaddr: string; accesstoken: string },
+): Promise<Listener> {
+  const log = push.log;
+  const server = await startThriftPush({
+    hostname: opts.hostname,
+    port: nodeaddrPort(opts.nodeaddr),
+    handler: thriftPushHandler(push, opts.accesstoken),
     // Its start and connection events are details: the composition root logs the start.
     log: (level, msg) => level === "info" ? log.debug(msg) : log[level](msg),
   });
-  return { name: "thrift push", port: push.port, close: () => push.close() };
+  return { name: "thrift push", port: server.port, close: () => server.close() };
 }

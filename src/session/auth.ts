@@ -5,8 +5,10 @@
 import type { Callbacks } from "../callbacks.ts";
 import type { Logger } from "../log.ts";
 import { userOf } from "../protocol/packet.ts";
-import type { Authenticator } from "./core.ts";
 import { TokenVerifier } from "./token.ts";
+
+/** Decides whether a login may proceed (a token, the auth callback, or always yes). */
+export type Authenticator = (jid: string, pwd: string | undefined) => Promise<boolean>;
 
 /** Accepts every login (auth disabled or no callback URL). */
 const acceptAll: Authenticator = () => Promise.resolve(true);

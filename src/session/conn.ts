@@ -1,5 +1,8 @@
 // The one interface between transports and the session core: the core sends
-// packets and control signals, the transport frames and writes them.
+// packets and control signals, the transport frames and writes them; and
+// what a transport is given to admit connections.
+
+import type { Logger } from "../log.ts";
 
 /** A client connection as the session core sees it, whatever the transport. */
 export interface Conn {
@@ -26,6 +29,24 @@ export interface ConnHandler {
   oversize(): void;
   /** The connection is gone (either side closed it, or it failed). */
   closed(): void;
+}
+
+/** Per-connection limits every transport applies. */
+export interface ConnLimits {
+  /** Largest packet, in bytes (`max_packet`). */
+  readonly maxPacket: number;
+  /** Bytes queued to a slow reader before the connection is closed (`out_queue_bytes`). */
+  readonly outQueueBytes: number;
+  /** A handshake (TLS, WebSocket upgrade) not done within this many ms closes the socket. */
+  readonly handshakeMs: number;
+}
+
+/** What a transport gets from the node: admission of each connection, its limits, a logger. */
+export interface Admission {
+  /** The handler (session) of a new connection; null when refused (the conn is closing). */
+  admit(conn: Conn): ConnHandler | null;
+  readonly limits: ConnLimits;
+  readonly log: Logger;
 }
 
 /**

@@ -4,7 +4,9 @@
 
 import type { NoticeReason } from "../errors.ts";
 import type { InboxEntry } from "../store/store.ts";
-import type { Core } from "./core.ts";
+import type { InboxWriter } from "../store/inbox_writer.ts";
+import type { Router } from "../router.ts";
+import type { DedupCache } from "./dedup.ts";
 import {
   bareJid,
   domainOf,
@@ -14,6 +16,18 @@ import {
   Type,
   userOf,
 } from "../protocol/packet.ts";
+
+/** Resolves a group's member user names (cache, then callback); null when unknown. */
+export type GroupResolver = (gid: string, domain: string) => Promise<string[] | null>;
+
+/** What routing one message uses: the same for a session and for the push API. */
+export interface Routing {
+  readonly dedup: DedupCache;
+  readonly router: Pick<Router, "deliver">;
+  /** `sent` records a safe message's id for duplicate suppression after a restart. */
+  readonly writer: Pick<InboxWriter, "sent">;
+  readonly groups: GroupResolver;
+}
 
 /** A message the server took: `safe` resolves once it may be server-acked. */
 export interface Routed {
@@ -36,7 +50,7 @@ export function wantsAck(ack: unknown): boolean {
  * sender keep their order.
  */
 export function routeChat(
-  core: Core,
+  core: Routing,
   sender: string,
   text: string,
   p: Packet,
@@ -61,7 +75,7 @@ export function routeChat(
  * callback; every other member gets its own copy with a fresh id and ack 1.
  */
 export async function routeGroup(
-  core: Core,
+  core: Routing,
   sender: string,
   text: string,
   p: Packet,
@@ -99,7 +113,7 @@ export async function routeGroup(
 // Duplicates wait for the first copy. The store remembers the id only once
 // the message is safe: a node taking over after a crash must never ack a
 // retry of a message that was not kept.
-function tracked(core: Core, sender: string, id: string, ack: boolean, safe: Promise<unknown>) {
+function tracked(core: Routing, sender: string, id: string, ack: boolean, safe: Promise<unknown>) {
   core.dedup.track(sender, id, safe);
   if (ack) safe.then(() => core.writer.sent(sender, id), () => {});
 }

@@ -3,10 +3,12 @@
 // knows which transport it speaks through.
 
 import type { Conn, ConnHandler } from "./conn.ts";
-import type { Core } from "./core.ts";
-import type { Recipient } from "../router.ts";
-import type { InboxEntry } from "../store/store.ts";
-import { errMsg, Level } from "../log.ts";
+import type { Recipient, Router } from "../router.ts";
+import type { InboxEntry, Store } from "../store/store.ts";
+import type { InboxWriter } from "../store/inbox_writer.ts";
+import type { Config } from "../config/config.ts";
+import type { Metrics } from "../metrics/metrics.ts";
+import { errMsg, Level, type Logger } from "../log.ts";
 import type { LoginFailure, NoticeReason } from "../errors.ts";
 import {
   bareJid,
@@ -19,8 +21,41 @@ import {
   Type,
   typeOf,
 } from "../protocol/packet.ts";
-import { routeChat, type Routed, routeGroup, wantsAck } from "./messages.ts";
+import { routeChat, type Routed, routeGroup, type Routing, wantsAck } from "./messages.ts";
 import { Close, type CloseReason } from "./close_reason.ts";
+import type { Authenticator } from "./auth.ts";
+
+/**
+ * What a session works with: exactly these, so that a test can build one
+ * from fakes. On a node they are the node's shared parts (server.ts).
+ */
+export interface SessionDeps extends Routing {
+  readonly config: Pick<
+    Config,
+    "nodeid" | "login_timeout" | "idle_timeout" | "rate_limit" | "offline_delivery" | "max_conns"
+  >;
+  readonly log: Logger;
+  /** Read once, at login. */
+  readonly store: Pick<Store, "inbox" | "recentIds" | "blacklist">;
+  readonly writer: Pick<InboxWriter, "settled" | "remove" | "sent">;
+  readonly router: Pick<Router, "attach" | "detach" | "deliver">;
+  readonly auth: Authenticator;
+  /** Every connection's session on this node, logged in or not (the sweep and stop() walk it). */
+  readonly sessions: Set<Session>;
+  readonly metrics: Pick<
+    Metrics,
+    | "connected"
+    | "refused"
+    | "loggedIn"
+    | "loginFailed"
+    | "received"
+    | "sent"
+    | "serverAck"
+    | "clientAck"
+    | "kick"
+    | "closed"
+  >;
+}
 
 /**
  * Life of a session, each state named after what the session waits for:
@@ -112,15 +147,15 @@ export class Session implements ConnHandler, Recipient {
   #windowCount = 0;
   readonly #n = sidCounter++;
 
-  constructor(readonly conn: Conn, readonly core: Core) {
+  constructor(readonly conn: Conn, readonly deps: SessionDeps) {
     this.connectedAt = this.lastSeen = clock();
-    core.sessions.add(this);
-    core.metrics.connected(conn.transport);
+    deps.sessions.add(this);
+    deps.metrics.connected(conn.transport);
   }
 
   /** Unique across nodes and restarts. */
   get sid(): string {
-    return `${this.core.config.nodeid}-${STARTED}-${this.#n.toString(36)}`;
+    return `${this.deps.config.nodeid}-${STARTED}-${this.#n.toString(36)}`;
   }
 
   get state(): State {
@@ -135,7 +170,7 @@ export class Session implements ConnHandler, Recipient {
 
   #moveTo(next: State): void {
     checkStep(this.#state, next);
-    const log = this.core.log;
+    const log = this.deps.log;
     if (log.enabled(3)) {
       log.debug(`session ${this.#state} -> ${next}`, {
         sid: this.sid,
@@ -178,7 +213,7 @@ export class Session implements ConnHandler, Recipient {
   push(entry: InboxEntry): boolean {
     if (this.#isClosed()) return true;
     if (this.#blocked.has(entry.from)) return false;
-    this.core.metrics.sent(entry.type);
+    this.deps.metrics.sent(entry.type);
     const held = this.#login?.held;
     if (held) held.push(entry);
     else this.conn.send(entry.packet);
@@ -197,7 +232,7 @@ export class Session implements ConnHandler, Recipient {
 
   kick(): void {
     if (this.#isClosed()) return;
-    this.core.metrics.kick();
+    this.deps.metrics.kick();
     this.conn.sendKill();
     this.close(Close.replaced);
   }
@@ -213,11 +248,11 @@ export class Session implements ConnHandler, Recipient {
 
   /** Called by the sweep once a second (`now`: Date.now()); closes sessions past their deadline. */
   sweep(now: number): void {
-    const c = this.core.config;
+    const c = this.deps.config;
     const t = now - T0;
     if (LOGGING_IN.has(this.#state)) {
       if (t - this.connectedAt > c.login_timeout * 1000) {
-        this.core.metrics.loginFailed("timeout");
+        this.deps.metrics.loginFailed("timeout");
         this.conn.send(loginError(this.#login?.id, "timeout"));
         this.close(Close.loginTimeout);
       }
@@ -231,12 +266,12 @@ export class Session implements ConnHandler, Recipient {
     if (this.#isClosed()) return;
     const was = this.#state;
     this.#moveTo("closed");
-    this.core.sessions.delete(this);
+    this.deps.sessions.delete(this);
     this.#queue = null;
     this.#login = null;
-    if (ATTACHED.has(was)) this.core.router.detach(this);
-    this.core.metrics.closed(why);
-    const log = this.core.log;
+    if (ATTACHED.has(was)) this.deps.router.detach(this);
+    this.deps.metrics.closed(why);
+    const log = this.deps.log;
     if (!log.enabled(why.level)) return;
     log.at(why.level, `session closed: ${why.reason}${detail ? ` (${detail})` : ""}`, {
       code: why.code,
@@ -320,9 +355,9 @@ export class Session implements ConnHandler, Recipient {
   async #authenticate(jid: string, pwd: string | undefined): Promise<void> {
     let ok: boolean;
     try {
-      ok = await this.core.auth(jid, pwd);
+      ok = await this.deps.auth(jid, pwd);
     } catch (err) {
-      this.core.log.warn(`auth failed: ${errMsg(err)}`, { jid });
+      this.deps.log.warn(`auth failed: ${errMsg(err)}`, { jid });
       ok = false;
     }
     const login = this.#login;
@@ -333,20 +368,20 @@ export class Session implements ConnHandler, Recipient {
     let stored: InboxEntry[];
     try {
       // Registered (cluster-wide) before the inbox is read: see Router.attach.
-      await this.core.router.attach(this, this.conn.transport);
+      await this.deps.router.attach(this, this.conn.transport);
       // A message to this user still on its way into the inbox would be
       // missing from the read, then overtaken by newer live ones.
-      await this.core.writer.settled(jid);
+      await this.deps.writer.settled(jid);
       const [entries, recent, blocked] = await Promise.all([
-        this.core.store.inbox(jid),
-        this.core.store.recentIds(jid),
-        this.core.store.blacklist(jid, 0, BLACKLIST_LOAD_MAX),
+        this.deps.store.inbox(jid),
+        this.deps.store.recentIds(jid),
+        this.deps.store.blacklist(jid, 0, BLACKLIST_LOAD_MAX),
       ]);
       stored = entries;
-      this.core.dedup.load(jid, recent, Date.now());
+      this.deps.dedup.load(jid, recent, Date.now());
       for (const b of blocked) this.setBlocked(b.jid, true);
     } catch (err) {
-      this.core.log.error(`cannot open session: ${errMsg(err)}`, { jid });
+      this.deps.log.error(`cannot open session: ${errMsg(err)}`, { jid });
       // Closing detaches it: the registration made above does not outlive it.
       return this.#failLogin(login.id, "fail_token");
     }
@@ -363,22 +398,22 @@ export class Session implements ConnHandler, Recipient {
     // Open before writing: a send may close the session at once (slow
     // consumer), and that close must stick.
     this.#moveTo("open");
-    this.core.metrics.loggedIn(stored.length);
-    if (this.core.log.enabled(Level.info)) {
-      this.core.log.info("login", {
+    this.deps.metrics.loggedIn(stored.length);
+    if (this.deps.log.enabled(Level.info)) {
+      this.deps.log.info("login", {
         sid: this.sid,
         jid: this.jid,
         transport: this.conn.transport,
         stored: stored.length,
       });
     }
-    if (this.core.config.offline_delivery === "packets") {
+    if (this.deps.config.offline_delivery === "packets") {
       this.conn.send(loginOk(login.id, []));
       for (const e of stored) {
         if (this.#isClosed()) return;
         this.conn.send(e.packet);
         // Packets without ack: 1 get no client ack: they are done once written.
-        if (!storedWantsAck(e.packet)) this.core.writer.remove(this.jid, e.id);
+        if (!storedWantsAck(e.packet)) this.deps.writer.remove(this.jid, e.id);
       }
     } else {
       this.conn.send(loginOk(login.id, stored.map((e) => e.packet)));
@@ -397,13 +432,13 @@ export class Session implements ConnHandler, Recipient {
     if (this.#blocked.size === 0) return entries;
     return entries.filter((e) => {
       if (!this.#blocked.has(e.from)) return true;
-      this.core.writer.remove(this.jid, e.id);
+      this.deps.writer.remove(this.jid, e.id);
       return false;
     });
   }
 
   #failLogin(id: string | undefined, reason: LoginFailure): void {
-    this.core.metrics.loginFailed(reason);
+    this.deps.metrics.loginFailed(reason);
     this.conn.send(loginError(id, reason));
     this.close(Close.loginFailed, reason);
   }
@@ -416,7 +451,7 @@ export class Session implements ConnHandler, Recipient {
       this.#windowStart = now;
       this.#windowCount = 0;
     }
-    if (++this.#windowCount > this.core.config.rate_limit) {
+    if (++this.#windowCount > this.deps.config.rate_limit) {
       return this.#notice(undefined, "rate_limited");
     }
     const p = parsePacket(text);
@@ -429,7 +464,7 @@ export class Session implements ConnHandler, Recipient {
     if (typeof env.id !== "string" || type === null) {
       return this.#notice(strId(env.id), "bad_packet");
     }
-    this.core.metrics.received(type);
+    this.deps.metrics.received(type);
     const id = env.id;
     if (type === Type.state && env.to === SERVER_ACK) return this.#clientAck(id, env.from);
     if (!this.#isMe(env.from)) return this.#notice(id, "bad_from");
@@ -439,11 +474,11 @@ export class Session implements ConnHandler, Recipient {
       return this.#notice(id, "bad_packet");
     }
     if (type !== Type.group) {
-      return this.#settle(id, routeChat(this.core, this.jid, text, p, id, type));
+      return this.#settle(id, routeChat(this.deps, this.jid, text, p, id, type));
     }
     // The queue waits for the member lookup, so later packets keep their order.
     this.#moveTo("awaiting_members");
-    return routeGroup(this.core, this.jid, text, p, id).then(
+    return routeGroup(this.deps, this.jid, text, p, id).then(
       (r) => this.#settle(id, r),
       (err) => this.#storeFailed(id, err),
     );
@@ -455,7 +490,7 @@ export class Session implements ConnHandler, Recipient {
     r.safe.then(
       () => {
         if (!r.ack) return;
-        this.core.metrics.serverAck();
+        this.deps.metrics.serverAck();
         this.#answer(serverAck(id, r.ct));
       },
       (err) => this.#storeFailed(id, err),
@@ -466,14 +501,14 @@ export class Session implements ConnHandler, Recipient {
     // Acks may omit `from` (it can only be the session's own inbox), but a
     // wrong one is refused like any other spoofed packet.
     if (from !== undefined && !this.#isMe(from)) return this.#notice(id, "bad_from");
-    this.core.metrics.clientAck();
+    this.deps.metrics.clientAck();
     const login = this.#login;
     if (login && id === login.id) {
-      for (const d of login.delayed) this.core.writer.remove(this.jid, d);
+      for (const d of login.delayed) this.deps.writer.remove(this.jid, d);
       this.#login = null;
       return;
     }
-    this.core.writer.remove(this.jid, id);
+    this.deps.writer.remove(this.jid, id);
   }
 
   /** Whether `from` names this session's user (with or without a resource). */
@@ -483,7 +518,7 @@ export class Session implements ConnHandler, Recipient {
   }
 
   #storeFailed(id: string, err: unknown): void {
-    this.core.log.error(`cannot route message: ${errMsg(err)}`, { jid: this.jid, id });
+    this.deps.log.error(`cannot route message: ${errMsg(err)}`, { jid: this.jid, id });
     this.#answer(notice(id, "store_error"));
   }
 
@@ -492,7 +527,7 @@ export class Session implements ConnHandler, Recipient {
   }
 
   #notice(id: string | undefined, reason: NoticeReason): void {
-    if (this.core.log.enabled(3)) this.core.log.debug(`notice ${reason}`, { jid: this.jid, id });
+    if (this.deps.log.enabled(3)) this.deps.log.debug(`notice ${reason}`, { jid: this.jid, id });
     this.#answer(notice(id, reason));
   }
 }
@@ -501,15 +536,15 @@ export class Session implements ConnHandler, Recipient {
  * Admits a new connection: its session, or null when the node is full (the
  * client was told `server_full` and the connection is closing).
  */
-export function openSession(conn: Conn, core: Core): Session | null {
-  if (core.sessions.size >= core.config.max_conns) {
-    core.log.warn("max_conns reached, refusing a connection", { remote: conn.remote });
-    core.metrics.refused();
+export function openSession(conn: Conn, deps: SessionDeps): Session | null {
+  if (deps.sessions.size >= deps.config.max_conns) {
+    deps.log.warn("max_conns reached, refusing a connection", { remote: conn.remote });
+    deps.metrics.refused();
     conn.send(notice(undefined, "server_full"));
     conn.close();
     return null;
   }
-  return new Session(conn, core);
+  return new Session(conn, deps);
 }
 
 function strId(id: unknown): string | undefined {

@@ -1,22 +1,21 @@
 // Plain TCP listener (PROTOCOL 1): each accepted socket becomes a StreamConn
 // driving one session. Its accept loop serves TLS, WS and WSS too.
 
-import type { Core } from "../session/core.ts";
-import { openSession } from "../session/session.ts";
+import type { Admission } from "../session/conn.ts";
 import { type Framing, STREAM_FRAMING } from "../protocol/framing.ts";
 import type { AcceptGuard } from "./accept_guard.ts";
-import { type BindOptions, type Listener, listenError } from "./listener.ts";
+import { type BindOptions, type Listener, listenError } from "../listener.ts";
 import { type ConnContext, StreamConn } from "./stream_conn.ts";
 
 /** Starts the TCP listener; rejects with a clear message when the port cannot be bound. */
-export function startTcp(core: Core, opts: BindOptions, guard: AcceptGuard): Listener {
+export function startTcp(node: Admission, opts: BindOptions, guard: AcceptGuard): Listener {
   let listener: Deno.TcpListener;
   try {
     listener = Deno.listen({ hostname: opts.hostname, port: opts.port, transport: "tcp" });
   } catch (err) {
     throw listenError("tcp", opts, err);
   }
-  const accepting = acceptLoop(core, "tcp", listener, STREAM_FRAMING, guard, (socket) => {
+  const accepting = acceptLoop(node, "tcp", listener, STREAM_FRAMING, guard, (socket) => {
     socket.setNoDelay(true);
     return socket;
   });
@@ -36,22 +35,17 @@ export function startTcp(core: Core, opts: BindOptions, guard: AcceptGuard): Lis
  * the loop goes on: the listener recovers once descriptors are free again.
  */
 export async function acceptLoop<C extends Deno.Conn>(
-  core: Core,
+  node: Admission,
   transport: string,
   listener: Deno.Listener<C>,
   framing: Framing,
   guard: AcceptGuard,
   prepare: (socket: C) => Deno.Conn,
 ): Promise<void> {
-  const limits = {
-    maxPacket: core.config.max_packet,
-    outQueueBytes: core.config.out_queue_bytes,
-    handshakeMs: core.config.login_timeout * 1000,
-  };
   const ctx: ConnContext = {
-    limits,
-    warn: (msg, remote) => core.log.warn(msg, { transport, remote }),
-    admit: (conn) => openSession(conn, core),
+    limits: node.limits,
+    warn: (msg, remote) => node.log.warn(msg, { transport, remote }),
+    admit: (conn) => node.admit(conn),
     pending: new Set(),
   };
   for (;;) {

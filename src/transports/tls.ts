@@ -2,8 +2,8 @@
 // accepted socket is a StreamConn exactly like TCP. Also loads the PEM pair
 // that WSS shares.
 
-import type { Core } from "../session/core.ts";
-import { type BindOptions, type Listener, listenError } from "./listener.ts";
+import type { Admission } from "../session/conn.ts";
+import { type BindOptions, type Listener, listenError } from "../listener.ts";
 import { acceptLoop } from "./tcp.ts";
 import { STREAM_FRAMING } from "../protocol/framing.ts";
 import type { AcceptGuard } from "./accept_guard.ts";
@@ -37,7 +37,7 @@ export function readCertPair(
 
 /** Starts the TLS listener; throws a clear message when the files or the port are unusable. */
 export function startTls(
-  core: Core,
+  node: Admission,
   opts: BindOptions,
   files: TlsFiles,
   guard: AcceptGuard,
@@ -52,7 +52,7 @@ export function startTls(
   // accept() does not wait for the handshake: it runs inside the first read,
   // so a client that never completes it holds its session only until the
   // login_timeout sweep closes it, and never stalls the accept loop.
-  const accepting = acceptLoop(core, "tls", listener, STREAM_FRAMING, guard, (s) => s);
+  const accepting = acceptLoop(node, "tls", listener, STREAM_FRAMING, guard, (s) => s);
   return {
     name: "tls",
     port: (listener.addr as Deno.NetAddr).port,

@@ -6,10 +6,10 @@
 // header, and a socket that does not finish its upgrade within login_timeout
 // is closed.
 
-import type { Core } from "../session/core.ts";
+import type { Admission } from "../session/conn.ts";
 import { WS_FRAMING } from "../protocol/ws_framing.ts";
 import type { AcceptGuard } from "./accept_guard.ts";
-import { type BindOptions, type Listener, listenError } from "./listener.ts";
+import { type BindOptions, type Listener, listenError } from "../listener.ts";
 import { acceptLoop } from "./tcp.ts";
 import { pairAtFault, readCertPair, type TlsFiles } from "./tls.ts";
 
@@ -18,7 +18,7 @@ import { pairAtFault, readCertPair, type TlsFiles } from "./tls.ts";
  * a clear message (listener, address, file) when it cannot start.
  */
 export function startWs(
-  core: Core,
+  node: Admission,
   opts: BindOptions,
   guard: AcceptGuard,
   tls?: TlsFiles,
@@ -33,7 +33,7 @@ export function startWs(
   } catch (err) {
     throw listenError(name, opts, err, tls && pairAtFault(err, tls));
   }
-  const accepting = acceptLoop(core, name, listener, WS_FRAMING, guard, (socket) => {
+  const accepting = acceptLoop(node, name, listener, WS_FRAMING, guard, (socket) => {
     if (!pair) (socket as Deno.TcpConn).setNoDelay(true);
     return socket;
   });

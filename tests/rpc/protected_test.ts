@@ -11,7 +11,7 @@ import { mintToken } from "../helpers/token.ts";
 import { isLoopback } from "../../src/rpc/loopback.ts";
 import { rpcHandler, type RpcOptions } from "../../src/rpc/http.ts";
 import { blacklistService } from "../../src/rpc/blacklist.ts";
-import { metricsPage } from "../../src/metrics/page.ts";
+import { metricsPage } from "../../src/rpc/metrics_page.ts";
 import { Metrics } from "../../src/metrics/metrics.ts";
 import { silentLogger } from "../../src/log.ts";
 import { SqliteStore } from "../../src/store/sqlite_store.ts";

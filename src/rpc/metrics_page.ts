@@ -1,7 +1,7 @@
 // `GET /metrics` on rpcport: the node's metrics in the Prometheus text format.
 
-import type { Page } from "../rpc/http.ts";
-import type { Metrics } from "./metrics.ts";
+import type { Page } from "./http.ts";
+import type { Metrics } from "../metrics/metrics.ts";
 
 /** The /metrics page; each node exposes its own numbers (Prometheus adds them up). */
 export function metricsPage(metrics: Metrics): Page {

@@ -1,6 +1,6 @@
 // What the composition root needs of every started listener.
 
-import { errMsg } from "../log.ts";
+import { errMsg } from "./log.ts";
 
 /** A running listener. */
 export interface Listener {

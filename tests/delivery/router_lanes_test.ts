@@ -1,0 +1,178 @@
+// The router's cross-node lanes with fakes for the writer and the other
+// nodes, so that the interleavings a real cluster produces only by luck of
+// timing happen every run: a packet sent while an earlier one is still
+// being located, a store failure in the middle of a lane, a login during a
+// hand-over, and messages arriving for a session that is gone.
+
+import assert from "node:assert/strict";
+import { arrivals, LocalSessions, type Recipient, type Remote, Router } from "../../src/router.ts";
+import type { InboxWriter } from "../../src/store/inbox_writer.ts";
+import type { InboxEntry } from "../../src/store/store.ts";
+
+function deferred<T>() {
+  let resolve!: (v: T) => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+const turns = async (n = 3) => {
+  for (let i = 0; i < n; i++) await new Promise((r) => setTimeout(r, 0));
+};
+
+function entry(id: string, user = "b@d"): InboxEntry {
+  return { user, id, from: "a@d", type: 1, ct: 1, packet: `{"envelope":{"id":"${id}"}}` };
+}
+
+/** Everything the router touches, recorded in one timeline. */
+function fakes() {
+  const events: string[] = [];
+  // Appends and locates wait until the test answers them (in call order).
+  const appends: { id: string; answer: ReturnType<typeof deferred<number | null>> }[] = [];
+  const locates: { jid: string; answer: ReturnType<typeof deferred<string | null>> }[] = [];
+  const writer = {
+    append(e: InboxEntry, _online?: boolean): Promise<number | null> {
+      events.push(`append ${e.id}`);
+      const answer = deferred<number | null>();
+      appends.push({ id: e.id, answer });
+      return answer.promise;
+    },
+    remove(_user: string, id: string): void {
+      events.push(`remove ${id}`);
+    },
+  } as unknown as InboxWriter;
+  const remote: Remote = {
+    publishConfirms: true,
+    register: () => Promise.resolve(),
+    unregister: () => {},
+    locate(jid) {
+      events.push(`locate ${jid}`);
+      const answer = deferred<string | null>();
+      locates.push({ jid, answer });
+      return answer.promise;
+    },
+    publish(node, e, ack, stored) {
+      events.push(`publish ${e.id} to ${node}${ack ? " ack" : ""}${stored ? " stored" : ""}`);
+      return Promise.resolve(true);
+    },
+    publishBlocked: () => Promise.resolve(true),
+  };
+  const local = new LocalSessions();
+  const offline: string[] = [];
+  const onOffline = (e: InboxEntry, depth: number) => void offline.push(`${e.id}@${depth}`);
+  const router = new Router({ local, writer, remote, onOffline });
+  return { events, appends, locates, writer, remote, local, offline, onOffline, router };
+}
+
+function recipient(jid: string, events: string[]): Recipient {
+  return {
+    jid,
+    sid: `sid-${jid}`,
+    push: (e) => {
+      events.push(`push ${e.id} to ${jid}`);
+      return true;
+    },
+    kick: () => void events.push(`kick ${jid}`),
+    setBlocked: () => {},
+  };
+}
+
+Deno.test("a packet sent while an unstored one is still being located waits for its publish", async () => {
+  const f = fakes();
+  const first = f.router.deliver(entry("m1"), false);
+  const second = f.router.deliver(entry("m2"), true);
+  await turns();
+  assert.deepEqual(f.events, ["locate b@d"], "m2 is neither stored nor located before m1 is out");
+  f.locates[0]!.answer.resolve("n2");
+  await first;
+  await turns();
+  assert.deepEqual(f.events, ["locate b@d", "publish m1 to n2", "append m2"]);
+  f.appends[0]!.answer.resolve(null);
+  await turns();
+  f.locates[1]!.answer.resolve("n2");
+  await second;
+  assert.deepEqual(f.events.slice(3), ["locate b@d", "publish m2 to n2 ack stored"]);
+});
+
+Deno.test("a second packet without ack while the lane is busy is stored, not sent directly", async () => {
+  const f = fakes();
+  const first = f.router.deliver(entry("m1"), true);
+  const second = f.router.deliver(entry("m2"), false);
+  await turns();
+  // Both take the stored path, in send order: a direct publish of m2 could overtake m1.
+  assert.deepEqual(f.events, ["append m1", "append m2"]);
+  for (const a of f.appends) a.answer.resolve(null);
+  await turns();
+  for (const l of f.locates) l.answer.resolve("n2");
+  await Promise.all([first, second]);
+  assert.deepEqual(f.events.slice(2), [
+    "locate b@d",
+    "locate b@d",
+    "publish m1 to n2 ack stored",
+    "publish m2 to n2 stored",
+  ]);
+});
+
+Deno.test("a store failure in the middle of a lane fails that message only, and the lane is left", async () => {
+  const f = fakes();
+  const first = f.router.deliver(entry("m1"), true);
+  const second = f.router.deliver(entry("m2"), true);
+  await turns();
+  f.appends[0]!.answer.reject(new Error("store down"));
+  await assert.rejects(first, /store down/);
+  f.appends[1]!.answer.resolve(null);
+  await turns();
+  f.locates[0]!.answer.resolve("n2");
+  await second;
+  assert.deepEqual(f.events, [
+    "append m1",
+    "append m2",
+    "locate b@d",
+    "publish m2 to n2 ack stored",
+  ]);
+  // Nothing is left in the lane: an unstored packet goes straight to its node again.
+  const third = f.router.deliver(entry("m3"), false);
+  await turns();
+  f.locates[1]!.answer.resolve("n2");
+  await third;
+  assert.deepEqual(f.events.slice(4), ["locate b@d", "publish m3 to n2"]);
+});
+
+Deno.test("a login during a hand-over: the stored message is left to the login's inbox read, never pushed twice", async () => {
+  const f = fakes();
+  const sending = f.router.deliver(entry("m1"), true);
+  await turns();
+  f.appends[0]!.answer.resolve(1);
+  await turns();
+  assert.deepEqual(f.events, ["append m1", "locate b@d"]);
+  // b logs in here while the lookup is on its way; it reads its inbox after registering.
+  await f.router.attach(recipient("b@d", f.events), "tcp");
+  // The registry now names this node, which locate reports as "not another node".
+  f.locates[0]!.answer.resolve(null);
+  await sending;
+  assert.deepEqual(f.events, ["append m1", "locate b@d"], "not pushed: it is in the inbox");
+  assert.deepEqual(f.offline, ["m1@1"]);
+  // Later messages reach the new session directly.
+  const next = f.router.deliver(entry("m2"), false);
+  await next;
+  assert.deepEqual(f.events.slice(2), ["push m2 to b@d"]);
+});
+
+Deno.test("arrivals: to a session here it is pushed (a stored one without ack leaves the inbox); with the session gone an unstored one is stored", async () => {
+  const f = fakes();
+  const arrive = arrivals(f.local, f.writer, f.onOffline);
+  f.local.set(recipient("b@d", f.events));
+  await arrive(entry("s1"), false, true);
+  await arrive(entry("s2"), true, true);
+  assert.deepEqual(f.events, ["push s1 to b@d", "remove s1", "push s2 to b@d"]);
+  const gone = arrive(entry("u1", "c@d"), false, false);
+  await turns();
+  f.appends[0]!.answer.resolve(3);
+  await gone;
+  await arrive(entry("u2", "c@d"), true, true);
+  assert.deepEqual(f.events.slice(3), ["append u1"], "a stored one for a gone session stays put");
+  assert.deepEqual(f.offline, ["u1@3"]);
+});
