@@ -8,16 +8,7 @@ import assert from "node:assert/strict";
 import { arrivals, LocalSessions, type Recipient, type Remote, Router } from "../../src/router.ts";
 import type { InboxWriter } from "../../src/store/inbox_writer.ts";
 import type { InboxEntry } from "../../src/store/store.ts";
-
-function deferred<T>() {
-  let resolve!: (v: T) => void;
-  let reject!: (e: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
+import { type Deferred, deferred } from "../helpers/deferred.ts";
 
 const turns = async (n = 3) => {
   for (let i = 0; i < n; i++) await new Promise((r) => setTimeout(r, 0));
@@ -31,8 +22,8 @@ function entry(id: string, user = "b@d"): InboxEntry {
 function fakes() {
   const events: string[] = [];
   // Appends and locates wait until the test answers them (in call order).
-  const appends: { id: string; answer: ReturnType<typeof deferred<number | null>> }[] = [];
-  const locates: { jid: string; answer: ReturnType<typeof deferred<string | null>> }[] = [];
+  const appends: { id: string; answer: Deferred<number | null> }[] = [];
+  const locates: { jid: string; answer: Deferred<string | null> }[] = [];
   const writer = {
     append(e: InboxEntry, _online?: boolean): Promise<number | null> {
       events.push(`append ${e.id}`);
