@@ -7,7 +7,6 @@
 import type { InboxEntry } from "./store/store.ts";
 import type { InboxWriter } from "./store/inbox_writer.ts";
 import { Devices } from "./session/devices.ts";
-import { carbonPacket } from "./protocol/packet.ts";
 
 /** What the router needs of a logged-in session. */
 export interface Recipient {
@@ -462,18 +461,19 @@ export class Router {
   }
 
   /**
-   * multi_login: the packet `sent.from` sent from its session `origin` goes,
-   * with `"carbon":true`, to the sender's other sessions, here and on other
-   * nodes. Never stored, never waited for.
+   * multi_login: a packet `sender` sent from its session `origin` goes, as
+   * the carbon `make` builds (only when needed), to the sender's other
+   * sessions, here and on other nodes. Never stored, never waited for.
    */
-  carbon(sent: InboxEntry, origin: string): void {
+  carbon(sender: string, origin: string, make: () => InboxEntry | null): void {
     const d = this.#local.devices;
     if (!d) return;
-    const mine = d.of(sent.from);
+    const mine = d.of(sender);
     const remote = this.remote;
     // The usual case costs one lookup: the sender's only session is this one.
     if (!remote && (!mine || mine.length < 2)) return;
-    const entry = { ...sent, user: sent.from, packet: carbonPacket(sent.packet) };
+    const entry = make();
+    if (entry === null) return;
     if (mine) pushAll(mine.filter((s) => s.sid !== origin), entry);
     if (!remote) return;
     void this.#inTurn(entry.user, async () => {

@@ -55,6 +55,7 @@ export function wantsAck(ack: unknown): boolean {
 export function routeChat(
   core: Routing,
   sender: string,
+  text: string,
   p: Packet,
   id: string,
   type: number,
@@ -65,13 +66,15 @@ export function routeChat(
   const ack = wantsAck(p.envelope.ack);
   const ct = Date.now();
   if (core.dedup.check(sender, id, ct)) return { ack, ct, safe: core.dedup.firstCopy(sender, id) };
-  const packet = stampPacket(p, ct);
+  const packet = stampPacket(text, p.envelope, ct);
   if (packet === null) return "bad_packet";
   const entry: InboxEntry = { user: to, id, from: sender, type, ct, packet };
   // A full JID names one session, with multi_login only ("" or none: every one).
   const resource = core.router.multi ? resourceOf(p.envelope.to as string) || undefined : undefined;
   const safe = core.router.deliver(entry, ack, resource);
-  if (origin !== undefined) core.router.carbon?.(entry, origin);
+  if (origin !== undefined) {
+    core.router.carbon?.(sender, origin, () => carbonOf(text, p, sender, id, type, ct));
+  }
   tracked(core, sender, id, ack, safe);
   return { ack, ct, safe };
 }
@@ -85,6 +88,7 @@ export function routeChat(
 export async function routeGroup(
   core: Routing,
   sender: string,
+  text: string,
   p: Packet,
   id: string,
   origin?: string,
@@ -108,21 +112,35 @@ export async function routeGroup(
     const to = `${m}@${domain}`;
     const copyId = newId();
     const envelope = { ...p.envelope, id: copyId, type: Type.group, from: sender, to, gid, ack: 1 };
-    const packet = stampPacket({ ...p, envelope }, ct);
+    const packet = stampPacket(text, envelope, ct);
     if (packet === null) return "bad_packet";
     entries.push({ user: to, id: copyId, from: sender, type: Type.group, ct, packet });
   }
   for (const e of entries) copies.push(core.router.deliver(e, true));
-  if (origin !== undefined && core.router.multi) {
-    // The sender's other sessions see the packet as sent, not a member's copy.
-    const packet = stampPacket(p, ct);
-    if (packet !== null) {
-      core.router.carbon?.({ user: gid, id, from: sender, type: Type.group, ct, packet }, origin);
-    }
+  // The sender's other sessions see the packet as sent, not a member's copy.
+  if (origin !== undefined) {
+    core.router.carbon?.(sender, origin, () => carbonOf(text, p, sender, id, Type.group, ct));
   }
   const safe = Promise.all(copies);
   tracked(core, sender, id, true, safe);
   return { ack: true, ct, safe };
+}
+
+/**
+ * The carbon of a packet `sender` sent: its envelope as sent, stamped with
+ * `ct` like the recipient's copy, plus `"carbon":true`; the rest of the
+ * bytes as received. For the sender's own inbox (never stored).
+ */
+function carbonOf(
+  text: string,
+  p: Packet,
+  sender: string,
+  id: string,
+  type: number,
+  ct: number,
+): InboxEntry | null {
+  const packet = stampPacket(text, { ...p.envelope, carbon: true }, ct);
+  return packet === null ? null : { user: sender, id, from: sender, type, ct, packet };
 }
 
 // Duplicates wait for the first copy. The store remembers the id only once

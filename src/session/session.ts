@@ -345,7 +345,10 @@ export class Session implements ConnHandler, Recipient {
     const env = p.envelope;
     const id = typeof env.id === "string" ? env.id : undefined;
     const type = typeOf(env.type);
-    if (type === null) return this.#failLogin(id, "fail_param");
+    // A number that is no type (negative, fractional, past 2^31) is a wrong type.
+    if (type === null) {
+      return this.#failLogin(id, typeof env.type === "number" ? "fail_type" : "fail_param");
+    }
     if (type !== Type.open) return this.#failLogin(id, "fail_type");
     if (id === undefined || typeof env.jid !== "string") return this.#failLogin(id, "fail_param");
     if (env.pwd !== undefined && typeof env.pwd !== "string") {
@@ -477,13 +480,17 @@ export class Session implements ConnHandler, Recipient {
     if (type === Type.state && env.to === SERVER_ACK) return this.#clientAck(id, env.from);
     if (!this.#isMe(env.from)) return this.#notice(id, "bad_from");
     if (type === Type.open) return this.#notice(id, "bad_packet");
+    // Only the server speaks in notices: a client's would look like one to its recipient.
+    if ((p.entity as { result?: unknown } | undefined)?.result === "sys_notify") {
+      return this.#notice(id, "bad_packet");
+    }
     const sid = this.deps.router.multi ? this.sid : undefined;
     if (type !== Type.group) {
-      return this.#settle(id, routeChat(this.deps, this.jid, p, id, type, sid));
+      return this.#settle(id, routeChat(this.deps, this.jid, text, p, id, type, sid));
     }
     // The queue waits for the member lookup, so later packets keep their order.
     this.#moveTo("awaiting_members");
-    return routeGroup(this.deps, this.jid, p, id, sid).then(
+    return routeGroup(this.deps, this.jid, text, p, id, sid).then(
       (r) => this.#settle(id, r),
       (err) => this.#storeFailed(id, err),
     );

@@ -104,14 +104,15 @@ function routing(deliver: (e: InboxEntry) => Promise<void>) {
   return { r, delivered, sent };
 }
 
-const packet = (id: string) =>
-  parsePacket(JSON.stringify({ envelope: { id, type: 1, from: "a@d", to: "b@d", ack: 1 } }))!;
+const text = (id: string) =>
+  JSON.stringify({ envelope: { id, type: 1, from: "a@d", to: "b@d", ack: 1 } });
+const packet = (id: string) => parsePacket(text(id))!;
 
 Deno.test("routeChat delivers a retried message once; the retry's ack waits for the first copy, and the id is recorded once safe", async () => {
   const write = deferred();
   const { r, delivered, sent } = routing(() => write.promise);
-  const first = routeChat(r, "a@d", packet("m1"), "m1", 1);
-  const retry = routeChat(r, "a@d", packet("m1"), "m1", 1);
+  const first = routeChat(r, "a@d", text("m1"), packet("m1"), "m1", 1);
+  const retry = routeChat(r, "a@d", text("m1"), packet("m1"), "m1", 1);
   assert.ok(typeof first !== "string" && typeof retry !== "string");
   assert.deepEqual(delivered, ["m1"], "delivered once");
   let retryAcked = false;
@@ -129,12 +130,12 @@ Deno.test("routeChat routes a retry again when the first copy could not be kept"
   const write = deferred();
   let calls = 0;
   const { r, delivered, sent } = routing(() => ++calls === 1 ? write.promise : Promise.resolve());
-  const first = routeChat(r, "a@d", packet("m1"), "m1", 1);
+  const first = routeChat(r, "a@d", text("m1"), packet("m1"), "m1", 1);
   assert.ok(typeof first !== "string");
   write.reject(new Error("store down"));
   await assert.rejects(first.safe, /store down/);
   await turns();
-  const retry = routeChat(r, "a@d", packet("m1"), "m1", 1);
+  const retry = routeChat(r, "a@d", text("m1"), packet("m1"), "m1", 1);
   assert.ok(typeof retry !== "string");
   await retry.safe;
   assert.deepEqual(delivered, ["m1", "m1"]);

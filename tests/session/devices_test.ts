@@ -3,7 +3,6 @@
 
 import assert from "node:assert/strict";
 import { Devices } from "../../src/session/devices.ts";
-import { carbonPacket } from "../../src/protocol/packet.ts";
 
 const dev = (jid: string, resource: string, sid: string) => ({ jid, resource, sid });
 
@@ -40,17 +39,4 @@ Deno.test("users and sessions are counted apart and emptied users vanish", () =>
   d.detach(b2);
   assert.deepEqual([d.sessions, d.users], [1, 1]);
   assert.equal(d.of("b@d"), undefined);
-});
-
-Deno.test("carbonPacket splices the field into an envelope-first packet", () => {
-  const text = '{"envelope":{"id":"1","type":1,"ct":"5"},"payload":{"x":"\\"carbon\\""}}';
-  const out = carbonPacket('{"envelope":{"id":"1","type":1,"ct":"5"},"payload":{}}');
-  assert.equal(out, '{"envelope":{"carbon":true,"id":"1","type":1,"ct":"5"},"payload":{}}');
-  // Any other shape (or a packet naming "carbon") is re-encoded: the field must win.
-  for (const t of [text, '{"payload":{},"envelope":{"id":"1","carbon":false}}']) {
-    const p = JSON.parse(carbonPacket(t));
-    assert.equal(p.envelope.carbon, true);
-    assert.equal(p.envelope.id, "1");
-  }
-  assert.equal(carbonPacket('{"envelope":{}}'), '{"envelope":{"carbon":true}}');
 });
