@@ -74,10 +74,13 @@ export class Logger {
 
   #write(level: Level, msg: string, fields?: Fields): void {
     if (level > this.options.level) return;
+    // Client-chosen text (jids, service names) must not drive the operator's
+    // terminal: control characters are escaped in both formats.
     const line = this.options.format === "json"
-      ? JSON.stringify({ time: new Date().toISOString(), level: NAMES[level], msg, ...fields }) +
-        "\n"
-      : `[${stamp()}] [${NAMES[level]}] ${msg}${textFields(fields)}\n`;
+      ? escapeControls(
+        JSON.stringify({ time: new Date().toISOString(), level: NAMES[level], msg, ...fields }),
+      ) + "\n"
+      : `[${stamp()}] [${NAMES[level]}] ${escapeControls(msg)}${textFields(fields)}\n`;
     this.#out(line);
   }
 
@@ -101,12 +104,26 @@ function stamp(): string {
   return new Date().toISOString();
 }
 
+// C0 and C1 controls, DEL, and the Unicode line separators: matching them is the point.
+// deno-lint-ignore no-control-regex
+const CONTROLS = /[\x00-\x1f\x7f-\x9f\u2028\u2029]/g;
+// Values shown in quotes: those with spaces, quotes, backslashes or controls.
+// deno-lint-ignore no-control-regex
+const QUOTED = /[\s"\\\x00-\x1f\x7f-\x9f\u2028\u2029]/;
+
+/** `text` with every control character written as a \uXXXX escape. */
+function escapeControls(text: string): string {
+  return text.replace(CONTROLS, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
 function textFields(fields?: Fields): string {
   if (!fields) return "";
   let s = "";
   for (const [k, v] of Object.entries(fields)) {
     if (v !== undefined) {
-      s += ` ${k}=${typeof v === "string" && /\s/.test(v) ? JSON.stringify(v) : v}`;
+      s += ` ${k}=${
+        typeof v === "string" && QUOTED.test(v) ? escapeControls(JSON.stringify(v)) : v
+      }`;
     }
   }
   return s;

@@ -1,46 +1,80 @@
 // deliver(): hands an accepted message to its recipient's session on this
 // node, to the node holding it, or to the offline store; and keeps the map of
 // sessions logged in on this node (registered cluster-wide when there is one).
+// With `multi_login` a user may have several sessions, one per resource: see
+// the README, "Several devices per user".
 
 import type { InboxEntry } from "./store/store.ts";
 import type { InboxWriter } from "./store/inbox_writer.ts";
+import { Devices } from "./session/devices.ts";
 
 /** What the router needs of a logged-in session. */
 export interface Recipient {
   readonly jid: string;
+  /** The login's resource ("" without one); with multi_login, one session per resource. */
+  readonly resource: string;
   /** Unique across nodes and restarts: a kick from another node names it. */
   readonly sid: string;
+  /** When the session started, ms since the epoch. */
+  readonly since: number;
   /** Writes (or buffers, during login) one packet. False when `from` is blocked. */
   push(entry: InboxEntry): boolean;
-  /** Replaced by a newer login of the same user. */
+  /** Replaced by a newer login of the same user (or, with multi_login, resource). */
   kick(): void;
   /** The user blocked (or unblocked) `jid` (PROTOCOL 10). */
   setBlocked(jid: string, blocked: boolean): void;
 }
 
+/** Several sessions per user (the `multi_login` and `max_sessions` keys). */
+export interface MultiLogin {
+  maxSessions: number;
+}
+
 /**
  * The sessions logged in on this node, by user. Its own object, so that the
  * router and the cluster (which hands arrivals and kicks to them) both read
- * it without holding each other.
+ * it without holding each other. With multi_login (`multi`) a user may have
+ * several, kept in `devices`; else one, in a plain map.
  */
 export class LocalSessions {
   readonly #map = new Map<string, Recipient>();
+  readonly devices: Devices<Recipient> | null;
 
+  constructor(readonly multi: MultiLogin | null = null) {
+    this.devices = multi ? new Devices() : null;
+  }
+
+  /** Sessions logged in here. */
   get size(): number {
-    return this.#map.size;
+    return this.devices ? this.devices.sessions : this.#map.size;
   }
 
+  /** Users with a session here. */
+  get users(): number {
+    return this.devices ? this.devices.users : this.#map.size;
+  }
+
+  /** A session of `jid` (with multi_login: its oldest). */
   get(jid: string): Recipient | undefined {
-    return this.#map.get(jid);
+    return this.devices ? this.devices.of(jid)?.[0] : this.#map.get(jid);
   }
 
+  /** Every session of `jid` here. */
+  all(jid: string): readonly Recipient[] {
+    if (this.devices) return this.devices.of(jid) ?? [];
+    const s = this.#map.get(jid);
+    return s ? [s] : [];
+  }
+
+  /** Single login only: makes `s` its user's session. */
   set(s: Recipient): void {
     this.#map.set(s.jid, s);
   }
 
   /** Removes `s` unless a newer login already replaced it. */
   delete(s: Recipient): void {
-    if (this.#map.get(s.jid) === s) this.#map.delete(s.jid);
+    if (this.devices) this.devices.detach(s);
+    else if (this.#map.get(s.jid) === s) this.#map.delete(s.jid);
   }
 }
 
@@ -53,12 +87,23 @@ export interface Remote {
    */
   readonly publishConfirms: boolean;
   /**
-   * Registers this node's session of `jid`; an older one on another node is
-   * kicked. Rejects when the registry cannot be reached.
+   * Registers this node's session of `jid` (with multi_login: `jid/resource`);
+   * an older one on another node is kicked (with multi_login: the one of the
+   * same resource, and the oldest beyond max_sessions, wherever they are).
+   * Rejects when the registry cannot be reached.
    */
-  register(jid: string, sid: string, transport: string): Promise<void>;
+  register(jid: string, sid: string, transport: string, resource: string): Promise<void>;
   /** Removes the registration if it still names `sid`; never rejects. */
   unregister(jid: string, sid: string): void;
+  /** With multi_login: `jid`'s sessions on other live nodes (never rejects: [] when unknown). */
+  devices(jid: string): Promise<RemoteDevice[]>;
+  /**
+   * With multi_login: sends the stored entry to `node`, for the session of
+   * `to.resource` there (null: every session of the user there); a `carbon`
+   * target names the sending session instead: a copy for the sender's other
+   * sessions, never stored. False when it surely did not arrive.
+   */
+  publishTo(node: string, entry: InboxEntry, ack: boolean, to: Target): Promise<boolean>;
   /** Node holding `jid`'s session if it is another, live node; null otherwise (never rejects). */
   locate(jid: string): Promise<string | null>;
   /**
@@ -79,6 +124,28 @@ export interface Remote {
    * in force there, or when that cannot be known (never rejects).
    */
   publishBlocked(node: string, owner: string, jid: string, blocked: boolean): Promise<boolean>;
+}
+
+/** A session of a user on another node, as the cluster registry lists it. */
+export interface RemoteDevice {
+  resource: string;
+  node: string;
+  sid: string;
+  since: number;
+}
+
+/** Which sessions of a node a cross-node delivery is for (multi_login). */
+export type Target =
+  /** Every session of the user, or the one of `resource` (falling back to every one). */
+  | { resource: string | null; carbon?: undefined }
+  /** A carbon: every session of the user but `carbon` (the sending session's sid). */
+  | { resource?: undefined; carbon: string };
+
+/** A user's session anywhere, as `emsg_session.sessions` lists it. */
+export interface SessionInfo {
+  resource: string;
+  node: string;
+  since: number;
 }
 
 /** Called when a message was stored for a recipient who is not online. */
@@ -103,8 +170,9 @@ export function arrivals(
   local: LocalSessions,
   writer: InboxWriter,
   onOffline: OfflineHook,
-): (entry: InboxEntry, ack: boolean, stored: boolean) => Promise<void> {
-  return async (entry, ack, stored) => {
+): (entry: InboxEntry, ack: boolean, stored: boolean, to?: Target) => Promise<void> {
+  return async (entry, ack, stored, to) => {
+    if (local.devices && to) return arrivedDevices(local.devices, writer, entry, ack, stored, to);
     const s = local.get(entry.user);
     if (!s) {
       if (!stored) storedOffline(onOffline, entry, await writer.append(entry));
@@ -114,6 +182,33 @@ export function arrivals(
     // Done once written (no ack will come), or blocked: out of the inbox.
     if (stored && (!delivered || !ack)) writer.remove(entry.user, entry.id);
   };
+}
+
+/** multi_login: a delivery (always stored) or a carbon (never) for sessions here. */
+function arrivedDevices(
+  d: Devices<Recipient>,
+  writer: InboxWriter,
+  entry: InboxEntry,
+  ack: boolean,
+  stored: boolean,
+  to: Target,
+): void {
+  const all = d.of(entry.user) ?? [];
+  if (to.carbon !== undefined) {
+    pushAll(all.filter((s) => s.sid !== to.carbon), entry);
+    return;
+  }
+  const one = to.resource === null ? undefined : d.find(entry.user, to.resource);
+  const delivered = pushAll(one ? [one] : all, entry);
+  // Gone meanwhile: it stays stored for the next login.
+  if (all.length > 0 && stored && (!delivered || !ack)) writer.remove(entry.user, entry.id);
+}
+
+/** Hands `entry` to each of `targets`; false when every one refused it (blocked). */
+function pushAll(targets: readonly Recipient[], entry: InboxEntry): boolean {
+  let delivered = false;
+  for (const s of targets) if (s.push(entry)) delivered = true;
+  return delivered;
 }
 
 function storedOffline(onOffline: OfflineHook, entry: InboxEntry, depth: number | null): void {
@@ -173,6 +268,9 @@ export class Router {
   readonly writer: InboxWriter;
   readonly remote: Remote | null;
   readonly #onOffline: OfflineHook;
+  // With multi_login on a cluster, per user: the last delivery still waiting
+  // for its turn to hand over (see #deliverCluster).
+  readonly #turns = new Map<string, Promise<void>>();
 
   constructor(deps: RouterDeps) {
     this.#local = deps.local;
@@ -186,9 +284,24 @@ export class Router {
     return this.#local.size;
   }
 
-  /** The local session of `jid`, if any. */
+  /** Users with a session on this node. */
+  get users(): number {
+    return this.#local.users;
+  }
+
+  /** multi_login is on: several sessions per user. */
+  get multi(): boolean {
+    return this.#local.devices !== null;
+  }
+
+  /** A local session of `jid` (with multi_login: its oldest), if any. */
   local(jid: string): Recipient | undefined {
     return this.#local.get(jid);
+  }
+
+  /** Every session of `jid` on this node. */
+  sessionsHere(jid: string): readonly Recipient[] {
+    return this.#local.all(jid);
   }
 
   /**
@@ -199,27 +312,46 @@ export class Router {
    * Rejects when the registry cannot be reached.
    */
   async attach(s: Recipient, transport: string): Promise<void> {
+    const d = this.#local.devices;
+    if (d) return await this.#attachDevice(d, s, transport);
     const old = this.#local.get(s.jid);
     this.#local.set(s);
     if (old && old !== s) old.kick();
     if (!this.remote) return;
-    await this.remote.register(s.jid, s.sid, transport);
+    await this.remote.register(s.jid, s.sid, transport, s.resource);
     // Closed or replaced while registering: its entry must not outlive it.
     if (this.#local.get(s.jid) !== s) this.remote.unregister(s.jid, s.sid);
+  }
+
+  /**
+   * multi_login: replaces only the session of the same resource; on one node
+   * the oldest beyond max_sessions goes here, in a cluster the registry picks
+   * the oldest across nodes.
+   */
+  async #attachDevice(d: Devices<Recipient>, s: Recipient, transport: string): Promise<void> {
+    const max = this.remote ? null : this.#local.multi!.maxSessions;
+    for (const old of d.attach(s, max)) old.kick();
+    if (!this.remote) return;
+    await this.remote.register(deviceJid(s), s.sid, transport, s.resource);
+    if (!d.has(s)) this.remote.unregister(deviceJid(s), s.sid);
   }
 
   /** Forgets `s` unless a newer login already replaced it. */
   detach(s: Recipient): void {
     this.#local.delete(s);
-    this.remote?.unregister(s.jid, s.sid);
+    this.remote?.unregister(this.#local.devices ? deviceJid(s) : s.jid, s.sid);
   }
 
   /**
    * Delivers one message. Resolves once it is safe (written to the inbox, or
    * acked by its recipient); a packet without `ack` is done once handed to an
    * online session. Rejects with StoreError when it cannot be kept.
+   * `resource` (multi_login only): for that session of the recipient, or for
+   * every one when that session is not online.
    */
-  async deliver(entry: InboxEntry, ack: boolean): Promise<void> {
+  async deliver(entry: InboxEntry, ack: boolean, resource?: string): Promise<void> {
+    const d = this.#local.devices;
+    if (d) return await this.#deliverDevices(d, entry, ack, resource);
     const s = this.#local.get(entry.user);
     // With packets to this user still on their way through other nodes
     // (the user just moved here), this one goes behind them.
@@ -369,8 +501,119 @@ export class Router {
     else await remote.publish(node, entry, ack, true);
   }
 
+  async #deliverDevices(
+    d: Devices<Recipient>,
+    entry: InboxEntry,
+    ack: boolean,
+    resource: string | undefined,
+  ): Promise<void> {
+    const one = resource ? d.find(entry.user, resource) : undefined;
+    if (one) return await this.#pushed([one], entry, ack);
+    if (this.remote) return await this.#deliverCluster(this.remote, d, entry, ack, resource);
+    const all = d.of(entry.user);
+    if (all) return await this.#pushed(all, entry, ack);
+    this.#stored(entry, await this.writer.append(entry));
+  }
+
+  /** Local delivery to `targets`: safe once acked by one of them (or written). */
+  async #pushed(targets: readonly Recipient[], entry: InboxEntry, ack: boolean): Promise<void> {
+    // Blocked: the blacklist is the user's, so every session refuses alike.
+    if (!pushAll(targets, entry) || !ack) return;
+    await this.writer.append(entry, true);
+  }
+
+  /**
+   * multi_login in a cluster: the user may have sessions here and on other
+   * nodes at once. Written first, as on the single-login stored path, so a
+   * login registering after the lookup finds it in its inbox read; the
+   * receiving nodes delete it once delivered without ack, and any session's
+   * ack deletes it.
+   */
+  async #deliverCluster(
+    remote: Remote,
+    d: Devices<Recipient>,
+    entry: InboxEntry,
+    ack: boolean,
+    resource: string | undefined,
+  ): Promise<void> {
+    const handedOver = await this.#inTurn(entry.user, async () => {
+      const depth = await this.writer.append(entry);
+      const found = await remote.devices(entry.user);
+      return () => {
+        const there = resource ? found.find((f) => f.resource === resource) : undefined;
+        const local = there ? [] : d.of(entry.user) ?? [];
+        if (local.length > 0 && !pushAll(local, entry)) {
+          this.writer.remove(entry.user, entry.id); // blocked
+          return Promise.resolve();
+        }
+        const nodes = there ? [there.node] : nodesOf(found);
+        if (local.length > 0 && !ack) this.writer.remove(entry.user, entry.id);
+        if (nodes.length === 0) {
+          if (local.length === 0) this.#stored(entry, depth);
+          return Promise.resolve();
+        }
+        const to = { resource: there ? there.resource : null };
+        return Promise.all(nodes.map((n) => remote.publishTo(n, entry, ack, to))).then((sent) => {
+          if (local.length === 0 && !sent.includes(true)) this.#stored(entry, depth);
+        });
+      };
+    });
+    await handedOver;
+  }
+
+  /**
+   * Runs `prepare` (the write and the lookup) at once, then the step it
+   * returns only after the previous delivery to `user` took its step: the
+   * lookups take different times (node liveness may be cached), and the
+   * sessions must still see one sender's packets in order.
+   */
+  async #inTurn<T>(user: string, prepare: () => Promise<() => T>): Promise<T> {
+    const prev = this.#turns.get(user);
+    let release = noop;
+    const mine = new Promise<void>((r) => release = r);
+    this.#turns.set(user, mine);
+    try {
+      const step = await prepare();
+      if (prev) await prev;
+      return step();
+    } finally {
+      release();
+      if (this.#turns.get(user) === mine) this.#turns.delete(user);
+    }
+  }
+
+  /**
+   * multi_login: a packet `sender` sent from its session `origin` goes, as
+   * the carbon `make` builds (only when needed), to the sender's other
+   * sessions, here and on other nodes. Never stored, never waited for.
+   */
+  carbon(sender: string, origin: string, make: () => InboxEntry | null): void {
+    const d = this.#local.devices;
+    if (!d) return;
+    const mine = d.of(sender);
+    const remote = this.remote;
+    // The usual case costs one lookup: the sender's only session is this one.
+    if (!remote && (!mine || mine.length < 2)) return;
+    const entry = make();
+    if (entry === null) return;
+    if (mine) pushAll(mine.filter((s) => s.sid !== origin), entry);
+    if (!remote) return;
+    void this.#inTurn(entry.user, async () => {
+      const nodes = nodesOf(await remote.devices(entry.user));
+      return () => nodes.forEach((n) => void remote.publishTo(n, entry, false, { carbon: origin }));
+    }).catch(noop);
+  }
+
   /** `owner` blocked or unblocked `jid` (RPC): applied to its session, on whichever node. */
   async notifyBlocked(owner: string, jid: string, blocked: boolean): Promise<void> {
+    if (this.#local.devices) {
+      for (const s of this.#local.all(owner)) s.setBlocked(jid, blocked);
+      const remote = this.remote;
+      if (!remote) return;
+      const nodes = nodesOf(await remote.devices(owner));
+      await Promise.all(nodes.map((n) => remote.publishBlocked(n, owner, jid, blocked)));
+      return;
+    }
     const s = this.#local.get(owner);
     if (s) return s.setBlocked(jid, blocked);
     if (!this.remote) return;
@@ -381,4 +624,13 @@ export class Router {
   #stored(entry: InboxEntry, depth: number | null): void {
     storedOffline(this.#onOffline, entry, depth);
   }
+}
+
+/** The registry name of a multi_login session: its full JID. */
+function deviceJid(s: Recipient): string {
+  return `${s.jid}/${s.resource}`;
+}
+
+function nodesOf(found: readonly RemoteDevice[]): string[] {
+  return [...new Set(found.map((f) => f.node))];
 }

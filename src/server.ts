@@ -160,7 +160,9 @@ async function assemble(
     metrics.offlineStored(total);
     notifyOffline?.(entry, total);
   };
-  const local = new LocalSessions();
+  const local = new LocalSessions(
+    config.multi_login ? { maxSessions: config.max_sessions } : null,
+  );
   // Before any listener: the nodeid is claimed and the ghosts of an earlier
   // life are cleared before the first login registers.
   let cluster: ClusterNode | null = null;
@@ -168,7 +170,7 @@ async function assemble(
     const joined = cluster = await joinCluster(config, {
       arrived: arrivals(local, writer, onOffline),
       accept: handoffs(local, writer),
-      local: (jid) => local.get(jid),
+      local: (jid) => local.all(jid),
       online: () => local.size,
     }, log);
     // Pushed before the sessions: their entries are unregistered before the nodeid is released.
@@ -208,6 +210,7 @@ async function assemble(
     nodeid: config.nodeid,
     sessions,
     online: () => router.online,
+    users: () => router.users,
     backlog: () => writer.backlog,
     store,
     cluster: cluster?.remote ?? null,

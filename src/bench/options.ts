@@ -22,6 +22,8 @@ export interface BenchOptions {
   drainS: number;
   /** p2p / cluster: sender-recipient pairs. */
   pairs: number;
+  /** p2p / cluster: sessions per recipient (resources d0, d1, ...; above 1 needs multi_login). */
+  devices: number;
   /** Messages per sender stream not yet server-acked. */
   window: number;
   /** Padding bytes in each message's content. */
@@ -54,6 +56,7 @@ export const BENCH_DEFAULTS: Omit<BenchOptions, "raddrs" | "laddrs"> = {
   durationS: 5,
   drainS: 5,
   pairs: 20,
+  devices: 1,
   window: 10,
   size: 64,
   conns: 5000,

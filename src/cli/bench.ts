@@ -30,6 +30,7 @@ Options:
       --warmup S           warm-up before it [${D.warmupS}]
       --drain S            longest wait for acked messages after sending stops [${D.drainS}]
   -p, --pairs N            p2p/cluster pairs [${D.pairs}]
+      --devices N          p2p/cluster: sessions per recipient, needs multi_login above 1 [${D.devices}]
   -w, --window N           outstanding (not server-acked) messages per sender [${D.window}]
   -s, --size BYTES         padding per message [${D.size}]
   -n, --conns N            conns: connections [${D.conns}]
@@ -88,6 +89,7 @@ function parse(args: string[]): [ScenarioName[], BenchOptions] | null {
       warmup: { type: "string" },
       drain: { type: "string" },
       pairs: { type: "string", short: "p" },
+      devices: { type: "string" },
       window: { type: "string", short: "w" },
       size: { type: "string", short: "s" },
       conns: { type: "string", short: "n" },
@@ -126,6 +128,7 @@ function parse(args: string[]): [ScenarioName[], BenchOptions] | null {
     durationS: numberOption("duration", v.duration, D.durationS, 0.1, 3600, false),
     drainS: numberOption("drain", v.drain, D.drainS, 0, 600, false),
     pairs: numberOption("pairs", v.pairs, D.pairs, 1, Math.floor(fdRoom / 2)),
+    devices: numberOption("devices", v.devices, D.devices, 1, 100),
     window: numberOption("window", v.window, D.window, 1, 100_000),
     size: numberOption("size", v.size, D.size, 0, 16 * 1024 * 1024),
     conns: numberOption("conns", v.conns, D.conns, 1, fdRoom),
@@ -139,7 +142,11 @@ function parse(args: string[]): [ScenarioName[], BenchOptions] | null {
     pidfile: v.pidfile,
     timeoutS: numberOption("timeout", v.timeout, D.timeoutS, 0.1, 600, false),
   };
-  const most = Math.max(opts.conns, opts.pairs * 2, opts.groups * (opts.members - 1) + 1);
+  const most = Math.max(
+    opts.conns,
+    opts.pairs * (1 + opts.devices),
+    opts.groups * (opts.members - 1) + 1,
+  );
   if (names.includes("group") && opts.groups * (opts.members - 1) + 1 > fdRoom) {
     throw new RangeError(`Option --groups/--members: more connections than the open-file limit`);
   }

@@ -17,9 +17,11 @@ export type NodeMessage =
   /**
    * Deliver `e`; `a`: the packet asks for acks; `s`: the sender's node stored
    * it already. With `h`, a hand-off: node `h.o` waits for a "took" answer
-   * naming `h.r`; `h.l` names the sending node's lane (one recipient).
+   * naming `h.r`; `h.l` names the sending node's lane (one recipient). With
+   * multi_login, `r`: for the session of that resource; `x`: a carbon for
+   * every session of `e.user` but the sending one, `x`.
    */
-  | { t: "msg"; e: InboxEntry; a: boolean; s: boolean; h?: HandOff }
+  | { t: "msg"; e: InboxEntry; a: boolean; s: boolean; h?: HandOff; r?: string; x?: string }
   /** Close the session `sid` of `jid`: a newer login replaced it. */
   | { t: "kick"; jid: string; sid: string }
   /**
@@ -65,7 +67,9 @@ export function encodeBatch(batch: readonly NodeMessage[]): string {
       a: m.a,
       s: m.s,
       n: e.packet.length,
-      ...m.h,
+      ...(m.h ? { ho: m.h.o, hr: m.h.r, hl: m.h.l } : {}),
+      ...(m.r !== undefined ? { r: m.r } : {}),
+      ...(m.x !== undefined ? { x: m.x } : {}),
     });
     packets.push(e.packet);
   }
@@ -117,11 +121,19 @@ function msgOf(h: Record<string, unknown>, packet: string): NodeMessage | null {
     typeof h.a !== "boolean" || typeof h.s !== "boolean"
   ) return null;
   const e: InboxEntry = { user: h.u, id: h.i, from: h.f, type: h.y, ct: h.c, packet };
-  if (h.o === undefined && h.r === undefined && h.l === undefined) {
-    return { t: "msg", e, a: h.a, s: h.s };
+  const m: NodeMessage = { t: "msg", e, a: h.a, s: h.s };
+  if (h.r !== undefined) {
+    if (typeof h.r !== "string") return null;
+    m.r = h.r;
   }
-  if (typeof h.o !== "string" || typeof h.r !== "string" || typeof h.l !== "string") return null;
-  return { t: "msg", e, a: h.a, s: h.s, h: { o: h.o, r: h.r, l: h.l } };
+  if (h.x !== undefined) {
+    if (typeof h.x !== "string") return null;
+    m.x = h.x;
+  }
+  if (h.ho === undefined && h.hr === undefined && h.hl === undefined) return m;
+  if (typeof h.ho !== "string" || typeof h.hr !== "string" || typeof h.hl !== "string") return null;
+  m.h = { o: h.ho, r: h.hr, l: h.hl };
+  return m;
 }
 
 function controlOf(v: unknown): NodeMessage | null {

@@ -12,12 +12,23 @@ export function sessionKey(jid: string): string {
   return `${PREFIX}${userTag(jid)}:sess`;
 }
 
+/**
+ * With multi_login: hash of a bare JID's sessions, field = resource ("" for
+ * none), value = JSON {node, sid, transport, since}.
+ */
+export function devicesKey(jid: string): string {
+  return `${PREFIX}${userTag(jid)}:devices`;
+}
+
 /** Liveness hash of a node, with a short TTL its node keeps renewing. */
 export function nodeKey(nodeid: string): string {
   return `${PREFIX}node:${nodeid}`;
 }
 
-/** Sessions a node registered and has not unregistered yet (members: JSON [jid, sid]). */
+/**
+ * Sessions a node registered and has not unregistered yet (members: JSON
+ * [jid, sid]; with multi_login the jid is the full `user@domain/resource`).
+ */
 export function nodeSessionsKey(nodeid: string): string {
   return `${PREFIX}node:${nodeid}:sessions`;
 }

@@ -38,10 +38,14 @@ export async function joinCluster(
   let sub: Subscriber | null = null;
   let liveness: Liveness | null = null;
   try {
-    // Kicks go out through `remote`, built once the liveness key is ours.
-    const registry = new Registry(client, nodeid, log, async (peer, jid, sid) => {
-      await remote.send(peer, { t: "kick", jid, sid });
-    });
+    // Kicks go out through `remote`, built once the liveness key is ours; with
+    // multi_login the oldest session beyond max_sessions may be one of ours.
+    const kick = async (peer: string, jid: string, sid: string) => {
+      if (peer === nodeid) remote.kickHere(jid, sid);
+      else await remote.send(peer, { t: "kick", jid, sid });
+    };
+    const multi = config.multi_login ? { maxSessions: config.max_sessions } : null;
+    const registry = new Registry(client, nodeid, log, kick, multi);
     const restore = restorer(registry, log);
     liveness = await Liveness.claim(client, nodeid, log, timing, restore);
     log.info(`register node : ${nodeid} (${describe(target)})`);

@@ -1,12 +1,13 @@
-// Session registry in Redis: bare JID -> {node, sid, transport, since}, and
-// per node the set of sessions it registered, so that a restarted node can
-// clear the entries its previous life left behind.
+// Session registry in Redis: bare JID -> {node, sid, transport, since} (with
+// multi_login: a hash per bare JID, one field per resource), and per node the
+// set of sessions it registered, so that a restarted node can clear the
+// entries its previous life left behind.
 
 import { Redis } from "ioredis";
 import { setImmediate } from "node:timers";
 import { errMsg, type Logger } from "../log.ts";
 import { KeyedQueue } from "../async.ts";
-import { nodeSessionsKey, sessionKey } from "./keys.ts";
+import { devicesKey, nodeSessionsKey, sessionKey } from "./keys.ts";
 import { defineScript, type RedisClient, type Script } from "../store/redis_client.ts";
 
 /** One registered session. */
@@ -16,9 +17,15 @@ export interface SessionEntry {
   transport: string;
   /** Login time, ms since the epoch. */
   since: number;
+  /** The login's resource (single login; with multi_login it is the hash field). */
+  resource?: string;
 }
 
-/** Called when a registration replaced a session of the same user on another node. */
+/**
+ * Called when a registration replaced a session of the same user on another
+ * node (with multi_login: of the same resource, or the oldest beyond
+ * max_sessions, on any node, this one included). `jid` is bare.
+ */
 export type KickFn = (node: string, jid: string, sid: string) => Promise<void>;
 
 // Deletes the entry only while it still names this session (or this node).
@@ -29,9 +36,61 @@ local ok, e = pcall(cjson.decode, v)
 if ok and type(e) == 'table' and e[ARGV[1]] == ARGV[2] then return redis.call('DEL', KEYS[1]) end
 return 0`;
 
+// multi_login: the same for one field of a user's hash.
+const DELETE_FIELD_IF = `
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+if not v then return 0 end
+local ok, e = pcall(cjson.decode, v)
+if ok and type(e) == 'table' and e[ARGV[2]] == ARGV[3] then return redis.call('HDEL', KEYS[1], ARGV[1]) end
+return 0`;
+
+// multi_login: sets the session of resource ARGV[1] and, while the user has
+// more than ARGV[3] sessions, removes the oldest other one. Returns the
+// entries it replaced or removed. One script: two logins on two nodes at
+// once cannot both stay under the bound.
+const REGISTER_DEVICE = `
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local out = {}
+if old then out[#out + 1] = old end
+local max = tonumber(ARGV[3])
+local all = redis.call('HGETALL', KEYS[1])
+local n = #all / 2
+while n > max do
+  local at, since = nil, nil
+  for i = 1, #all, 2 do
+    if all[i] ~= ARGV[1] and all[i + 1] then
+      local ok, e = pcall(cjson.decode, all[i + 1])
+      local s = (ok and type(e) == 'table' and tonumber(e.since)) or 0
+      if since == nil or s < since then at, since = i, s end
+    end
+  end
+  if at == nil then break end
+  redis.call('HDEL', KEYS[1], all[at])
+  out[#out + 1] = all[at + 1]
+  all[at + 1] = false
+  n = n - 1
+end
+return out`;
+
+/** With multi_login: one registered session of a user. */
+export interface DeviceEntry {
+  resource: string;
+  node: string;
+  sid: string;
+  since: number;
+}
+
+/** With multi_login: the bound on a user's sessions across the cluster. */
+export interface MultiRegistry {
+  maxSessions: number;
+}
+
 /** The registry as one node sees it. */
 export class Registry {
   readonly #deleteIf: Script;
+  readonly #deleteFieldIf: Script;
+  readonly #registerDevice: Script;
   readonly #setKey: string;
   // Per user, the registry steps of this node run one after another, so a
   // quick re-login never has its entry removed by the older session's logout.
@@ -48,22 +107,27 @@ export class Registry {
     readonly nodeid: string,
     readonly log: Logger,
     readonly kick: KickFn,
+    readonly multi: MultiRegistry | null = null,
   ) {
     this.#deleteIf = defineScript(client, "saraSessionDeleteIf", 1, DELETE_IF);
+    this.#deleteFieldIf = defineScript(client, "saraDeviceDeleteIf", 1, DELETE_FIELD_IF);
+    this.#registerDevice = defineScript(client, "saraDeviceRegister", 1, REGISTER_DEVICE);
     this.#setKey = nodeSessionsKey(nodeid);
   }
 
   /**
    * Makes (jid, sid) the user's session, on this node; a session it replaces
    * on another node is kicked. Rejects when Redis cannot be reached: then the
-   * login must fail.
+   * login must fail. With multi_login `jid` is the full JID.
    */
-  register(jid: string, sid: string, transport: string): Promise<void> {
+  register(jid: string, sid: string, transport: string, resource = ""): Promise<void> {
     return this.#serial(jid, async () => {
       const entry: SessionEntry = { node: this.nodeid, sid, transport, since: Date.now() };
       // Listed first: a crash between the two leaves a listed entry that the
       // next start clears, never an unlisted one naming this node.
       await this.client.sadd(this.#setKey, member(jid, sid));
+      if (this.multi) return await this.#registerDev(jid, entry, this.multi.maxSessions);
+      entry.resource = resource;
       const old = parseEntry(await this.client.set(sessionKey(jid), JSON.stringify(entry), "GET"));
       this.#mine.set(jid, entry);
       this.#failed.delete(jid);
@@ -75,12 +139,26 @@ export class Registry {
     });
   }
 
+  async #registerDev(full: string, entry: SessionEntry, max: number): Promise<void> {
+    const [jid, resource] = splitFull(full);
+    const gone = await this.#registerDevice(devicesKey(jid), resource, JSON.stringify(entry), max);
+    this.#mine.set(full, entry);
+    this.#failed.delete(full);
+    for (const text of Array.isArray(gone) ? gone : []) {
+      const old = parseEntry(typeof text === "string" ? text : null);
+      if (old === null || old.sid === entry.sid) continue;
+      await this.kick(old.node, jid, old.sid).catch((err) =>
+        this.log.warn(`cluster: cannot kick ${jid} on ${old.node}: ${errMsg(err)}`)
+      );
+    }
+  }
+
   /** Removes (jid, sid) unless a newer session replaced it; retried later if Redis is away. */
   unregister(jid: string, sid: string): Promise<void> {
     return this.#serial(jid, async () => {
       if (this.#mine.get(jid)?.sid === sid) this.#mine.delete(jid);
       try {
-        await this.#deleteIf(sessionKey(jid), "sid", sid);
+        await this.#deleteOne(jid, "sid", sid);
         await this.client.srem(this.#setKey, member(jid, sid));
         if (this.#failed.get(jid) === sid) this.#failed.delete(jid);
       } catch (err) {
@@ -117,6 +195,24 @@ export class Registry {
     );
   }
 
+  /** With multi_login: every registered session of the bare `jid`, wherever it is. */
+  async devices(jid: string): Promise<DeviceEntry[]> {
+    const all = await this.client.hgetall(devicesKey(jid));
+    const out: DeviceEntry[] = [];
+    for (const [resource, text] of Object.entries(all)) {
+      const e = parseEntry(text);
+      if (e) out.push({ resource, node: e.node, sid: e.sid, since: e.since });
+    }
+    return out;
+  }
+
+  /** Deletes the entry of `jid` (full with multi_login) while its `field` is `value`. */
+  #deleteOne(jid: string, field: "sid" | "node", value: string): Promise<unknown> {
+    if (!this.multi) return this.#deleteIf(sessionKey(jid), field, value);
+    const [bare, resource] = splitFull(jid);
+    return this.#deleteFieldIf(devicesKey(bare), resource, field, value);
+  }
+
   /** Sessions registered by `node` (its set's size). */
   async count(node: string): Promise<number> {
     return await this.client.scard(nodeSessionsKey(node));
@@ -134,7 +230,7 @@ export class Registry {
       cursor = next;
       const done = await Promise.all(members.map((m) => {
         const jid = jidOf(m);
-        return jid === null ? 0 : this.#deleteIf(sessionKey(jid), "node", this.nodeid);
+        return jid === null ? 0 : this.#deleteOne(jid, "node", this.nodeid);
       }));
       cleared += done.filter((n) => n === 1).length;
     } while (cursor !== "0");
@@ -153,7 +249,12 @@ export class Registry {
       this.#serial(jid, async () => {
         if (this.#mine.get(jid) !== e) return;
         await this.client.sadd(this.#setKey, member(jid, e.sid));
-        await this.client.set(sessionKey(jid), JSON.stringify(e), "NX");
+        if (!this.multi) {
+          await this.client.set(sessionKey(jid), JSON.stringify(e), "NX");
+          return;
+        }
+        const [bare, resource] = splitFull(jid);
+        await this.client.hsetnx(devicesKey(bare), resource, JSON.stringify(e));
       })
     );
     const results = await Promise.allSettled(steps);
@@ -169,6 +270,12 @@ export class Registry {
   #serial(jid: string, step: () => Promise<void>): Promise<void> {
     return this.#steps.run(jid, step);
   }
+}
+
+/** A full JID's bare JID and resource ("" when it has none). */
+function splitFull(full: string): [string, string] {
+  const slash = full.indexOf("/");
+  return slash === -1 ? [full, ""] : [full.slice(0, slash), full.slice(slash + 1)];
 }
 
 function member(jid: string, sid: string): string {

@@ -1,5 +1,5 @@
 // The router's view of the other nodes (Remote), and the cluster-wide
-// answers of `emsg_session.counter` and `isonline` (Presence), built on the
+// answers of `emsg_session.counter`, `isonline` and `sessions` (Presence), built on the
 // registry, node liveness and the nodes' pub/sub channels.
 
 import { errMsg, type Logger } from "../log.ts";
@@ -10,7 +10,7 @@ import type { NodeMessage } from "./channel.ts";
 import { channelOf } from "./keys.ts";
 import { Publisher } from "./publisher.ts";
 import type { Liveness } from "./liveness.ts";
-import type { Registry } from "./registry.ts";
+import type { DeviceEntry, Registry } from "./registry.ts";
 
 // How long a blacklist change waits for the owner's node to confirm it (a
 // node that died unseen never does).
@@ -34,21 +34,36 @@ let refCounter = 0;
 /** What the cluster needs of a session logged in on this node. */
 export interface LocalSession {
   readonly sid: string;
+  readonly resource: string;
+  /** When it started, ms since the epoch. */
+  readonly since: number;
   kick(): void;
   setBlocked(jid: string, blocked: boolean): void;
 }
 
+/**
+ * Which sessions of the user a delivery is for, with multi_login: every one,
+ * or that of `resource` (every one when it is gone); or, as a carbon, every
+ * one but the sending session `carbon`.
+ */
+export type DeviceTarget =
+  | { resource: string | null; carbon?: undefined }
+  | { resource?: undefined; carbon: string };
+
 /** What a node hands the cluster: where arrivals go, and its own sessions. */
 export interface ClusterNodeDeps {
-  /** A message another node published for a session here (`stored`: in the inbox already). */
-  arrived(entry: InboxEntry, ack: boolean, stored: boolean): Promise<void>;
+  /**
+   * A message another node published for a session here (`stored`: in the
+   * inbox already; `to`: with multi_login, which sessions of the user).
+   */
+  arrived(entry: InboxEntry, ack: boolean, stored: boolean, to?: DeviceTarget): Promise<void>;
   /**
    * A packet with ack another node handed off unstored: null when no session
    * here takes it, else settles once it is safe here (rejects: not kept).
    */
   accept(entry: InboxEntry): Promise<void> | null;
-  /** This node's session of `jid`, if any. */
-  local(jid: string): LocalSession | undefined;
+  /** This node's sessions of `jid` (one at most without multi_login). */
+  local(jid: string): readonly LocalSession[];
   /** Sessions logged in on this node. */
   online(): number;
 }
@@ -85,8 +100,8 @@ export class ClusterRemote {
   /** Messages other nodes published to this one (metrics). */
   received = 0;
 
-  register(jid: string, sid: string, transport: string): Promise<void> {
-    return this.registry.register(jid, sid, transport);
+  register(jid: string, sid: string, transport: string, resource: string): Promise<void> {
+    return this.registry.register(jid, sid, transport, resource);
   }
 
   unregister(jid: string, sid: string): void {
@@ -95,6 +110,7 @@ export class ClusterRemote {
   }
 
   async locate(jid: string): Promise<string | null> {
+    if (this.registry.multi) return (await this.devices(jid))[0]?.node ?? null;
     try {
       const e = await this.registry.lookup(jid);
       // An entry naming this node without a local session is a login or
@@ -181,6 +197,35 @@ export class ClusterRemote {
     }
   }
 
+  /** With multi_login: the sessions of `jid` on other live nodes; [] when Redis is away. */
+  async devices(jid: string): Promise<DeviceEntry[]> {
+    try {
+      // Entries naming this node are its own sessions, or a login or logout in progress.
+      const all = (await this.registry.devices(jid)).filter((d) => d.node !== this.nodeid);
+      const alive = await Promise.all(all.map((d) => this.liveness.isAlive(d.node)));
+      return all.filter((_, i) => alive[i]);
+    } catch (err) {
+      // As if offline elsewhere (the router stored the entry before asking).
+      this.log.warn(`cluster: cannot list the sessions of ${jid}: ${errMsg(err)}`);
+      return [];
+    }
+  }
+
+  /** With multi_login: a stored delivery, or a carbon, for sessions of `entry.user` on `node`. */
+  publishTo(node: string, entry: InboxEntry, ack: boolean, to: DeviceTarget): Promise<boolean> {
+    if (to.carbon !== undefined) {
+      return this.send(node, { t: "msg", e: entry, a: false, s: false, x: to.carbon });
+    }
+    const m: NodeMessage = { t: "msg", e: entry, a: ack, s: true };
+    if (to.resource !== null) m.r = to.resource;
+    return this.send(node, m);
+  }
+
+  /** Kicks this node's session `sid` of `jid` (a login elsewhere, or beyond max_sessions). */
+  kickHere(jid: string, sid: string): void {
+    this.node.local(jid).find((s) => s.sid === sid)?.kick();
+  }
+
   /**
    * Resolves once `node` applied the change (true), or surely did not get it
    * or did not answer in time (false). Waiting matters: the change reaches
@@ -223,17 +268,15 @@ export class ClusterRemote {
       case "msg":
         this.received++;
         if (m.h) return this.#accept(m.e, m.h);
-        this.node.arrived(m.e, m.a, m.s).catch((err) =>
-          this.log.error(`cluster: cannot store a message for ${m.e.user}: ${errMsg(err)}`)
-        );
+        this.node.arrived(m.e, m.a, m.s, this.registry.multi ? targetOf(m) : undefined).catch((
+          err,
+        ) => this.log.error(`cluster: cannot store a message for ${m.e.user}: ${errMsg(err)}`));
         return;
-      case "kick": {
-        const s = this.node.local(m.jid);
-        if (s?.sid === m.sid) s.kick();
+      case "kick":
+        this.kickHere(m.jid, m.sid);
         return;
-      }
       case "block":
-        this.node.local(m.owner)?.setBlocked(m.jid, m.b);
+        for (const s of this.node.local(m.owner)) s.setBlocked(m.jid, m.b);
         if (m.from !== undefined && m.ref !== undefined) {
           void this.send(m.from, { t: "applied", ref: m.ref });
         }
@@ -257,9 +300,32 @@ export class ClusterRemote {
   }
 
   async isOnline(jid: string): Promise<boolean> {
-    if (this.node.local(jid)) return true;
+    if (this.node.local(jid).length > 0) return true;
+    if (this.registry.multi) return (await this.devices(jid)).length > 0;
     const e = await this.registry.lookup(jid);
     if (e === null || e.node === this.nodeid) return false;
     return await this.liveness.isAlive(e.node);
   }
+
+  /** The sessions of `jid` on every live node (`emsg_session.sessions`). */
+  async sessions(jid: string): Promise<{ resource: string; node: string; since: number }[]> {
+    const here = this.node.local(jid).map((s) => info(s.resource, this.nodeid, s.since));
+    if (this.registry.multi) {
+      const there = (await this.devices(jid)).map((d) => info(d.resource, d.node, d.since));
+      return [...here, ...there];
+    }
+    if (here.length > 0) return here;
+    const e = await this.registry.lookup(jid);
+    if (e === null || e.node === this.nodeid || !(await this.liveness.isAlive(e.node))) return [];
+    return [info(e.resource ?? "", e.node, e.since)];
+  }
+}
+
+function info(resource: string, node: string, since: number) {
+  return { resource, node, since };
+}
+
+/** Which sessions a delivery from another node is for (multi_login). */
+function targetOf(m: { r?: string; x?: string }): DeviceTarget {
+  return m.x !== undefined ? { carbon: m.x } : { resource: m.r ?? null };
 }

@@ -49,6 +49,10 @@ export interface Config {
   out_queue_bytes: number;
   dedup_ids: number;
   rpc_max_body: number;
+  /** Several sessions per user, one per resource (README, "Several devices per user"). */
+  multi_login: boolean;
+  /** With multi_login: sessions per user; a login beyond it kicks the user's oldest. */
+  max_sessions: number;
 }
 
 /** Defaults of PROTOCOL 11; `sara setup` writes exactly these. */
@@ -96,6 +100,8 @@ export const DEFAULTS: Readonly<Config> = Object.freeze<Config>({
   out_queue_bytes: 4194304,
   dedup_ids: 1000,
   rpc_max_body: 1048576,
+  multi_login: false,
+  max_sessions: 5,
 });
 
 /** The default path of the config file, as Go sara had it. */

@@ -31,6 +31,7 @@ const INT_MIN: Partial<Record<keyof Config, number>> = {
   out_queue_bytes: 1024,
   dedup_ids: 0,
   rpc_max_body: 1024,
+  max_sessions: 1,
 };
 
 const ENUMS: Partial<Record<keyof Config, readonly string[]>> = {

@@ -22,6 +22,8 @@ export interface NodeState {
   sessions: Iterable<{ readonly conn: { readonly transport: string } }>;
   /** Sessions logged in on this node. */
   online(): number;
+  /** Users with a session on this node (fewer than sessions with multi_login). */
+  users(): number;
   /** Appends and removes waiting for their group commit. */
   backlog(): number;
   store: Pick<Store, "dropped">;
@@ -58,7 +60,12 @@ export function watchNode(registry: Registry, node: NodeState): void {
       return labelled("transport", [...counts.keys()], [...counts.values()]);
     },
   });
-  gauge("sara_sessions_online", "Users logged in on this node.", node.online);
+  gauge(
+    "sara_sessions_online",
+    "Sessions logged in on this node (one per user unless multi_login).",
+    node.online,
+  );
+  gauge("sara_users_online", "Users with at least one session on this node.", node.users);
   gauge(
     "sara_inbox_writer_backlog",
     "Inbox appends and removes waiting for their group commit.",

@@ -38,6 +38,12 @@ export function bareJid(jid: unknown): string | null {
   return slash === -1 ? jid : jid.slice(0, slash);
 }
 
+/** The resource of a JID that bareJid accepted ("" without one). */
+export function resourceOf(jid: string): string {
+  const slash = jid.indexOf("/");
+  return slash === -1 ? "" : jid.slice(slash + 1);
+}
+
 /** `user` of `user@domain`. */
 export function userOf(bare: string): string {
   return bare.slice(0, bare.indexOf("@"));
@@ -48,17 +54,20 @@ export function domainOf(bare: string): string {
   return bare.slice(bare.indexOf("@") + 1);
 }
 
-/** `envelope.type` as an integer; SDKs send numbers, some old ones digit strings. */
+/** Types are 31-bit: what an SDK's int holds. */
+export const MAX_TYPE = 2 ** 31 - 1;
+
+/**
+ * `envelope.type` as an integer in 0..MAX_TYPE; SDKs send numbers, some old
+ * ones digit strings. Null for anything else.
+ */
 export function typeOf(t: unknown): number | null {
-  if (typeof t === "number") return Number.isInteger(t) ? t : null;
-  if (typeof t === "string" && /^\d+$/.test(t)) return Number(t);
-  return null;
+  const n = typeof t === "number" ? t : typeof t === "string" && /^\d+$/.test(t) ? Number(t) : NaN;
+  return Number.isInteger(n) && n >= 0 && n <= MAX_TYPE ? n : null;
 }
 
 /** Nesting deeper than this is refused: no client needs it, and it costs CPU to parse. */
 export const MAX_DEPTH = 512;
-// Deep nesting needs many bytes: packets shorter than this cannot be costly.
-const DEPTH_CHECK_FROM = 4096;
 
 /** True when `text` nests arrays/objects deeper than `max` (strings skipped). */
 export function nestsDeeper(text: string, max: number): boolean {
@@ -85,7 +94,8 @@ export function nestsDeeper(text: string, max: number): boolean {
  * `envelope`, or when it nests deeper than MAX_DEPTH.
  */
 export function parsePacket(text: string): Packet | null {
-  if (text.length > DEPTH_CHECK_FROM && nestsDeeper(text, MAX_DEPTH)) return null;
+  // Every packet: a short one may still nest too deep for the serialiser of a peer.
+  if (nestsDeeper(text, MAX_DEPTH)) return null;
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -98,15 +108,82 @@ export function parsePacket(text: string): Packet | null {
   return value as Packet;
 }
 
-/** Sets `ct` and serialises; every other field stays as sent. Null if it cannot be serialised. */
-export function stampPacket(packet: Packet, ct: number): string | null {
-  packet.envelope.ct = String(ct);
+/**
+ * `text` (a packet parsePacket accepted) with its envelope replaced by
+ * `envelope` stamped with `ct`. Every byte outside the envelope stays as
+ * received: payload numbers beyond 2^53 or with many digits are forwarded
+ * exactly, where parsing and serialising again would round them. Null if
+ * the envelope cannot be serialised.
+ */
+export function stampPacket(text: string, envelope: Envelope, ct: number): string | null {
+  const span = envelopeSpan(text);
+  if (span === null) return null;
+  let json: string;
   try {
-    return JSON.stringify(packet);
+    json = JSON.stringify({ ...envelope, ct: String(ct) });
   } catch {
-    // Nesting too deep for the serialiser: the packet cannot be forwarded.
     return null;
   }
+  return text.slice(0, span[0]) + json + text.slice(span[1]);
+}
+
+/** Start and end of the value of the (last) top-level "envelope" key of a valid JSON object. */
+function envelopeSpan(text: string): [number, number] | null {
+  let span: [number, number] | null = null;
+  let i = skipWs(text, 0) + 1;
+  for (;;) {
+    i = skipWs(text, i);
+    if (i >= text.length || text.charCodeAt(i) !== 0x22) return span; // "}"
+    const keyEnd = stringEnd(text, i);
+    const key = text.slice(i, keyEnd);
+    const start = skipWs(text, skipWs(text, keyEnd) + 1);
+    const end = valueEnd(text, start);
+    if (key.includes("\\") ? JSON.parse(key) === "envelope" : key === '"envelope"') {
+      span = [start, end];
+    }
+    i = skipWs(text, end) + 1; // past "," (or the final "}")
+  }
+}
+
+function skipWs(text: string, i: number): number {
+  for (; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) break;
+  }
+  return i;
+}
+
+/** Index after the string starting at `i` (its opening quote). */
+function stringEnd(text: string, i: number): number {
+  for (i++; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x5c) i++;
+    else if (c === 0x22) return i + 1;
+  }
+  return i;
+}
+
+/** Index after the JSON value starting at `i`. */
+function valueEnd(text: string, i: number): number {
+  const c = text.charCodeAt(i);
+  if (c === 0x22) return stringEnd(text, i);
+  if (c === 0x7b || c === 0x5b) {
+    let depth = 0;
+    for (; i < text.length; i++) {
+      const d = text.charCodeAt(i);
+      if (d === 0x22) i = stringEnd(text, i) - 1;
+      else if (d === 0x7b || d === 0x5b) depth++;
+      else if ((d === 0x7d || d === 0x5d) && --depth === 0) return i + 1;
+    }
+    return i;
+  }
+  for (; i < text.length; i++) {
+    const d = text.charCodeAt(i);
+    if (
+      d === 0x2c || d === 0x7d || d === 0x5d || d === 0x20 || d === 0x0a || d === 0x0d || d === 0x09
+    ) break;
+  }
+  return i;
 }
 
 /** A fresh packet id for server-made packets. */

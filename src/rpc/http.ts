@@ -8,6 +8,7 @@ import { errMsg, type Logger } from "../log.ts";
 import type { AcceptGuard } from "../transports/accept_guard.ts";
 import { type BindOptions, type Listener, listenError } from "../listener.ts";
 import { isLoopback } from "./loopback.ts";
+import { MAX_DEPTH, nestsDeeper } from "../protocol/packet.ts";
 import { sameSecret } from "./secret.ts";
 import type { RpcResult, ServiceTable } from "./services.ts";
 
@@ -123,6 +124,9 @@ interface RpcRequest {
 
 function parseRequest(text: string | null): RpcRequest {
   if (text === null || text.trim() === "") throw new RpcError(RpcCode.badBody, "body missing");
+  if (nestsDeeper(text, MAX_DEPTH)) {
+    throw new RpcError(RpcCode.badBody, `body nests deeper than ${MAX_DEPTH}`);
+  }
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -186,7 +190,9 @@ async function requestText(
   // (raw JSON sent as a form) works too, and so do SDKs that send a form
   // without its content type.
   if (raw.trimStart().startsWith("{")) return raw;
-  return new URLSearchParams(raw).get("body") ?? query;
+  // Neither JSON nor a form holding `body`: handed on as it is, so that the
+  // answer says "body is not JSON" rather than "body missing".
+  return new URLSearchParams(raw).get("body") ?? query ?? raw;
 }
 
 function reply(sn: string | number, result: RpcResult, status = 200): Response {

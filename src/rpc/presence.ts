@@ -1,8 +1,8 @@
-// Who is online, as the RPC methods `emsg_session.counter` and `isonline`
+// Who is online, as the RPC methods `emsg_session.counter`, `isonline` and `sessions`
 // (PROTOCOL 6) see it. One node answers from its router; the cluster swaps
 // in an implementation that asks every node.
 
-import type { Router } from "../router.ts";
+import type { Router, SessionInfo } from "../router.ts";
 
 /** Sessions per live node. */
 export interface NodeCount {
@@ -16,6 +16,8 @@ export interface Presence {
   counters(): Promise<NodeCount[]>;
   /** True when the bare JID has a session on some node. */
   isOnline(jid: string): Promise<boolean>;
+  /** The bare JID's sessions on every live node. */
+  sessions(jid: string): Promise<SessionInfo[]>;
 }
 
 /** Presence of a standalone node: its own sessions only. */
@@ -23,5 +25,13 @@ export function localPresence(nodeid: string, router: Router): Presence {
   return {
     counters: () => Promise.resolve([{ node: nodeid, count: router.online }]),
     isOnline: (jid) => Promise.resolve(router.local(jid) !== undefined),
+    sessions: (jid) =>
+      Promise.resolve(
+        router.sessionsHere(jid).map((s) => ({
+          resource: s.resource,
+          node: nodeid,
+          since: s.since,
+        })),
+      ),
   };
 }

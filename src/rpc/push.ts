@@ -59,8 +59,9 @@ function route(
   core: Routing,
   content: unknown,
 ): Routed | NoticeReason | Promise<Routed | NoticeReason> {
-  const p = toPacket(content);
-  if (p === null) return "bad_packet";
+  const parsed = toPacket(content);
+  if (parsed === null) return "bad_packet";
+  const { text, p } = parsed;
   const env = p.envelope;
   const type = typeOf(env.type);
   if (typeof env.id !== "string" || type === null || type === Type.open) return "bad_packet";
@@ -68,14 +69,21 @@ function route(
   if (type === Type.state && env.to === SERVER_ACK) return "bad_packet";
   const sender = bareJid(env.from);
   if (sender === null) return "bad_from";
-  if (type === Type.group) return routeGroup(core, sender, p, env.id);
-  return routeChat(core, sender, p, env.id, type);
+  if (type === Type.group) return routeGroup(core, sender, text, p, env.id);
+  return routeChat(core, sender, text, p, env.id, type);
 }
 
-function toPacket(content: unknown): Packet | null {
-  if (typeof content === "string") return parsePacket(content);
+/**
+ * The packet and its text: a string content is forwarded as sent; an object
+ * (parsed with the RPC body, which was checked for nesting) is serialised.
+ */
+function toPacket(content: unknown): { text: string; p: Packet } | null {
+  if (typeof content === "string") {
+    const p = parsePacket(content);
+    return p && { text: content, p };
+  }
   if (typeof content !== "object" || content === null || Array.isArray(content)) return null;
   const env = (content as { envelope?: unknown }).envelope;
   if (typeof env !== "object" || env === null || Array.isArray(env)) return null;
-  return content as Packet;
+  return { text: JSON.stringify(content), p: content as Packet };
 }

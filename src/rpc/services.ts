@@ -80,6 +80,11 @@ export function coreServices({ push, groups, presence }: ServiceDeps): ServiceTa
           if (jid === null) throw new RpcError(RpcCode.badParams, "jid must be user@domain");
           return { success: await presence.isOnline(jid) };
         },
+        sessions: async ({ params }) => {
+          const jid = bareJid(paramsObject(params).uid);
+          if (jid === null) throw new RpcError(RpcCode.badParams, "uid must be user@domain");
+          return { success: true, entity: await presence.sessions(jid) };
+        },
       },
     },
     emsg_inf_push: {

@@ -16,6 +16,7 @@ import {
   loginOk,
   notice,
   parsePacket,
+  resourceOf,
   SERVER_ACK,
   serverAck,
   Type,
@@ -38,7 +39,9 @@ export interface SessionDeps extends Routing {
   /** Read once, at login. */
   readonly store: Pick<Store, "inbox" | "recentIds" | "blacklist">;
   readonly writer: Pick<InboxWriter, "settled" | "remove" | "sent">;
-  readonly router: Pick<Router, "attach" | "detach" | "deliver">;
+  readonly router:
+    & Pick<Router, "attach" | "detach" | "deliver">
+    & Partial<Pick<Router, "carbon" | "multi">>;
   readonly auth: Authenticator;
   /** Every connection's session on this node, logged in or not (the sweep and stop() walk it). */
   readonly sessions: Set<Session>;
@@ -135,6 +138,8 @@ export class Session implements ConnHandler, Recipient {
   lastSeen: number;
   /** Bare JID once the login packet was read. */
   jid = "";
+  /** The login JID's resource ("" without one). */
+  resource = "";
   #state: State = "awaiting_login";
   #login: Login | null = null;
   // Packets that arrived while the session waits (awaiting_auth, _inbox,
@@ -156,6 +161,11 @@ export class Session implements ConnHandler, Recipient {
   /** Unique across nodes and restarts. */
   get sid(): string {
     return `${this.deps.config.nodeid}-${STARTED}-${this.#n.toString(36)}`;
+  }
+
+  /** When the connection came, ms since the epoch. */
+  get since(): number {
+    return T0 + this.connectedAt;
   }
 
   get state(): State {
@@ -335,7 +345,10 @@ export class Session implements ConnHandler, Recipient {
     const env = p.envelope;
     const id = typeof env.id === "string" ? env.id : undefined;
     const type = typeOf(env.type);
-    if (type === null) return this.#failLogin(id, "fail_param");
+    // A number that is no type (negative, fractional, past 2^31) is a wrong type.
+    if (type === null) {
+      return this.#failLogin(id, typeof env.type === "number" ? "fail_type" : "fail_param");
+    }
     if (type !== Type.open) return this.#failLogin(id, "fail_type");
     if (id === undefined || typeof env.jid !== "string") return this.#failLogin(id, "fail_param");
     if (env.pwd !== undefined && typeof env.pwd !== "string") {
@@ -344,6 +357,7 @@ export class Session implements ConnHandler, Recipient {
     const jid = bareJid(env.jid);
     if (!jid) return this.#failLogin(id, "fail_packet");
     this.jid = jid;
+    this.resource = resourceOf(env.jid);
     this.#login = { id, held: null, delayed: NO_IDS };
     this.#moveTo("awaiting_auth");
     return this.#authenticate(jid, env.pwd as string | undefined);
@@ -466,10 +480,17 @@ export class Session implements ConnHandler, Recipient {
     if (type === Type.state && env.to === SERVER_ACK) return this.#clientAck(id, env.from);
     if (!this.#isMe(env.from)) return this.#notice(id, "bad_from");
     if (type === Type.open) return this.#notice(id, "bad_packet");
-    if (type !== Type.group) return this.#settle(id, routeChat(this.deps, this.jid, p, id, type));
+    // Only the server speaks in notices: a client's would look like one to its recipient.
+    if ((p.entity as { result?: unknown } | undefined)?.result === "sys_notify") {
+      return this.#notice(id, "bad_packet");
+    }
+    const sid = this.deps.router.multi ? this.sid : undefined;
+    if (type !== Type.group) {
+      return this.#settle(id, routeChat(this.deps, this.jid, text, p, id, type, sid));
+    }
     // The queue waits for the member lookup, so later packets keep their order.
     this.#moveTo("awaiting_members");
-    return routeGroup(this.deps, this.jid, p, id).then(
+    return routeGroup(this.deps, this.jid, text, p, id, sid).then(
       (r) => this.#settle(id, r),
       (err) => this.#storeFailed(id, err),
     );

@@ -7,6 +7,7 @@ import { makeconnCommand } from "../../src/cli/makeconn.ts";
 import { intField } from "../../src/bench/scan.ts";
 import { portsPerSourceAddress } from "../../src/bench/system.ts";
 import { FakeServer } from "./fake_server.ts";
+import { startTestServer } from "../helpers/server.ts";
 
 Deno.test("bench and makeconn refuse a server that is not on loopback (exit 2)", async () => {
   assert.equal(await benchCommand(["p2p", "--raddr", "192.168.1.1:4222"]), 2);
@@ -37,6 +38,17 @@ Deno.test("bench p2p fails its checks when the server drops an acked message", a
   } finally {
     await server.close();
   }
+});
+
+Deno.test("bench p2p --devices 3 passes only when every session of a recipient gets every message", async () => {
+  const args = ["p2p", "-p", "2", "-d", "0.3", "--warmup", "0", "--drain", "1", "--json"];
+  const run = async (multi_login: boolean) => {
+    await using srv = await startTestServer({ multi_login, rate_limit: 100_000 });
+    return await benchCommand([...args, "-a", `127.0.0.1:${srv.port}`, "--devices", "3"]);
+  };
+  assert.equal(await run(true), 0);
+  // Without multi_login each login replaces the last: sessions are closed, messages missed.
+  assert.equal(await run(false), 1);
 });
 
 Deno.test("bench conns fails before connecting when the source addresses have too few ports", async () => {

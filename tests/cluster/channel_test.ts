@@ -25,6 +25,10 @@ const ALL: NodeMessage[] = [
   { t: "block", owner: "a@d", jid: "b@d", b: false, from: "n01", ref: "r1" },
   { t: "applied", ref: "r1" },
   { t: "msg", e: { ...ENTRY, id: "m3", packet: "" }, a: true, s: true },
+  { t: "msg", e: { ...ENTRY, id: "m4" }, a: true, s: false, h: { o: "n01", r: "n01-7", l: "x.1" } },
+  { t: "msg", e: { ...ENTRY, id: "m5" }, a: true, s: true, r: "phone" },
+  { t: "msg", e: { ...ENTRY, id: "m6" }, a: false, s: false, x: "n01-sid-3" },
+  { t: "took", r: "n01-7", ok: true },
 ];
 
 Deno.test("a batch of every kind of node message survives encode and decode unchanged, in order", () => {

@@ -45,7 +45,7 @@ function remoteWith(c: ClusterRemote["client"], accept: ClusterNodeDeps["accept"
   const node: ClusterNodeDeps = {
     arrived: () => Promise.resolve(),
     accept,
-    local: () => undefined,
+    local: () => [],
     online: () => 0,
   };
   const unused = {} as Registry & Liveness;

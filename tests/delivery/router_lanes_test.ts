@@ -16,16 +16,7 @@ import {
 } from "../../src/router.ts";
 import type { InboxWriter } from "../../src/store/inbox_writer.ts";
 import type { InboxEntry } from "../../src/store/store.ts";
-
-function deferred<T>() {
-  let resolve!: (v: T) => void;
-  let reject!: (e: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
+import { type Deferred, deferred } from "../helpers/deferred.ts";
 
 const turns = async (n = 3) => {
   for (let i = 0; i < n; i++) await new Promise((r) => setTimeout(r, 0));
@@ -39,9 +30,9 @@ function entry(id: string, user = "b@d"): InboxEntry {
 function fakes() {
   const events: string[] = [];
   // Appends and locates wait until the test answers them (in call order).
-  const appends: { id: string; answer: ReturnType<typeof deferred<number | null>> }[] = [];
-  const locates: { jid: string; answer: ReturnType<typeof deferred<string | null>> }[] = [];
-  const handed: { id: string; answer: ReturnType<typeof deferred<boolean>> }[] = [];
+  const appends: { id: string; answer: Deferred<number | null> }[] = [];
+  const locates: { jid: string; answer: Deferred<string | null> }[] = [];
+  const handed: { id: string; answer: Deferred<boolean> }[] = [];
   const writer = {
     append(e: InboxEntry, _online?: boolean): Promise<number | null> {
       events.push(`append ${e.id}`);
@@ -74,6 +65,8 @@ function fakes() {
       return answer.promise;
     },
     publishBlocked: () => Promise.resolve(true),
+    devices: () => Promise.resolve([]),
+    publishTo: () => Promise.resolve(true),
   };
   const local = new LocalSessions();
   const offline: string[] = [];
@@ -85,7 +78,9 @@ function fakes() {
 function recipient(jid: string, events: string[]): Recipient {
   return {
     jid,
+    resource: "",
     sid: `sid-${jid}`,
+    since: 0,
     push: (e) => {
       events.push(`push ${e.id} to ${jid}`);
       return true;

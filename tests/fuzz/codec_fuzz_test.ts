@@ -106,8 +106,10 @@ Deno.test(`parsePacket, stampPacket and bareJid never throw on random, truncated
     if (p !== null) {
       assert.equal(typeof p.envelope, "object");
       assert.ok(p.envelope !== null && !Array.isArray(p.envelope));
-      const out = stampPacket(p, 1);
-      if (out !== null) assert.equal(JSON.parse(out).envelope.ct, "1");
+      const out = stampPacket(text, p.envelope, 1);
+      if (out !== null) {
+        assert.deepEqual(JSON.parse(out), { ...p, envelope: { ...p.envelope, ct: "1" } });
+      }
       const jid = bareJid(p.envelope.from);
       if (jid !== null) assert.match(jid, /^[^@/\s]+@[^@/\s]+$/);
     }

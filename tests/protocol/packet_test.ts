@@ -43,10 +43,27 @@ Deno.test("parsePacket() refuses nesting deeper than MAX_DEPTH, counting only ou
 });
 
 Deno.test("stampPacket() sets ct as a string and keeps every other field in order", () => {
-  const p = parsePacket('{"envelope":{"id":"1","ct":5,"x":[1]},"payload":{"a":"b"},"z":0}')!;
+  const text = '{"envelope":{"id":"1","ct":5,"x":[1]},"payload":{"a":"b"},"z":0}';
   assert.equal(
-    stampPacket(p, 1234),
+    stampPacket(text, parsePacket(text)!.envelope, 1234),
     '{"envelope":{"id":"1","ct":"1234","x":[1]},"payload":{"a":"b"},"z":0}',
+  );
+});
+
+Deno.test("stampPacket() keeps every byte outside the envelope, big numbers and odd spacing included", () => {
+  const text = ' { "payload" : {"n": 12345678901234567890123, "f": 1.000000000000000000001, ' +
+    '"s":"}\\"{"} , "envelope" : { "id" : "1" } , "z": [ {"a":1} ] } ';
+  const out = stampPacket(text, parsePacket(text)!.envelope, 7)!;
+  assert.equal(
+    out,
+    ' { "payload" : {"n": 12345678901234567890123, "f": 1.000000000000000000001, ' +
+      '"s":"}\\"{"} , "envelope" : {"id":"1","ct":"7"} , "z": [ {"a":1} ] } ',
+  );
+  // An escaped key that JSON reads as "envelope" is found too.
+  const escaped = '{"env\\u0065lope":{"id":"2"},"p":1}';
+  assert.equal(
+    stampPacket(escaped, parsePacket(escaped)!.envelope, 1),
+    '{"env\\u0065lope":{"id":"2","ct":"1"},"p":1}',
   );
 });
 

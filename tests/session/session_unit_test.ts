@@ -11,6 +11,7 @@ import { silentLogger } from "../../src/log.ts";
 import type { InboxEntry } from "../../src/store/store.ts";
 import type { Recipient } from "../../src/router.ts";
 import { parseProm, Scrape } from "../metrics/_prom.ts";
+import { deferred } from "../helpers/deferred.ts";
 
 class FakeConn implements Conn {
   readonly transport = "fake";
@@ -32,16 +33,6 @@ class FakeConn implements Conn {
       return { id: p.envelope.id, type: p.envelope.type, result: p.entity?.result };
     });
   }
-}
-
-function deferred<T>() {
-  let resolve!: (v: T) => void;
-  let reject!: (e: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
 }
 
 function entry(user: string, id: string, from = "s@d"): InboxEntry {

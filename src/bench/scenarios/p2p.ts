@@ -1,6 +1,8 @@
 // Scenarios `p2p` and `cluster`: sender-recipient pairs, each sender keeping
 // a window of messages outstanding; `cluster` puts every sender on one node
-// and its recipient on the other, so every message crosses nodes.
+// and its recipient on the other, so every message crosses nodes. With
+// `devices` above 1 every recipient is online with that many sessions
+// (server with multi_login), and each gets every message.
 
 import { formatEndpoint } from "../addr.ts";
 import type { BenchConn } from "../conn.ts";
@@ -22,6 +24,7 @@ export async function runP2p(ctx: ScenarioContext, cluster: boolean): Promise<Sc
     params: {
       raddr: nodes.map(formatEndpoint).join(","),
       pairs: opts.pairs,
+      devices: opts.devices,
       window: opts.window,
       size: opts.size,
       warmup_s: opts.warmupS,
@@ -36,8 +39,8 @@ export async function runP2p(ctx: ScenarioContext, cluster: boolean): Promise<Sc
   }
   const run = newRunId();
   const jid = (role: string, i: number) => `${run}${role}${i}@${opts.domain}`;
-  const member = (role: string, i: number, node: number): FleetMember => ({
-    jid: jid(role, i),
+  const member = (role: string, i: number, node: number, resource = ""): FleetMember => ({
+    jid: jid(role, i) + resource,
     endpoint: nodes[node % nodes.length]!,
     localAddress: sourceFor(opts, i),
   });
@@ -48,11 +51,18 @@ export async function runP2p(ctx: ScenarioContext, cluster: boolean): Promise<Sc
     timeoutMs: opts.timeoutS * 1000,
     signal: ctx.signal,
     onProgress: (n: number, f: number) =>
-      ctx.progress.update(`${scenario} login ${what} ${n}/${opts.pairs} failed ${f}`),
+      ctx.progress.update(`${scenario} login ${what} ${n} failed ${f}`),
   });
   // Recipients first, so that no message finds its recipient offline.
+  const devices = opts.devices;
+  const resource = (k: number) => devices === 1 ? "" : `/d${k}`;
+  // Device k of recipient i is conns[i * devices + k].
   const recipients = await openFleet(
-    Array.from({ length: opts.pairs }, (_, i) => member("r", i, i + 1)),
+    Array.from(
+      { length: opts.pairs * devices },
+      (_, j) =>
+        member("r", Math.floor(j / devices), Math.floor(j / devices) + 1, resource(j % devices)),
+    ),
     fleetOpts("recipients"),
   );
   const senders = await openFleet(
@@ -80,7 +90,12 @@ export async function runP2p(ctx: ScenarioContext, cluster: boolean): Promise<Sc
         stream,
         packet: (id, content) => chatPacket(id, from, to, content),
       });
-      rcpts.push({ conn: recipients.conns[i]!, receiver: ledger.addReceiver(stream) });
+      for (let k = 0; k < devices; k++) {
+        rcpts.push({
+          conn: recipients.conns[i * devices + k]!,
+          receiver: ledger.addReceiver(stream),
+        });
+      }
     }
     const t = await runTraffic(ledger, flows, rcpts, {
       label: scenario,
