@@ -1,7 +1,7 @@
 // Why a session ended, as one value (a code and a reason) that every close
 // passes, in the style of centrifuge's Disconnect: the session logs it in one
 // place and /metrics counts it (`sara_sessions_closed_total{reason}`). These
-// never go on the wire; what the client is told stays in docs' protocol.
+// never go on the wire (what the client is told is in docs/protocol.md).
 
 import { Level } from "../log.ts";
 
