@@ -1,4 +1,4 @@
-// The multi_login behaviours (README, "Several devices per user"), written
+// The multi_login behaviours (docs/multi-login.md), written
 // once against a topology: one node, or two nodes on Redis where device i
 // logs in on node i % 2. Every step goes over real sockets.
 

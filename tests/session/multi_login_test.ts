@@ -1,5 +1,5 @@
 // multi_login on one node: several sessions per user, one per resource
-// (README, "Several devices per user"). The same behaviours across two nodes
+// (docs/multi-login.md). The same behaviours across two nodes
 // on Redis are in tests/cluster/multi_login_nodes_test.ts.
 
 import assert from "node:assert/strict";
