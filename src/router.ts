@@ -112,6 +112,14 @@ export interface Remote {
    */
   publish(node: string, entry: InboxEntry, ack: boolean, stored: boolean): Promise<boolean>;
   /**
+   * Hands a packet with ack, not stored, to `jid`'s session on `node`: true
+   * once that node holds it safely (acked by its recipient, or in the
+   * inbox); false when it did not take it (no session there, or `lane`
+   * had a packet refused there before), or did not answer in time. Then the
+   * caller stores it. Never rejects.
+   */
+  handOff(node: string, entry: InboxEntry, lane: string): Promise<boolean>;
+  /**
    * Tells `node` that `owner` blocked or unblocked `jid`; resolves once it is
    * in force there, or when that cannot be known (never rejects).
    */
@@ -207,15 +215,50 @@ function storedOffline(onOffline: OfflineHook, entry: InboxEntry, depth: number 
   if (depth) onOffline(entry, depth);
 }
 
+/**
+ * What happens to a packet another node handed off unstored (Remote.handOff):
+ * null when no session here takes it; otherwise it is delivered at once, and
+ * the promise settles once it is safe here (acked by the recipient, or
+ * written after the online grace), or rejects when it could not be written.
+ */
+export function handoffs(
+  local: LocalSessions,
+  writer: InboxWriter,
+): (entry: InboxEntry) => Promise<void> | null {
+  return (entry) => {
+    const s = local.get(entry.user);
+    if (!s) return null;
+    // Blocked: neither delivered nor stored, and the sender is not told.
+    if (!s.push(entry)) return Promise.resolve();
+    return writer.append(entry, true).then(noop);
+  };
+}
+
+const noop = () => {};
+
 /** Deliveries to one user through other nodes that have not been handed over yet. */
 interface Lane {
+  /** Unique on this node: the receiving node refuses the rest of a lane after one refusal. */
+  id: string;
   /** Started and not yet published (or found offline). */
   busy: number;
   /** Settles once the unstored packet on its way was published or stored. */
   direct: Promise<void> | null;
+  /** Hand-offs (Remote.handOff) started and not settled; they all go to `node`. */
+  handing: number;
+  node: string | null;
+  /** Settles once every hand-off started so far was taken or stored instead. */
+  handed: Promise<void> | null;
+  /** A hand-off was refused: the lane's later packets take the stored path. */
+  refused: boolean;
+  /** Settles once every packet that entered the lane so far settled. */
+  tail: Promise<void>;
 }
 
-const noop = () => {};
+// Lane ids stay unique across restarts of this node: a receiving node may
+// still remember a refused lane of this node's earlier life.
+const LANE_EPOCH = Date.now().toString(36);
+let laneSeq = 0;
 
 /** Routes messages; one per node. */
 export class Router {
@@ -310,20 +353,66 @@ export class Router {
     const d = this.#local.devices;
     if (d) return await this.#deliverDevices(d, entry, ack, resource);
     const s = this.#local.get(entry.user);
-    if (s) {
-      // Blocked: neither delivered nor stored, and the sender is not told.
-      if (!s.push(entry) || !ack) return;
-      await this.writer.append(entry, true);
-      return;
-    }
+    // With packets to this user still on their way through other nodes
+    // (the user just moved here), this one goes behind them.
+    if (s && !this.#lanes.has(entry.user)) return await this.#deliverHere(s, entry, ack);
     if (this.remote) return await this.#deliverRemote(this.remote, entry, ack);
     this.#stored(entry, await this.writer.append(entry));
   }
 
+  async #deliverHere(s: Recipient, entry: InboxEntry, ack: boolean): Promise<void> {
+    // Blocked: neither delivered nor stored, and the sender is not told.
+    if (!s.push(entry) || !ack) return;
+    await this.writer.append(entry, true);
+  }
+
   async #deliverRemote(remote: Remote, entry: InboxEntry, ack: boolean): Promise<void> {
     const lane = this.#join(entry.user);
+    const before = lane.tail;
+    let done!: () => void;
+    const mine = new Promise<void>((resolve) => done = resolve);
+    lane.tail = before.then(() => mine);
+    try {
+      return await this.#inLane(remote, entry, ack, lane, before);
+    } finally {
+      done();
+    }
+  }
+
+  async #inLane(
+    remote: Remote,
+    entry: InboxEntry,
+    ack: boolean,
+    lane: Lane,
+    before: Promise<void>,
+  ) {
+    // The recipient moved here while packets to it were on their way
+    // through other nodes: delivered here once they all settled.
+    const here = this.#local.get(entry.user);
+    if (here) {
+      try {
+        await before;
+      } finally {
+        this.#leave(entry.user, lane);
+      }
+      return await this.#deliverHere(here, entry, ack);
+    }
     // Behind an unstored packet still finding its way: it goes first.
     if (lane.direct) await lane.direct;
+    // Handed off unstored while everything else on its way is too: the
+    // receiving node keeps the lane's order, and its online grace spares
+    // the store write of a packet acked in time, as on one node.
+    if (ack && !lane.refused && lane.busy === lane.handing + 1) {
+      lane.handing++;
+      const done = this.#handOff(remote, entry, lane, lane.handed);
+      lane.handed = done.then(noop, noop);
+      try {
+        return await done;
+      } finally {
+        lane.handing--;
+        this.#leave(entry.user, lane);
+      }
+    }
     // Unstored only when nothing else to this user is on its way: the
     // stored path takes its place in the inbox at once, the direct one only
     // after a lookup, so mixing them would reorder one sender's packets.
@@ -340,8 +429,10 @@ export class Router {
     // between; and the recipient's ack can never overtake the write. A
     // packet without ack is stored too when a publish cannot be confirmed
     // (a node may die unseen): the receiving node deletes it once written.
+    // Hand-offs before it settle first, so that a refused one is stored before it.
     let depth: number | null;
     try {
+      if (lane.handed) await lane.handed;
       depth = await this.writer.append(entry);
     } catch (err) {
       this.#leave(entry.user, lane);
@@ -362,9 +453,40 @@ export class Router {
     }
   }
 
+  /**
+   * A hand-off to the node holding the recipient; refused (or found
+   * offline, or elsewhere than the lane's earlier hand-offs), it takes the
+   * stored path behind `before`, the hand-offs started earlier.
+   */
+  async #handOff(remote: Remote, entry: InboxEntry, lane: Lane, before: Promise<void> | null) {
+    // Where the lane's packets already go, no lookup: a recipient gone from
+    // there refuses, and the packet takes the stored path, which looks up.
+    const node = lane.node ?? await remote.locate(entry.user);
+    lane.node ??= node;
+    if (node !== null && node === lane.node && await remote.handOff(node, entry, lane.id)) return;
+    lane.refused = true;
+    if (before) await before;
+    const here = this.#local.get(entry.user);
+    if (here) return await this.#deliverHere(here, entry, true);
+    const depth = await this.writer.append(entry);
+    await this.#handOver(remote, entry, true, depth);
+  }
+
   #join(user: string): Lane {
     let lane = this.#lanes.get(user);
-    if (!lane) this.#lanes.set(user, lane = { busy: 0, direct: null });
+    if (!lane) {
+      lane = {
+        id: `${LANE_EPOCH}.${(++laneSeq).toString(36)}`,
+        busy: 0,
+        direct: null,
+        handing: 0,
+        node: null,
+        handed: null,
+        refused: false,
+        tail: Promise.resolve(),
+      };
+      this.#lanes.set(user, lane);
+    }
     lane.busy++;
     return lane;
   }

@@ -11,7 +11,7 @@ import { SqliteStore } from "./store/sqlite_store.ts";
 import { parseDbaddr } from "./store/redis_client.ts";
 import { RedisStore } from "./store/redis_store.ts";
 import { InboxWriter } from "./store/inbox_writer.ts";
-import { arrivals, LocalSessions, Router } from "./router.ts";
+import { arrivals, handoffs, LocalSessions, Router } from "./router.ts";
 import { DedupCache } from "./session/dedup.ts";
 import { openSession, type Session, type SessionDeps } from "./session/session.ts";
 import type { Admission } from "./session/conn.ts";
@@ -169,6 +169,7 @@ async function assemble(
   if (config.dbaddr !== "") {
     const joined = cluster = await joinCluster(config, {
       arrived: arrivals(local, writer, onOffline),
+      accept: handoffs(local, writer),
       local: (jid) => local.all(jid),
       online: () => local.size,
     }, log);

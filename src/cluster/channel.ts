@@ -1,19 +1,27 @@
-// What nodes say to each other over Redis pub/sub (plain PUBLISH to the
-// target node's channel): a delivery, a kick of an older login, a blacklist
-// change and its confirmation. Decoding checks every field: a bad message is
-// dropped, never thrown.
+// What nodes say to each other over Redis pub/sub (one PUBLISH to the target
+// node's channel carries a batch): deliveries, kicks of older logins,
+// blacklist changes and their confirmations. Decoding checks every field: a
+// bad message is dropped, a batch whose framing is broken is dropped whole,
+// and nothing is ever thrown.
+//
+// Wire form of a batch: a JSON array of headers, a newline, then the packets
+// of the "msg" headers back to back, each header giving its packet's length
+// (in UTF-16 code units, as JavaScript strings count). Packets are forwarded
+// as received: they are never escaped into, nor parsed out of, JSON.
 
 import { errMsg, type Logger } from "../log.ts";
 import type { InboxEntry } from "../store/store.ts";
 
-/** One message between nodes; short field names keep every delivery small. */
+/** One message between nodes. */
 export type NodeMessage =
   /**
    * Deliver `e`; `a`: the packet asks for acks; `s`: the sender's node stored
-   * it already. With multi_login, `r`: for the session of that resource;
-   * `x`: a carbon for every session of `e.user` but the sending one, `x`.
+   * it already. With `h`, a hand-off: node `h.o` waits for a "took" answer
+   * naming `h.r`; `h.l` names the sending node's lane (one recipient). With
+   * multi_login, `r`: for the session of that resource; `x`: a carbon for
+   * every session of `e.user` but the sending one, `x`.
    */
-  | { t: "msg"; e: InboxEntry; a: boolean; s: boolean; r?: string; x?: string }
+  | { t: "msg"; e: InboxEntry; a: boolean; s: boolean; h?: HandOff; r?: string; x?: string }
   /** Close the session `sid` of `jid`: a newer login replaced it. */
   | { t: "kick"; jid: string; sid: string }
   /**
@@ -22,33 +30,116 @@ export type NodeMessage =
    */
   | { t: "block"; owner: string; jid: string; b: boolean; from?: string; ref?: string }
   /** The blacklist change `ref` is in force on the node that answers. */
-  | { t: "applied"; ref: string };
+  | { t: "applied"; ref: string }
+  /** The hand-off `r` is safe on the node that answers (ok), or was refused there. */
+  | { t: "took"; r: string; ok: boolean };
 
-/** The wire form of a message. */
-export function encodeMessage(m: NodeMessage): string {
-  return JSON.stringify(m);
+/** Who waits for a hand-off's answer, under which reference, for which lane. */
+export interface HandOff {
+  o: string;
+  r: string;
+  l: string;
 }
 
-/** A message from its wire form; null for anything malformed. */
-export function decodeMessage(text: string): NodeMessage | null {
-  let v: unknown;
+/** A decoded batch: its messages in order, and how many bad ones were dropped. */
+export interface DecodedBatch {
+  messages: NodeMessage[];
+  dropped: number;
+}
+
+/** The wire form of a batch of messages, in order. */
+export function encodeBatch(batch: readonly NodeMessage[]): string {
+  const headers: unknown[] = [];
+  const packets: string[] = [];
+  for (const m of batch) {
+    if (m.t !== "msg") {
+      headers.push(m);
+      continue;
+    }
+    const e = m.e;
+    headers.push({
+      t: "msg",
+      u: e.user,
+      i: e.id,
+      f: e.from,
+      y: e.type,
+      c: e.ct,
+      a: m.a,
+      s: m.s,
+      n: e.packet.length,
+      ...(m.h ? { ho: m.h.o, hr: m.h.r, hl: m.h.l } : {}),
+      ...(m.r !== undefined ? { r: m.r } : {}),
+      ...(m.x !== undefined ? { x: m.x } : {}),
+    });
+    packets.push(e.packet);
+  }
+  return `${JSON.stringify(headers)}\n${packets.join("")}`;
+}
+
+/**
+ * A batch from its wire form; null when its framing is broken (not a header
+ * array, or packet lengths that do not add up to what follows). A header
+ * that frames correctly but is otherwise malformed drops only its message.
+ */
+export function decodeBatch(text: string): DecodedBatch | null {
+  const nl = text.indexOf("\n");
+  if (nl === -1) return null;
+  let headers: unknown;
   try {
-    v = JSON.parse(text);
+    headers = JSON.parse(text.slice(0, nl));
   } catch {
     return null;
   }
+  if (!Array.isArray(headers)) return null;
+  const messages: NodeMessage[] = [];
+  let dropped = 0;
+  let at = nl + 1;
+  for (const h of headers) {
+    const n = (h as { n?: unknown } | null)?.n;
+    if (n !== undefined) {
+      // The length frames the next packet: without a sane one nothing after it can be trusted.
+      if (!Number.isSafeInteger(n) || (n as number) < 0 || at + (n as number) > text.length) {
+        return null;
+      }
+      const packet = text.slice(at, at += n as number);
+      const m = msgOf(h as Record<string, unknown>, packet);
+      if (m) messages.push(m);
+      else dropped++;
+      continue;
+    }
+    const m = controlOf(h);
+    if (m) messages.push(m);
+    else dropped++;
+  }
+  return at === text.length ? { messages, dropped } : null;
+}
+
+function msgOf(h: Record<string, unknown>, packet: string): NodeMessage | null {
+  if (
+    h.t !== "msg" || typeof h.u !== "string" || typeof h.i !== "string" ||
+    typeof h.f !== "string" || typeof h.y !== "number" || typeof h.c !== "number" ||
+    typeof h.a !== "boolean" || typeof h.s !== "boolean"
+  ) return null;
+  const e: InboxEntry = { user: h.u, id: h.i, from: h.f, type: h.y, ct: h.c, packet };
+  const m: NodeMessage = { t: "msg", e, a: h.a, s: h.s };
+  if (h.r !== undefined) {
+    if (typeof h.r !== "string") return null;
+    m.r = h.r;
+  }
+  if (h.x !== undefined) {
+    if (typeof h.x !== "string") return null;
+    m.x = h.x;
+  }
+  if (h.ho === undefined && h.hr === undefined && h.hl === undefined) return m;
+  if (typeof h.ho !== "string" || typeof h.hr !== "string" || typeof h.hl !== "string") return null;
+  m.h = { o: h.ho, r: h.hr, l: h.hl };
+  return m;
+}
+
+function controlOf(v: unknown): NodeMessage | null {
   if (typeof v !== "object" || v === null) return null;
   const m = v as Record<string, unknown>;
   switch (m.t) {
-    case "msg": {
-      if (!isEntry(m.e) || typeof m.a !== "boolean" || typeof m.s !== "boolean") return null;
-      if (m.r !== undefined && typeof m.r !== "string") return null;
-      if (m.x !== undefined && typeof m.x !== "string") return null;
-      const msg: NodeMessage = { t: "msg", e: m.e, a: m.a, s: m.s };
-      if (m.r !== undefined) msg.r = m.r;
-      if (m.x !== undefined) msg.x = m.x;
-      return msg;
-    }
     case "kick":
       return typeof m.jid === "string" && typeof m.sid === "string"
         ? { t: "kick", jid: m.jid, sid: m.sid }
@@ -65,34 +156,39 @@ export function decodeMessage(text: string): NodeMessage | null {
     }
     case "applied":
       return typeof m.ref === "string" ? { t: "applied", ref: m.ref } : null;
+    case "took":
+      return typeof m.r === "string" && typeof m.ok === "boolean"
+        ? { t: "took", r: m.r, ok: m.ok }
+        : null;
   }
   return null;
 }
 
-function isEntry(e: unknown): e is InboxEntry {
-  if (typeof e !== "object" || e === null) return false;
-  const x = e as Record<string, unknown>;
-  return typeof x.user === "string" && typeof x.id === "string" && typeof x.from === "string" &&
-    typeof x.type === "number" && typeof x.ct === "number" && typeof x.packet === "string";
-}
-
 /**
- * Wraps `handle` for the subscription: decodes each message and hands it
- * on. Nothing thrown escapes: in an ioredis event handler it would end the
- * process.
+ * Wraps `handle` for the subscription: decodes each batch and hands on its
+ * messages in order. Nothing thrown escapes (in an ioredis event handler it
+ * would end the process), and one message's failure does not stop the rest.
  */
-export function messageHandler(
+export function batchHandler(
   channel: string,
   log: Logger,
   handle: (m: NodeMessage) => void,
 ): (text: string) => void {
   return (text) => {
-    try {
-      const m = decodeMessage(text);
-      if (m === null) log.warn(`cluster: malformed message on ${channel} dropped`);
-      else handle(m);
-    } catch (err) {
-      log.error(`cluster: handling a message on ${channel} failed: ${errMsg(err)}`);
+    const batch = decodeBatch(text);
+    if (batch === null) {
+      log.warn(`cluster: malformed batch on ${channel} dropped (${text.length} chars)`);
+      return;
+    }
+    if (batch.dropped > 0) {
+      log.warn(`cluster: ${batch.dropped} malformed messages on ${channel} dropped`);
+    }
+    for (const m of batch.messages) {
+      try {
+        handle(m);
+      } catch (err) {
+        log.error(`cluster: handling a message on ${channel} failed: ${errMsg(err)}`);
+      }
     }
   };
 }

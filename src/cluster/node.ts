@@ -6,7 +6,7 @@ import type { Config } from "../config/config.ts";
 import { errMsg, type Logger } from "../log.ts";
 import { SingleFlight } from "../async.ts";
 import { connectRedis, describe, parseDbaddr, type RedisClient } from "../store/redis_client.ts";
-import { messageHandler } from "./channel.ts";
+import { batchHandler } from "./channel.ts";
 import { channelOf } from "./keys.ts";
 import { LIVENESS, Liveness, type LivenessTiming } from "./liveness.ts";
 import { Registry } from "./registry.ts";
@@ -60,7 +60,7 @@ export async function joinCluster(
     );
     log.info(`clean ghost session: ${await registry.clearGhosts()} cleared`);
     const channel = channelOf(nodeid);
-    const onMessage = messageHandler(channel, log, (m) => remote.receive(m));
+    const onMessage = batchHandler(channel, log, (m) => remote.receive(m));
     sub = new Subscriber(
       target,
       `sara-${nodeid}-sub`,
@@ -76,6 +76,7 @@ export async function joinCluster(
     return {
       remote,
       async stop() {
+        remote.stop();
         await registry.settled();
         await live.stop();
         await subscriber.close();

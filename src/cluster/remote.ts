@@ -6,7 +6,7 @@ import { errMsg, type Logger } from "../log.ts";
 import { withTimeout } from "../async.ts";
 import type { RedisClient } from "../store/redis_client.ts";
 import type { InboxEntry } from "../store/store.ts";
-import { encodeMessage, type NodeMessage } from "./channel.ts";
+import type { NodeMessage } from "./channel.ts";
 import { channelOf } from "./keys.ts";
 import { Publisher } from "./publisher.ts";
 import type { Liveness } from "./liveness.ts";
@@ -15,6 +15,19 @@ import type { DeviceEntry, Registry } from "./registry.ts";
 // How long a blacklist change waits for the owner's node to confirm it (a
 // node that died unseen never does).
 const APPLY_WAIT_MS = 2000;
+
+// How long a hand-off waits for its answer before the packet is stored
+// instead (the receiving node answers within its online grace and one
+// commit; one that died unseen never does). Longer would stall a sender to
+// a dead node; shorter risks storing a packet the other node also kept (the
+// recipient may then get it twice, never lose it). Checked by one sweep,
+// not a timer per packet.
+const HANDOFF_WAIT_MS = 1000;
+const HANDOFF_SWEEP_MS = 250;
+// Refused lanes a node remembers (a lane lives as long as packets to one
+// recipient are on their way; a minute is far beyond that).
+const REFUSED_KEEP_MS = 60_000;
+const REFUSED_MAX = 10_000;
 
 let refCounter = 0;
 
@@ -44,6 +57,11 @@ export interface ClusterNodeDeps {
    * inbox already; `to`: with multi_login, which sessions of the user).
    */
   arrived(entry: InboxEntry, ack: boolean, stored: boolean, to?: DeviceTarget): Promise<void>;
+  /**
+   * A packet with ack another node handed off unstored: null when no session
+   * here takes it, else settles once it is safe here (rejects: not kept).
+   */
+  accept(entry: InboxEntry): Promise<void> | null;
   /** This node's sessions of `jid` (one at most without multi_login). */
   local(jid: string): readonly LocalSession[];
   /** Sessions logged in on this node. */
@@ -58,6 +76,12 @@ export class ClusterRemote {
   readonly #publisher: Publisher;
   // Blacklist changes waiting for their "applied" answer, by ref.
   readonly #applying = new Map<string, () => void>();
+  // Hand-offs waiting for their "took" answer, by ref, oldest first.
+  readonly #handing = new Map<string, { resolve: (ok: boolean) => void; since: number }>();
+  #sweep: ReturnType<typeof setInterval> | undefined;
+  // Lanes of other nodes ("node/lane") with a refused hand-off: the rest of
+  // such a lane is refused too, so what this node took is always a prefix.
+  readonly #refused = new Map<string, number>();
 
   constructor(
     readonly client: RedisClient,
@@ -103,6 +127,74 @@ export class ClusterRemote {
 
   publish(node: string, entry: InboxEntry, ack: boolean, stored: boolean): Promise<boolean> {
     return this.send(node, { t: "msg", e: entry, a: ack, s: stored });
+  }
+
+  handOff(node: string, entry: InboxEntry, lane: string): Promise<boolean> {
+    const r = `${this.nodeid}-${(refCounter++).toString(36)}`;
+    const answer = new Promise<boolean>((resolve) => {
+      this.#handing.set(r, { resolve, since: Date.now() });
+    });
+    this.#sweep ??= setInterval(() => this.#expire(), HANDOFF_SWEEP_MS);
+    const h = { o: this.nodeid, r, l: lane };
+    this.send(node, { t: "msg", e: entry, a: true, s: false, h }).then((sent) => {
+      if (!sent) this.#answer(r, false);
+    });
+    return answer;
+  }
+
+  #answer(r: string, ok: boolean): void {
+    const w = this.#handing.get(r);
+    if (!w) return;
+    this.#handing.delete(r);
+    w.resolve(ok);
+  }
+
+  /** Gives up on hand-offs unanswered for too long; stops sweeping when none is left. */
+  #expire(): void {
+    const limit = Date.now() - HANDOFF_WAIT_MS;
+    for (const [r, w] of this.#handing) {
+      if (w.since > limit) break;
+      this.log.warn(`cluster: hand-off ${r} unanswered for ${HANDOFF_WAIT_MS} ms; storing it`);
+      this.#answer(r, false);
+    }
+    if (this.#handing.size === 0) {
+      clearInterval(this.#sweep);
+      this.#sweep = undefined;
+    }
+  }
+
+  /** Gives up on every hand-off still waiting (they are stored instead): the node stops. */
+  stop(): void {
+    for (const r of [...this.#handing.keys()]) this.#answer(r, false);
+    clearInterval(this.#sweep);
+    this.#sweep = undefined;
+  }
+
+  /** Takes (or refuses) a hand-off from another node and answers it once that is settled. */
+  #accept(e: InboxEntry, h: { o: string; r: string; l: string }): void {
+    const lane = `${h.o}/${h.l}`;
+    const taken = this.#refused.has(lane) ? null : this.node.accept(e);
+    if (taken === null) {
+      this.#refuse(lane);
+      return void this.send(h.o, { t: "took", r: h.r, ok: false });
+    }
+    taken.then(
+      () => this.send(h.o, { t: "took", r: h.r, ok: true }),
+      (err) => {
+        this.log.warn(`cluster: cannot keep a message for ${e.user}: ${errMsg(err)}`);
+        return this.send(h.o, { t: "took", r: h.r, ok: false });
+      },
+    );
+  }
+
+  #refuse(lane: string): void {
+    const now = Date.now();
+    this.#refused.delete(lane);
+    this.#refused.set(lane, now);
+    for (const [l, at] of this.#refused) {
+      if (this.#refused.size <= REFUSED_MAX && at > now - REFUSED_KEEP_MS) break;
+      this.#refused.delete(l);
+    }
   }
 
   /** With multi_login: the sessions of `jid` on other live nodes; [] when Redis is away. */
@@ -153,10 +245,13 @@ export class ClusterRemote {
     }
   }
 
-  /** Publishes `m` on `node`'s channel; false when it surely did not arrive. */
+  /**
+   * Publishes `m` on `node`'s channel (batched with everything else for that
+   * node in this turn); false when it surely did not arrive.
+   */
   async send(node: string, m: NodeMessage): Promise<boolean> {
     try {
-      const receivers = await this.#publisher.publish(channelOf(node), encodeMessage(m));
+      const receivers = await this.#publisher.send(channelOf(node), m);
       const ok = !this.publishConfirms || receivers > 0;
       this.published[ok ? "ok" : "failed"]++;
       return ok;
@@ -172,6 +267,7 @@ export class ClusterRemote {
     switch (m.t) {
       case "msg":
         this.received++;
+        if (m.h) return this.#accept(m.e, m.h);
         this.node.arrived(m.e, m.a, m.s, this.registry.multi ? targetOf(m) : undefined).catch((
           err,
         ) => this.log.error(`cluster: cannot store a message for ${m.e.user}: ${errMsg(err)}`));
@@ -187,6 +283,9 @@ export class ClusterRemote {
         return;
       case "applied":
         this.#applying.get(m.ref)?.();
+        return;
+      case "took":
+        this.#answer(m.r, m.ok);
         return;
     }
   }

@@ -210,3 +210,42 @@ async function rpcOnline(port: number, jid: string): Promise<boolean> {
   }
   return got.json.success;
 }
+
+Deno.test("concurrent senders on one node keep their send order at recipients on another, with and without acks", async () => {
+  await using c = await startNodes(redis.addr, 2, uniqueNode());
+  const [n1, n2] = c.nodes as [typeof c.nodes[0], typeof c.nodes[0]];
+  const SENDERS = 4, PER = 150;
+  await using r1 = await login(n2.port, "r1@d");
+  await using r2 = await login(n2.port, "r2@d");
+  const senders = await Promise.all(
+    Array.from({ length: SENDERS }, (_, i) => login(n1.port, `s${i}@d`)),
+  );
+  try {
+    // Every sender writes all its messages at once, alternating recipients
+    // and ack modes, so batches mix senders, recipients and both paths.
+    await Promise.all(senders.map(async (s, i) => {
+      for (let k = 0; k < PER; k++) {
+        const to = k % 2 === 0 ? "r1@d" : "r2@d";
+        await s.chat(to, `${i}:${k}`, { id: `s${i}-${k}`, ...(k % 3 === 0 ? {} : { ack: 1 }) });
+      }
+    }));
+    const heard = async (r: typeof r1) => {
+      const got = new Map<string, number[]>();
+      for (let n = 0; n < SENDERS * PER / 2; n++) {
+        const p = (await r.nextPacket(10_000)).json;
+        if (p.envelope.ack === 1) await r.ack(String(p.envelope.id));
+        const [i, k] = String((p.payload as { content: string }).content).split(":");
+        got.set(i!, [...(got.get(i!) ?? []), Number(k)]);
+      }
+      return got;
+    };
+    const [g1, g2] = await Promise.all([heard(r1), heard(r2)]);
+    for (let i = 0; i < SENDERS; i++) {
+      const even = Array.from({ length: PER / 2 }, (_, j) => 2 * j);
+      assert.deepEqual(g1.get(String(i)), even, `sender ${i} to r1`);
+      assert.deepEqual(g2.get(String(i)), even.map((k) => k + 1), `sender ${i} to r2`);
+    }
+  } finally {
+    for (const s of senders) await s.close();
+  }
+});

@@ -122,3 +122,20 @@ Deno.test("lookup reads an unreadable entry as none", async () => {
   await c.set(sessionKey(jid), "not json");
   assert.equal(await r.lookup(jid), null);
 });
+
+Deno.test("lookups made in one turn share one MGET and each gets its own user's entry, in order", async () => {
+  await using c = await client(redis.addr);
+  const r = registry(c, uniqueNode("n"));
+  const jids = Array.from({ length: 50 }, (_, i) => `${uniqueNode("u")}${i}@d`);
+  for (const [i, jid] of jids.entries()) if (i % 2 === 0) await r.register(jid, `s${i}`, "tcp");
+  const mgets = async () =>
+    Number(/cmdstat_mget:calls=(\d+)/.exec(await c.info("commandstats"))?.[1] ?? 0);
+  const before = await mgets();
+  const order: number[] = [];
+  const found = await Promise.all(
+    jids.map((jid, i) => r.lookup(jid).then((e) => (order.push(i), e?.sid ?? null))),
+  );
+  assert.equal(await mgets() - before, 1);
+  assert.deepEqual(found, jids.map((_, i) => i % 2 === 0 ? `s${i}` : null));
+  assert.deepEqual(order, jids.map((_, i) => i));
+});

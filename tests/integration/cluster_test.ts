@@ -21,6 +21,17 @@ function chatPacket(id: string, from: string, to: string): string {
   return JSON.stringify({ envelope: { id, type: 1, from, to, ack: 1 }, payload: {} }) + "\x01";
 }
 
+/** Ids of the server acks `c` gets until it has `max`, closes, or is quiet for 2 s. */
+async function acksOf(c: TestClient, max: number): Promise<string[]> {
+  const ids: string[] = [];
+  while (ids.length < max) {
+    const p = await c.nextPacket(2000).catch(() => null);
+    if (p === null) break;
+    if (p.json.envelope.type === 3) ids.push(String(p.json.envelope.id));
+  }
+  return ids;
+}
+
 /** One node process with its own config file; restartable. */
 class Node implements AsyncDisposable {
   proc: SaraProcess | null = null;
@@ -327,6 +338,62 @@ for (const backend of BACKENDS) {
     });
     await n1.start();
     assert.deepEqual((await n2.counters()).map((c) => c.node), ["n1", "n2"]);
+  });
+
+  Deno.test(`on ${backend.label}: the recipient's node SIGKILLed while holding a batch loses no acked message, and its inbox keeps send order`, async () => {
+    await using redis = await backend.start();
+    await using nodes = await startNodes(redis.addr, ["n1", "n2"]);
+    const [n1, n2] = nodes as unknown as [Node, Node];
+    await using a = await n1.login("a@d");
+    const b = await n2.login("b@d");
+    // One write of many messages: handed off to n2 in a few batches; b never
+    // acks, so n2 holds them (in its online grace or its writes) when it dies.
+    const ids = Array.from({ length: 300 }, (_, i) => `k${i}`);
+    await a.sendRaw(ids.map((id) => chatPacket(id, "a@d", "b@d")).join(""));
+    await b.nextPacket();
+    await n2.kill();
+    await b.close();
+    const acked = await acksOf(a, ids.length);
+    await n2.start();
+    await using b2 = await TestClient.connect(n2.tcp);
+    const stored = delayIds(await b2.login("b@d")).filter((id) => ids.includes(String(id)));
+    // Every acked one is kept, in send order (unacked ones may be there too).
+    assert.deepEqual(acked.filter((id) => !stored.includes(id)), []);
+    assert.deepEqual(stored, ids.filter((id) => stored.includes(id)));
+  });
+
+  Deno.test(`on ${backend.label}: the sender's node SIGKILLed while holding a batch loses no acked message, and the recipient gets them in order`, async () => {
+    await using redis = await backend.start();
+    await using nodes = await startNodes(redis.addr, ["n1", "n2"]);
+    const [n1, n2] = nodes as unknown as [Node, Node];
+    const a = await n1.login("a@d");
+    await using b = await n2.login("b@d");
+    const ids = Array.from({ length: 300 }, (_, i) => `k${i}`);
+    const send = (part: string[]) =>
+      a.sendRaw(part.map((id) => chatPacket(id, "a@d", "b@d")).join(""));
+    // b acks nothing yet, so n1's hand-offs wait for n2's online grace: the
+    // first half is acked, and n1 dies holding the second.
+    await send(ids.slice(0, 150));
+    await a.nextPacket();
+    await send(ids.slice(150));
+    await n1.kill();
+    const acked = [ids[0]!, ...await acksOf(a, ids.length)];
+    await a.close();
+    // Live at b (which acks each), and what n1 stored before dying comes at b's next login.
+    const live: string[] = [];
+    for (;;) {
+      const p = await b.nextPacket(2000).catch(() => null);
+      if (p === null) break;
+      live.push(String(p.json.envelope.id));
+      await b.ack(String(p.json.envelope.id));
+    }
+    await b.close();
+    await until("b offline", async () => !(await n2.isOnline("b@d")));
+    await using b2 = await TestClient.connect(n2.tcp);
+    const got = [...live, ...delayIds(await b2.login("b@d")).map(String)];
+    assert.deepEqual(acked.filter((id) => !got.includes(id)), []);
+    const firsts = got.filter((id, i) => got.indexOf(id) === i);
+    assert.deepEqual(firsts, ids.filter((id) => firsts.includes(id)));
   });
 }
 

@@ -1,0 +1,127 @@
+// Hand-offs between nodes at the ClusterRemote level, over a real Redis: the
+// receiving node answers "took" once a packet is safe, refuses without a
+// session, and refuses the rest of a lane after one refusal (so what it
+// took is always a prefix of the lane); the sending node resolves on the
+// answer and gives up (false) when none comes.
+
+import assert from "node:assert/strict";
+import { Redis } from "ioredis";
+import { decodeBatch, encodeBatch, type NodeMessage } from "../../src/cluster/channel.ts";
+import { channelOf } from "../../src/cluster/keys.ts";
+import type { Liveness } from "../../src/cluster/liveness.ts";
+import type { Registry } from "../../src/cluster/registry.ts";
+import { type ClusterNodeDeps, ClusterRemote } from "../../src/cluster/remote.ts";
+import type { InboxEntry } from "../../src/store/store.ts";
+import { type RedisServer, startRedis } from "../helpers/redis.ts";
+import { client, quietLog, uniqueNode, until } from "./_redis.ts";
+
+let redis: RedisServer;
+Deno.test.beforeAll(async () => {
+  redis = await startRedis();
+});
+Deno.test.afterAll(() => redis.stop());
+
+const entry = (id: string): InboxEntry => ({
+  user: "b@d",
+  id,
+  from: "a@d",
+  type: 1,
+  ct: 1,
+  packet: `{"envelope":{"id":"${id}"}}`,
+});
+
+/** Every message published on `channel`, decoded. */
+async function listen(channel: string) {
+  const sub = new Redis({ host: "127.0.0.1", port: redis.port, lazyConnect: true });
+  await sub.connect();
+  await sub.subscribe(channel);
+  const heard: NodeMessage[] = [];
+  sub.on("message", (_c: string, text: string) => heard.push(...decodeBatch(text)!.messages));
+  return { heard, [Symbol.asyncDispose]: async () => void await sub.quit() };
+}
+
+/** A ClusterRemote whose node takes hand-offs as `accept` says. */
+function remoteWith(c: ClusterRemote["client"], accept: ClusterNodeDeps["accept"]) {
+  const node: ClusterNodeDeps = {
+    arrived: () => Promise.resolve(),
+    accept,
+    local: () => [],
+    online: () => 0,
+  };
+  const unused = {} as Registry & Liveness;
+  return new ClusterRemote(c, uniqueNode("n"), node, unused, unused, quietLog(), true);
+}
+
+const handOff = (o: string, r: string, l: string, id: string): NodeMessage => ({
+  t: "msg",
+  e: entry(id),
+  a: true,
+  s: false,
+  h: { o, r, l },
+});
+
+Deno.test("the receiving node answers took once safe, refuses without a session, and refuses the rest of a refused lane", async () => {
+  await using c = await client(redis.addr);
+  const origin = uniqueNode("o");
+  await using answers = await listen(channelOf(origin));
+  const safe = new Map<string, () => void>();
+  let session = false;
+  const remote = remoteWith(c, (e) => {
+    if (!session) return null;
+    return new Promise<void>((resolve) => safe.set(e.id, resolve));
+  });
+  remote.receive(handOff(origin, "r1", "L1", "m1")); // no session: refused
+  session = true;
+  remote.receive(handOff(origin, "r2", "L1", "m2")); // same lane: refused too
+  remote.receive(handOff(origin, "r3", "L2", "m3")); // another lane: taken
+  await until("two refusals", () => answers.heard.length === 2);
+  assert.deepEqual(answers.heard, [
+    { t: "took", r: "r1", ok: false },
+    { t: "took", r: "r2", ok: false },
+  ]);
+  assert.deepEqual([...safe.keys()], ["m3"], "m2 never reached a session");
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(answers.heard.length, 2, "no answer before it is safe");
+  safe.get("m3")!();
+  await until("m3 answered", () => answers.heard.length === 3);
+  assert.deepEqual(answers.heard[2], { t: "took", r: "r3", ok: true });
+  remote.stop();
+});
+
+Deno.test("a hand-off whose packet could not be kept is answered not taken", async () => {
+  await using c = await client(redis.addr);
+  const origin = uniqueNode("o");
+  await using answers = await listen(channelOf(origin));
+  const remote = remoteWith(c, () => Promise.reject(new Error("store down")));
+  remote.receive(handOff(origin, "r1", "L1", "m1"));
+  await until("answered", () => answers.heard.length === 1);
+  assert.deepEqual(answers.heard, [{ t: "took", r: "r1", ok: false }]);
+  remote.stop();
+});
+
+Deno.test("the sending node resolves a hand-off on its answer, and false when none comes in time", async () => {
+  await using c = await client(redis.addr);
+  const target = uniqueNode("t");
+  await using sent = await listen(channelOf(target));
+  const remote = remoteWith(c, () => null);
+  const first = remote.handOff(target, entry("m1"), "L1");
+  const second = remote.handOff(target, entry("m2"), "L1");
+  await until("both published", () => sent.heard.length === 2);
+  const refs = sent.heard.map((m) => m.t === "msg" ? m.h!.r : "");
+  // Answers come back in the batch framing; only the first one is answered.
+  remote.receive(decodeBatch(encodeBatch([{ t: "took", r: refs[0]!, ok: true }]))!.messages[0]!);
+  assert.equal(await first, true);
+  const t0 = Date.now();
+  assert.equal(await second, false);
+  assert.ok(Date.now() - t0 < 3000);
+  remote.stop();
+});
+
+Deno.test("a hand-off to a node nobody listens for is refused at once on one Redis", async () => {
+  await using c = await client(redis.addr);
+  const remote = remoteWith(c, () => null);
+  const t0 = Date.now();
+  assert.equal(await remote.handOff(uniqueNode("nobody"), entry("m1"), "L1"), false);
+  assert.ok(Date.now() - t0 < 500, "no wait for an answer when the publish reached nobody");
+  remote.stop();
+});
