@@ -5,24 +5,17 @@
 
 import assert from "node:assert/strict";
 import { TestClient } from "../helpers/client.ts";
-import { SaraProcess } from "../helpers/process.ts";
+import { processConfig, SaraProcess } from "../helpers/process.ts";
 import { startRedis } from "../helpers/redis.ts";
 
 async function node(nodeid: string, dbaddr: string, dir: string) {
-  const conf = {
-    bind: "127.0.0.1",
-    port: 0,
-    rpcport: 0,
-    nodeaddr: "127.0.0.1:0",
-    enable_ws: false,
+  const conf = processConfig(`${dir}/${nodeid}`, {
     nodeid,
     dbaddr,
-    logfile: "",
-    pidfile: `${dir}/${nodeid}.pid`,
-    loglevel: 2,
     multi_login: true,
     max_sessions: 3,
-  };
+  });
+  await Deno.mkdir(`${dir}/${nodeid}`);
   await Deno.writeTextFile(`${dir}/${nodeid}.json`, JSON.stringify(conf));
   const proc = SaraProcess.start(["-c", `${dir}/${nodeid}.json`]);
   return { proc, tcp: await proc.port("tcp") };
