@@ -1,4 +1,4 @@
-// Fault-injection check of the delivery contract (PROTOCOL 12): senders and
+// Fault-injection check of the delivery contract (docs/protocol.md §12): senders and
 // recipients on real `sara` processes (one embedded node, or N nodes sharing a
 // Redis) that are SIGKILLed and restarted while messages flow. Prints `acked A, delivered D, lost L, duplicates U, reordered O`
 // and exits non-zero when anything acked was lost or reordered.
@@ -23,7 +23,7 @@ sender waits for its acks and every recipient logs in once more. Then one line:
 
   acked A, delivered D, lost L, duplicates U, reordered O
 
-(PROTOCOL 12: lost = acked but never received; duplicate = received again;
+(docs/protocol.md §12: lost = acked but never received; duplicate = received again;
 reordered = a first receipt older than an earlier one, per sender and
 recipient). Exit status: 0 when L = 0 and O = 0, 1 when not (or when a message
 reached the wrong user), 2 when the check could not run. Every process it

@@ -1,4 +1,4 @@
-// HTTP callbacks to the business backend (PROTOCOL 7): one form-encoded POST
+// HTTP callbacks to the business backend (docs/protocol.md §7): one form-encoded POST
 // per call, with a timeout, bounded concurrency and keep-alive connections.
 // Failures are logged by service and reason; params (tokens) never are.
 

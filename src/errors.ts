@@ -1,10 +1,10 @@
-// Error codes the outside world sees (PROTOCOL 2, 3, 6), kept in one place so
+// Error codes the outside world sees (docs/protocol.md §2, §3, §6), kept in one place so
 // that every boundary answers with exactly the same strings.
 
-/** Reasons of a failed login answer (PROTOCOL 3). */
+/** Reasons of a failed login answer (docs/protocol.md §3). */
 export type LoginFailure = "fail_packet" | "fail_type" | "fail_token" | "fail_param" | "timeout";
 
-/** Reasons of a `sys_notify` notice to a logged-in client (PROTOCOL 2). */
+/** Reasons of a `sys_notify` notice to a logged-in client (docs/protocol.md §2). */
 export type NoticeReason =
   | "bad_from"
   | "bad_to"
@@ -17,14 +17,14 @@ export type NoticeReason =
   | "packet_too_large"
   | "server_full";
 
-/** errCode values of the HTTP RPC interface (PROTOCOL 6), JSON strings. */
+/** errCode values of the HTTP RPC interface (docs/protocol.md §6), JSON strings. */
 export const RpcCode = {
   badBody: "1000",
   badParams: "1001",
   unknownMethod: "1002",
   refused: "1003",
   badPwd: "2000",
-  /** Not in PROTOCOL 6: the server failed (store unreachable); see README. */
+  /** The server failed (store unreachable): sara's addition to docs/protocol.md §6. */
   internal: "5000",
 } as const;
 export type RpcCode = typeof RpcCode[keyof typeof RpcCode];

@@ -21,7 +21,7 @@ export interface Recipient {
   push(entry: InboxEntry): boolean;
   /** Replaced by a newer login of the same user (or, with multi_login, resource). */
   kick(): void;
-  /** The user blocked (or unblocked) `jid` (PROTOCOL 10). */
+  /** The user blocked (or unblocked) `jid` (docs/protocol.md §10). */
   setBlocked(jid: string, blocked: boolean): void;
 }
 

@@ -36,7 +36,7 @@ export function checkConfig(dir: string, port: number, extra: Record<string, unk
     logfile: `${dir}/sara.log`,
     pidfile: `${dir}/sara.pid`,
     loglevel: 2,
-    // The check counts losses; the deliberate exceptions of PROTOCOL 12
+    // The check counts losses; the deliberate exceptions of docs/protocol.md §12
     // (cap, expiry) and overload refusals must not play.
     offline_max: 100_000_000,
     rate_limit: 1_000_000,

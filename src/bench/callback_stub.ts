@@ -1,4 +1,4 @@
-// A tiny business backend for the group scenario (PROTOCOL 7): answers
+// A tiny business backend for the group scenario (docs/protocol.md §7): answers
 // emsg_group.get_user_list from a directory the scenario fills, and accepts
 // emsg_auth.auth and user_message.offline so that it also serves servers
 // configured with enable_auth or enable_offline_callback.

@@ -1,4 +1,4 @@
-// One emsg client connection of the load tool over TCP (PROTOCOL 1-4): login,
+// One emsg client connection of the load tool over TCP (docs/protocol.md §1-§4): login,
 // packets out batched into one write per event-loop turn, packets in handed
 // on as text, heartbeats and kill counted. node:net, because Deno.connect
 // cannot choose a source address and makeconn needs several.
@@ -24,7 +24,7 @@ export interface ConnectOptions {
   maxPacket?: number;
 }
 
-/** The server's answer to a login (PROTOCOL 3). */
+/** The server's answer to a login (docs/protocol.md §3). */
 export interface LoginAnswer {
   ok: boolean;
   /** `entity.reason` of a failure, or "" */

@@ -1,4 +1,4 @@
-// Delivery bookkeeping of a benchmark (PROTOCOL 12): per stream of messages
+// Delivery bookkeeping of a benchmark (docs/protocol.md §12): per stream of messages
 // (one sender's messages to one recipient or one group), when each was sent
 // and whether the server acked it; per receiver, which were received. Counts
 // lost (acked, never received), duplicates and reordered first receipts.
@@ -13,7 +13,7 @@ export interface LedgerSummary {
   received: number;
   /** Receipts expected: acked messages times the receivers of their stream. */
   expected: number;
-  /** Acked but never received, per PROTOCOL 12. */
+  /** Acked but never received, per docs/protocol.md §12. */
   lost: number;
   /** Received again after a first receipt. */
   duplicates: number;

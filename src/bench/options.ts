@@ -3,7 +3,7 @@
 
 import type { Endpoint } from "./addr.ts";
 
-/** Delivery of stored messages the server is configured for (PROTOCOL 10). */
+/** Delivery of stored messages the server is configured for (docs/protocol.md §10). */
 export type OfflineDelivery = "delay" | "packets";
 
 /** Everything a scenario may need. */

@@ -1,4 +1,4 @@
-// Packet texts the load tool sends (PROTOCOL 2-5), built as strings: ids and
+// Packet texts the load tool sends (docs/protocol.md §2-§5), built as strings: ids and
 // jids are the tool's own (no characters that need escaping), so templates
 // are cheaper than JSON.stringify on the hot path.
 

@@ -77,7 +77,7 @@ interface FlowState {
   next: number;
   pausedUntil: number;
   lastAck: number;
-  /** A refusal on this flow's connection named no message (PROTOCOL 2 allows a new id). */
+  /** A refusal on this flow's connection named no message (docs/protocol.md §2 allows a new id). */
   suspect: boolean;
   /** Messages below this sequence were written off: their acks free no slot. */
   writtenOffBelow: number;

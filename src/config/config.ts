@@ -1,7 +1,7 @@
-// The configuration of a node: every `conf.json` key of PROTOCOL 11 with its
+// The configuration of a node: every `conf.json` key of docs/protocol.md §11 with its
 // type, default and meaning. Names are the wire names, so they stay snake_case.
 
-/** Offline keep policy of one message type (PROTOCOL 10). */
+/** Offline keep policy of one message type (docs/protocol.md §10). */
 export type OfflinePolicy = "first" | "last" | "all";
 
 /** The whole configuration, as read from conf.json and flags. */
@@ -55,7 +55,7 @@ export interface Config {
   max_sessions: number;
 }
 
-/** Defaults of PROTOCOL 11; `sara setup` writes exactly these. */
+/** Defaults of docs/protocol.md §11; `sara setup` writes exactly these. */
 export const DEFAULTS: Readonly<Config> = Object.freeze<Config>({
   port: 4222,
   wsport: 4224,

@@ -1,4 +1,4 @@
-// Stream framing of the emsg protocol over TCP/TLS (PROTOCOL 1): packets end
+// Stream framing of the emsg protocol over TCP/TLS (docs/protocol.md §1): packets end
 // with 0x01, 0x02 is a heartbeat, 0x03 a kill. Pure: bytes in, packets out.
 
 import { concatBytes } from "../bytes.ts";

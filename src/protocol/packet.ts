@@ -1,4 +1,4 @@
-// Packet shapes of PROTOCOL 2 and the answers the server builds. Pure: no I/O.
+// Packet shapes of docs/protocol.md §2 and the answers the server builds. Pure: no I/O.
 // Forwarded packets keep every field as sent; only `ct` is stamped.
 
 /** The envelope as it arrives: fields are checked before use, unknown ones kept. */
@@ -21,7 +21,7 @@ export interface Packet {
   [key: string]: unknown;
 }
 
-/** Message types the server treats specially (PROTOCOL 2). */
+/** Message types the server treats specially (docs/protocol.md §2). */
 export const Type = { open: 0, chat: 1, group: 2, state: 3, system: 4 } as const;
 
 /** `to` of a client ack. */
@@ -191,12 +191,12 @@ export function newId(): string {
   return crypto.randomUUID();
 }
 
-/** Server ack (PROTOCOL 4). */
+/** Server ack (docs/protocol.md §4). */
 export function serverAck(id: string, ct: number): string {
   return `{"envelope":{"id":${JSON.stringify(id)},"type":3,"ct":"${ct}"},"vsn":"${VSN}"}`;
 }
 
-/** A `sys_notify` notice (PROTOCOL 2). */
+/** A `sys_notify` notice (docs/protocol.md §2). */
 export function notice(id: string | undefined, reason: string): string {
   return JSON.stringify({
     envelope: { id: id ?? newId(), type: 4 },
@@ -205,7 +205,7 @@ export function notice(id: string | undefined, reason: string): string {
   });
 }
 
-/** Failed login answer (PROTOCOL 3). */
+/** Failed login answer (docs/protocol.md §3). */
 export function loginError(id: string | undefined, reason: string): string {
   return JSON.stringify({
     envelope: { id: id ?? newId(), type: 0 },

@@ -1,4 +1,4 @@
-// The Erlang emsg_server's blacklist over RPC (PROTOCOL 10), service
+// The Erlang emsg_server's blacklist over RPC (docs/protocol.md §10), service
 // `emsg_black_list`: a user blocks senders with its own login token, or a
 // backend does it with the accesstoken.
 

@@ -1,4 +1,4 @@
-// The HTTP RPC interface on `rpcport` (PROTOCOL 6), lightrpc-compatible: a
+// The HTTP RPC interface on `rpcport` (docs/protocol.md §6), lightrpc-compatible: a
 // pure `(Request) => Promise<Response>` handler over the service table, and
 // the Deno.serve listener that runs it.
 
@@ -156,7 +156,7 @@ async function call(opts: RpcOptions, r: RpcRequest, loopback: boolean): Promise
   }
   const trusted = opts.accesstoken !== "" && sameSecret(r.token, opts.accesstoken);
   // "user" services are also open to a user's own login token, which the
-  // method checks itself (PROTOCOL 10).
+  // method checks itself (docs/protocol.md §10).
   if (opts.accesstoken !== "" && !trusted && service.access !== "user") {
     opts.log.info(`rpc ${r.service} refused: wrong token`);
     throw new RpcError(RpcCode.refused, "wrong token");

@@ -1,5 +1,5 @@
 // Who is online, as the RPC methods `emsg_session.counter`, `isonline` and `sessions`
-// (PROTOCOL 6) see it, and `kick`. One node answers from its router; the cluster swaps
+// (docs/protocol.md §6) see it, and `kick`. One node answers from its router; the cluster swaps
 // in an implementation that asks every node.
 
 import type { Router, SessionInfo } from "../router.ts";

@@ -1,4 +1,4 @@
-// The push API (PROTOCOL 6): packets a backend hands in over HTTP RPC or
+// The push API (docs/protocol.md §6): packets a backend hands in over HTTP RPC or
 // Thrift are checked like a client's and routed through the same path, so
 // each is delivered or stored exactly as if its `from` had sent it.
 
@@ -12,7 +12,7 @@ export interface PushDeps extends Routing {
   readonly log: Logger;
 }
 
-/** One refused packet of a push call: its position and a notice reason (PROTOCOL 2). */
+/** One refused packet of a push call: its position and a notice reason (docs/protocol.md §2). */
 export interface Rejected {
   index: number;
   reason: NoticeReason;

@@ -1,4 +1,4 @@
-// The RPC service table (PROTOCOL 6): `{service: {access, methods}}`, one
+// The RPC service table (docs/protocol.md §6): `{service: {access, methods}}`, one
 // handler per method. Later services (blacklist, cluster presence) are more
 // rows of the same table.
 

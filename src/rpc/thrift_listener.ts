@@ -1,4 +1,4 @@
-// The Thrift push listener of PROTOCOL 6 as a node runs it: `emsg_inf_push`
+// The Thrift push listener of docs/protocol.md §6 as a node runs it: `emsg_inf_push`
 // on the port of `nodeaddr`, the licence checked against `accesstoken`, and
 // every content routed by the push API.
 

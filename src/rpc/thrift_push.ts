@@ -1,4 +1,4 @@
-// Thrift push listener on `nodeaddr` (PROTOCOL.md section 6): serves emsg_inf_push over the
+// Thrift push listener on `nodeaddr` (docs/protocol.md §6): serves emsg_inf_push over the
 // framed transport and binary protocol, and hands every call to an injected handler.
 
 import { type AddressInfo, createServer, type Server, type Socket } from "node:net";

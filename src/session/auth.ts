@@ -1,4 +1,4 @@
-// The login check of PROTOCOL 3: a token signed with `auth_secret`, else the
+// The login check of docs/protocol.md §3: a token signed with `auth_secret`, else the
 // `emsg_auth.auth` callback (any answer but success true, and any failure of
 // the call, refuses the login), else, when neither is configured, anyone.
 

@@ -1,4 +1,4 @@
-// Group members (PROTOCOL 5): the store's one-hour cache under
+// Group members (docs/protocol.md §5): the store's one-hour cache under
 // `group_<gid>@<domain>`, filled on a miss by the `emsg_group.get_user_list`
 // callback, and dropped by the `emsg_group.reload` RPC.
 
@@ -15,7 +15,7 @@ export function groupKey(gid: string, domain: string): string {
   return `group_${gid}@${domain}`;
 }
 
-// A user name must make `name@domain` a JID (PROTOCOL 2).
+// A user name must make `name@domain` a JID (docs/protocol.md §2).
 const USER_RE = /^[^@/\s]+$/;
 
 /** Resolves and forgets group member lists on one node. */

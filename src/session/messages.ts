@@ -1,4 +1,4 @@
-// Routing of one client message (PROTOCOL 4, 5) from a known sender: duplicate
+// Routing of one client message (docs/protocol.md §4, §5) from a known sender: duplicate
 // suppression, `ct` stamping, 1:1 delivery and group fan-out. Shared by
 // sessions and the push API, so a pushed packet goes exactly the same way.
 

@@ -1,4 +1,4 @@
-// The `user_message.offline` callback of PROTOCOL 7: after a message was
+// The `user_message.offline` callback of docs/protocol.md §7: after a message was
 // stored for an offline user, tell the backend (push notifications, badges).
 
 import type { Callbacks } from "../callbacks.ts";

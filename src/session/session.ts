@@ -1,4 +1,4 @@
-// One client connection's state machine (PROTOCOL 3, 4, 8): login, then
+// One client connection's state machine (docs/protocol.md §3, §4, §8): login, then
 // routing of the client's packets and delivery of packets to it. It never
 // knows which transport it speaks through.
 
@@ -336,7 +336,7 @@ export class Session implements ConnHandler, Recipient {
     this.close(Close.internalError, errMsg(err));
   }
 
-  // ---- login (PROTOCOL 3) ----
+  // ---- login (docs/protocol.md §3) ----
 
   #readLogin(text: string): Promise<void> | void {
     if (this.#state !== "awaiting_login") return; // a second login packet while one is checked
@@ -454,7 +454,7 @@ export class Session implements ConnHandler, Recipient {
     this.close(Close.loginFailed, reason);
   }
 
-  // ---- after login (PROTOCOL 2, 4) ----
+  // ---- after login (docs/protocol.md §2, §4) ----
 
   #routed(text: string): Promise<void> | void {
     const now = this.lastSeen;

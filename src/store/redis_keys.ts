@@ -56,7 +56,7 @@ export function baseOfOrderKey(key: string): string {
   return key.slice(0, -"order".length);
 }
 
-/** Redis key of a group member cache entry (`group_<gid>@<domain>`, PROTOCOL 5). */
+/** Redis key of a group member cache entry (`group_<gid>@<domain>`, docs/protocol.md §5). */
 export function groupKey(key: string): string {
   return `${PREFIX}${key}`;
 }

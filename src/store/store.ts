@@ -72,13 +72,13 @@ export interface Store {
   close(): Promise<void>;
 }
 
-/** One blacklist row (PROTOCOL 10). */
+/** One blacklist row (docs/protocol.md §10). */
 export interface BlockedJid {
   jid: string;
   ct: string;
 }
 
-/** Offline rules every store applies on append (PROTOCOL 10, 11). */
+/** Offline rules every store applies on append (docs/protocol.md §10, §11). */
 export interface OfflineRules {
   /** Seconds an entry lives. */
   expire: number;

@@ -1,4 +1,4 @@
-// Plain TCP listener (PROTOCOL 1): each accepted socket becomes a StreamConn
+// Plain TCP listener (docs/protocol.md §1): each accepted socket becomes a StreamConn
 // driving one session. Its accept loop serves TLS, WS and WSS too.
 
 import type { Admission } from "../session/conn.ts";

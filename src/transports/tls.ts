@@ -1,4 +1,4 @@
-// TLS listener (PROTOCOL 1): server-auth TLS around the stream framing, so each
+// TLS listener (docs/protocol.md §1): server-auth TLS around the stream framing, so each
 // accepted socket is a StreamConn exactly like TCP. Also loads the PEM pair
 // that WSS shares.
 

@@ -1,4 +1,4 @@
-// WebSocket and WSS listeners (PROTOCOL 1): any path upgrades; each text or
+// WebSocket and WSS listeners (docs/protocol.md §1): any path upgrades; each text or
 // binary message is one packet without 0x01, and heartbeat and kill go out as
 // the 3-character texts `\02` and `\03` that browser SDKs compare. The sockets
 // come from the same accept loop as TCP and TLS, with the WebSocket framing

@@ -1,4 +1,4 @@
-// The group scenario's callback stub answers PROTOCOL 7 requests.
+// The group scenario's callback stub answers docs/protocol.md §7 requests.
 
 import assert from "node:assert/strict";
 import { startCallbackStub } from "../../src/bench/callback_stub.ts";

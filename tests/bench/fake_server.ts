@@ -1,4 +1,4 @@
-// A minimal emsg relay for the load tool's tests (PROTOCOL 3-4) on a real
+// A minimal emsg relay for the load tool's tests (docs/protocol.md §3-§4) on a real
 // socket: logs in anyone, routes type 1 by `to`, answers server acks and
 // heartbeats, kicks a replaced session; can drop, hold back or refuse chosen
 // message ids to prove the tool notices loss, reordering and refusals.

@@ -1,4 +1,4 @@
-// Delivery bookkeeping on known inputs: lost, reordered, duplicates (PROTOCOL 12).
+// Delivery bookkeeping on known inputs: lost, reordered, duplicates (docs/protocol.md §12).
 
 import assert from "node:assert/strict";
 import { Ledger } from "../../src/bench/ledger.ts";

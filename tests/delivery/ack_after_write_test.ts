@@ -1,4 +1,4 @@
-// Store-then-ack (issue 6.1, PROTOCOL 4, 12): the server ack waits for the
+// Store-then-ack (issue 6.1, docs/protocol.md §4, §12): the server ack waits for the
 // inbox commit or the recipient's ack, whichever is first; a failed write is
 // answered with store_error, never with an ack.
 

@@ -1,4 +1,4 @@
-// Duplicate suppression (issue 6.3, PROTOCOL 4): a sender retrying one of its
+// Duplicate suppression (issue 6.3, docs/protocol.md §4): a sender retrying one of its
 // last `dedup_ids` ids gets the server ack again, the recipient no second copy.
 
 import assert from "node:assert/strict";

@@ -1,4 +1,4 @@
-// Overload (issue 6.5, PROTOCOL 2, 11): the per-connection rate limit, the
+// Overload (issue 6.5, docs/protocol.md §2, §11): the per-connection rate limit, the
 // connection limit, and a login flood that must not starve logged-in users.
 
 import assert from "node:assert/strict";

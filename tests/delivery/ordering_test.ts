@@ -1,4 +1,4 @@
-// Ordering (issue 6.4, PROTOCOL 12): one sender's messages to one recipient
+// Ordering (issue 6.4, docs/protocol.md §12): one sender's messages to one recipient
 // arrive in send order, online, offline, across a login and across reconnects.
 
 import assert from "node:assert/strict";

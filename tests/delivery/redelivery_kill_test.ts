@@ -1,4 +1,4 @@
-// Redelivery after a crash (issue 6.2, PROTOCOL 12): a real `sara` process is
+// Redelivery after a crash (issue 6.2, docs/protocol.md §12): a real `sara` process is
 // SIGKILLed; what it acked to senders comes back, in order, after a restart on
 // the same data dir.
 

@@ -63,7 +63,7 @@ function messageText(rng: Prng, me: string): string {
 /** One input for a session: text for `packet()`, or a transport event. */
 function input(rng: Prng, me: string): string | "heartbeat" | "oversize" {
   const valid = messageText(rng, me);
-  // Non-JSON closes the session (PROTOCOL 2), so it is kept rare enough for
+  // Non-JSON closes the session (docs/protocol.md §2), so it is kept rare enough for
   // sessions to live through several packets.
   const r = rng.next();
   if (r < 0.04) return dec.decode(rng.bytes(rng.int(100)));

@@ -1,4 +1,4 @@
-// A business backend for tests (PROTOCOL 7): a real HTTP server on a free port
+// A business backend for tests (docs/protocol.md §7): a real HTTP server on a free port
 // that records every callback exactly as it arrived (method, content type,
 // raw body, client port) and answers through a replaceable responder.
 

@@ -1,4 +1,4 @@
-// Erlang emsg_server parity (PROTOCOL 10, issue 9) across two real `sara`
+// Erlang emsg_server parity (docs/protocol.md §10, issue 9) across two real `sara`
 // node processes sharing one Redis or a 3-master Redis Cluster: blacklist,
 // offline cap, per-type policies and both offline delivery modes.
 

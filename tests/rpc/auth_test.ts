@@ -1,4 +1,4 @@
-// Login through the emsg_auth.auth callback (PROTOCOL 3, 7), whole server
+// Login through the emsg_auth.auth callback (docs/protocol.md §3, §7), whole server
 // against a real HTTP backend: accept, refuse, and every way the backend
 // can fail, which all answer fail_token; the pwd is never logged.
 

@@ -1,4 +1,4 @@
-// Blacklist over RPC (PROTOCOL 10): append/remove/fetch authorised by the
+// Blacklist over RPC (docs/protocol.md §10): append/remove/fetch authorised by the
 // user's own login token or the accesstoken, enforced on every delivery path.
 
 import assert from "node:assert/strict";

@@ -1,4 +1,4 @@
-// The callback client (PROTOCOL 7) against a real HTTP backend: exact form
+// The callback client (docs/protocol.md §7) against a real HTTP backend: exact form
 // encoding, answer parsing, failures (down, slow, HTML, garbage, HTTP errors),
 // keep-alive, bounded concurrency, and secrets kept out of the log.
 

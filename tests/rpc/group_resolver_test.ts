@@ -1,4 +1,4 @@
-// The group member resolver on its own (PROTOCOL 5): cache key and TTL, one
+// The group member resolver on its own (docs/protocol.md §5): cache key and TTL, one
 // callback per burst of misses, reload racing a callback, and cleaning of the
 // backend's member list. A recording store stands in for the real one.
 

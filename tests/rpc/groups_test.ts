@@ -1,4 +1,4 @@
-// Group chat (PROTOCOL 5) with members from the emsg_group.get_user_list
+// Group chat (docs/protocol.md §5) with members from the emsg_group.get_user_list
 // callback: fan-out to online and offline members, the one-hour cache and its
 // reload, and the notices for bad groups and non-members.
 

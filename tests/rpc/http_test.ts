@@ -1,4 +1,4 @@
-// The RPC handler as a pure function (PROTOCOL 6), called with `new Request()`:
+// The RPC handler as a pure function (docs/protocol.md §6), called with `new Request()`:
 // the three request forms on both paths, CORS, tokens, every errCode, and the
 // body limit read with bounded memory.
 

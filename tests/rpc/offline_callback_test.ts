@@ -1,4 +1,4 @@
-// The user_message.offline callback (PROTOCOL 4, 7): made after a message was
+// The user_message.offline callback (docs/protocol.md §4, §7): made after a message was
 // stored for an offline user, with the packet and `total`; its failure loses
 // nothing.
 

@@ -1,4 +1,4 @@
-// The push API (PROTOCOL 6) over HTTP RPC and over Thrift: pushed packets go
+// The push API (docs/protocol.md §6) over HTTP RPC and over Thrift: pushed packets go
 // exactly the way a client's do (online, offline, group fan-out), bad ones
 // are listed with their index and reason, and the rest still go through.
 

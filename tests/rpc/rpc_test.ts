@@ -1,4 +1,4 @@
-// The RPC interface of a running node over real HTTP (PROTOCOL 6): every
+// The RPC interface of a running node over real HTTP (docs/protocol.md §6): every
 // method with its params errors, the three request forms, CORS, the console
 // redirect, a 10 MB body, and the warning when accesstoken is empty.
 

@@ -1,4 +1,4 @@
-// Opening a session (PROTOCOL 3, 8): answers, every failure reason, timeouts,
+// Opening a session (docs/protocol.md §3, §8): answers, every failure reason, timeouts,
 // single login per user, heartbeats.
 
 import assert from "node:assert/strict";

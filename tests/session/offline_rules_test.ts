@@ -1,4 +1,4 @@
-// Erlang emsg_server parity (PROTOCOL 10): offline cap, per-type keep
+// Erlang emsg_server parity (docs/protocol.md §10): offline cap, per-type keep
 // policies, and offline delivery as separate packets.
 
 import assert from "node:assert/strict";

@@ -1,4 +1,4 @@
-// Offline storage (PROTOCOL 3.5-3.6, 4): delay delivery, batch ack, redelivery
+// Offline storage (docs/protocol.md §3, §4): delay delivery, batch ack, redelivery
 // of unacked messages, persistence across restarts.
 
 import assert from "node:assert/strict";

@@ -1,5 +1,5 @@
 // Clients on different transports talk through the one session core
-// (PROTOCOL 1, 3, 4): chat with server and client acks, kick, offline delivery.
+// (docs/protocol.md §1, §3, §4): chat with server and client acks, kick, offline delivery.
 
 import assert from "node:assert/strict";
 import { startTestServer, type TestServer } from "../helpers/server.ts";

@@ -1,4 +1,4 @@
-// TLS and WSS transports (PROTOCOL 1): framing inside TLS, heartbeats, and
+// TLS and WSS transports (docs/protocol.md §1): framing inside TLS, heartbeats, and
 // connections that never finish (or never start) the TLS handshake.
 
 import assert from "node:assert/strict";

@@ -1,4 +1,4 @@
-// WebSocket transport (PROTOCOL 1): frame decoding, framing on the wire, bad
+// WebSocket transport (docs/protocol.md §1): frame decoding, framing on the wire, bad
 // input (binary, non-UTF-8, oversized, plain HTTP), slow consumers, admission.
 
 import assert from "node:assert/strict";

@@ -430,7 +430,7 @@ class TestClient {
     const stored = p.delay?.packets ?? [];
     this.note(`logged in; ${stored.length} stored message(s) delivered with the answer`);
     for (const packet of stored) this.received(packet, true);
-    // The login id acks the whole stored batch (PROTOCOL 3).
+    // The login id acks the whole stored batch (docs/protocol.md §3).
     if (stored.length > 0) {
       this.send({ envelope: { id: this.loginId, type: 3, from: this.jid, to: "server_ack" } });
     }
@@ -465,7 +465,7 @@ class TestClient {
     if (wantAck) envelope.ack = 1;
     this.send({ envelope, payload: { content: text }, vsn: VSN });
     const tr = this.row("out", "→", kind === 2 ? `group ${target}` : target, text, id);
-    // Group messages are always server-acked (PROTOCOL 4).
+    // Group messages are always server-acked (docs/protocol.md §4).
     if (wantAck || kind === 2) {
       tr.lastChild.textContent = "waiting for server ack…";
       this.waiting.set(id, { cell: tr.lastChild, at: performance.now() });

@@ -1,4 +1,4 @@
-// Push service of the Go sara, kept wire-compatible (PROTOCOL.md section 6): served on
+// Push service of the Go sara, kept wire-compatible (docs/protocol.md §6): served on
 // `nodeaddr` with the framed transport and the binary protocol. Each content is a full packet
 // JSON string; `licence` must equal `accesstoken`.
 
