@@ -2,7 +2,7 @@
 // node, to the node holding it, or to the offline store; and keeps the map of
 // sessions logged in on this node (registered cluster-wide when there is one).
 // With `multi_login` a user may have several sessions, one per resource: see
-// the README, "Several devices per user".
+// docs/multi-login.md.
 
 import type { InboxEntry } from "./store/store.ts";
 import type { InboxWriter } from "./store/inbox_writer.ts";

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // An independent load client for emsg servers: Node.js, no code shared with
-// sara, built only from the wire protocol (README "Protocol summary"): JSON
+// sara, built only from the wire protocol (docs/protocol.md): JSON
 // packets ended by 0x01 over TCP, login type 0, chat type 1 with `ack:1`, the
 // server ack type 3 naming the message id, the recipient's ack type 3 to
 // "server_ack". Pairs of sender and recipient; each sender keeps `window`

@@ -307,6 +307,24 @@ export class ClusterRemote {
     return await this.liveness.isAlive(e.node);
   }
 
+  /** Kicks the sessions of `jid` (of `resource` only, when not null) on every live node. */
+  async kick(jid: string, resource: string | null): Promise<number> {
+    const here = this.node.local(jid).filter((s) => resource === null || s.resource === resource);
+    for (const s of here) s.kick();
+    let there: { node: string; sid: string; resource: string }[];
+    if (this.registry.multi) there = await this.devices(jid);
+    else {
+      const e = here.length > 0 ? null : await this.registry.lookup(jid);
+      const alive = e !== null && e.node !== this.nodeid && await this.liveness.isAlive(e.node);
+      there = alive ? [{ node: e.node, sid: e.sid, resource: e.resource ?? "" }] : [];
+    }
+    const picked = there.filter((d) => resource === null || d.resource === resource);
+    const sent = await Promise.all(
+      picked.map((d) => this.send(d.node, { t: "kick", jid, sid: d.sid })),
+    );
+    return here.length + sent.filter(Boolean).length;
+  }
+
   /** The sessions of `jid` on every live node (`emsg_session.sessions`). */
   async sessions(jid: string): Promise<{ resource: string; node: string; since: number }[]> {
     const here = this.node.local(jid).map((s) => info(s.resource, this.nodeid, s.since));

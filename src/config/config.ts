@@ -49,7 +49,7 @@ export interface Config {
   out_queue_bytes: number;
   dedup_ids: number;
   rpc_max_body: number;
-  /** Several sessions per user, one per resource (README, "Several devices per user"). */
+  /** Several sessions per user, one per resource (docs/multi-login.md). */
   multi_login: boolean;
   /** With multi_login: sessions per user; a login beyond it kicks the user's oldest. */
   max_sessions: number;

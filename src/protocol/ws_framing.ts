@@ -1,4 +1,4 @@
-// WebSocket framing of the emsg protocol (docs: README "Transports"): the
+// WebSocket framing of the emsg protocol (docs/transports.md, docs/protocol.md §1): the
 // HTTP upgrade, then RFC 6455 frames, each text or binary message one packet
 // (a trailing 0x01 tolerated), heartbeat and kill as the texts `\02` and `\03`.
 // Pure: bytes in, packets and replies out. Written here rather than taken

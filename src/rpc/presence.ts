@@ -1,5 +1,5 @@
 // Who is online, as the RPC methods `emsg_session.counter`, `isonline` and `sessions`
-// (docs/protocol.md §6) see it. One node answers from its router; the cluster swaps
+// (docs/protocol.md §6) see it, and `kick`. One node answers from its router; the cluster swaps
 // in an implementation that asks every node.
 
 import type { Router, SessionInfo } from "../router.ts";
@@ -18,6 +18,11 @@ export interface Presence {
   isOnline(jid: string): Promise<boolean>;
   /** The bare JID's sessions on every live node. */
   sessions(jid: string): Promise<SessionInfo[]>;
+  /**
+   * Kicks the bare JID's sessions (only that of `resource` when not null) on
+   * every live node; resolves to how many were found.
+   */
+  kick(jid: string, resource: string | null): Promise<number>;
 }
 
 /** Presence of a standalone node: its own sessions only. */
@@ -33,5 +38,12 @@ export function localPresence(nodeid: string, router: Router): Presence {
           since: s.since,
         })),
       ),
+    kick: (jid, resource) => {
+      const found = router.sessionsHere(jid).filter((s) =>
+        resource === null || s.resource === resource
+      );
+      for (const s of found) s.kick();
+      return Promise.resolve(found.length);
+    },
   };
 }

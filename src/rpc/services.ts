@@ -85,6 +85,16 @@ export function coreServices({ push, groups, presence }: ServiceDeps): ServiceTa
           if (jid === null) throw new RpcError(RpcCode.badParams, "uid must be user@domain");
           return { success: true, entity: await presence.sessions(jid) };
         },
+        kick: async ({ params }) => {
+          const p = paramsObject(params);
+          const jid = bareJid(p.uid);
+          if (jid === null) throw new RpcError(RpcCode.badParams, "uid must be user@domain");
+          if (p.resource !== undefined && typeof p.resource !== "string") {
+            throw new RpcError(RpcCode.badParams, "resource must be a string");
+          }
+          const kicked = await presence.kick(jid, p.resource ?? null);
+          return { success: kicked > 0, entity: { kicked } };
+        },
       },
     },
     emsg_inf_push: {

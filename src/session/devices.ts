@@ -1,5 +1,5 @@
 // With `multi_login`: the sessions each user has on this node, one per
-// resource, oldest login first (README, "Several devices per user").
+// resource, oldest login first (docs/multi-login.md).
 
 /** What the set needs of a session. */
 export interface Device {

@@ -2,7 +2,7 @@
 // through playwright-core): token prompt, two users logged in from two pages,
 // a chat and a group message with their server and client acks, the online
 // count on the dashboard, and a screenshot into test-output/.
-// SARA_DOCS_SCREENSHOT=1 also writes docs/console.png for the README.
+// SARA_DOCS_SCREENSHOT=1 also writes docs/console.png for docs/operations.md.
 
 import assert from "node:assert/strict";
 import { chromium, type Page } from "playwright-core";
@@ -123,7 +123,7 @@ Deno.test({
       assert.equal(await srv.server.core.store.groupMembers("group_team@test"), null);
 
       const docs = Deno.env.get("SARA_DOCS_SCREENSHOT") === "1";
-      // For the README's picture: some traffic for the chart to draw (bounded).
+      // For the picture in docs/operations.md: some traffic for the chart to draw (bounded).
       for (let i = 0; docs && i < 12; i++) {
         await send(alice, "1", "bob@test", `message ${i}`);
         await send(bob, "1", "alice@test", `reply ${i}`);

@@ -11,7 +11,7 @@ export interface TestCerts extends AsyncDisposable {
   cert: string;
 }
 
-/** Runs openssl as the README tells operators to, plus the names a client checks. */
+/** Runs openssl as docs/transports.md tells operators to, plus the names a client checks. */
 export async function makeCerts(): Promise<TestCerts> {
   const dir = await Deno.makeTempDir({ prefix: "sara-certs-" });
   const keyfile = `${dir}/server.key`;

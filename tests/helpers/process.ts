@@ -3,6 +3,25 @@
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
+/**
+ * A conf.json for a test node process: loopback, ports chosen by the
+ * kernel, no WebSocket, logs on stdout (where `port()` reads them), the pid
+ * file in `dir`; `extra` adds or overrides keys.
+ */
+export function processConfig(dir: string, extra: Record<string, unknown>) {
+  return {
+    bind: "127.0.0.1",
+    port: 0,
+    rpcport: 0,
+    nodeaddr: "127.0.0.1:0",
+    enable_ws: false,
+    logfile: "",
+    pidfile: `${dir}/sara.pid`,
+    loglevel: 2,
+    ...extra,
+  };
+}
+
 /** A running `sara` process. */
 export class SaraProcess implements AsyncDisposable {
   #out = "";

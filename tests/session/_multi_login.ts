@@ -1,4 +1,4 @@
-// The multi_login behaviours (README, "Several devices per user"), written
+// The multi_login behaviours (docs/multi-login.md), written
 // once against a topology: one node, or two nodes on Redis where device i
 // logs in on node i % 2. Every step goes over real sockets.
 
@@ -266,6 +266,28 @@ export async function groupCopiesReachEverySessionOfEveryMember(t: Topology) {
   assert.deepEqual((await desk.nextPacket()).json.envelope.id, id);
 }
 
+export async function kickRpcNamesOneResourceOrAll(t: Topology) {
+  const phone = (await device(t, 0, "b@d/phone")).client;
+  const desk = (await device(t, 1, "b@d/desk")).client;
+  const tab = (await device(t, 2, "b@d/tab")).client;
+  try {
+    await untilSessions(t, "b@d", 3);
+    const one = await call(t, "kick", { uid: "b@d", resource: "desk" });
+    assert.deepEqual([one.success, one.entity], [true, { kicked: 1 }]);
+    assert.deepEqual((await desk.closedByServer()).map((r) => r.kind), ["kill"]);
+    await untilSessions(t, "b@d", 2);
+    assert.equal(phone.closed, false);
+    const all = await call(t, "kick", { uid: "b@d" });
+    assert.deepEqual(all.entity, { kicked: 2 });
+    for (const c of [phone, tab]) await c.closedByServer();
+    await untilSessions(t, "b@d", 0);
+    const none = await call(t, "kick", { uid: "b@d" });
+    assert.deepEqual([none.success, none.entity], [false, { kicked: 0 }]);
+  } finally {
+    for (const c of [phone, desk, tab]) await c.close();
+  }
+}
+
 /** Every behaviour above, by test name. */
 export const SCENARIOS: [string, (t: Topology) => Promise<void>][] = [
   ["two resources online together both get a packet to the bare jid", bareJidReachesEveryDevice],
@@ -283,6 +305,7 @@ export const SCENARIOS: [string, (t: Topology) => Promise<void>][] = [
     storedUntilADeviceLogsInWhenAllAreGone,
   ],
   ["a packet no device acked waits for the next login", unackedStaysForTheNextDevice],
+  ["emsg_session.kick kicks one resource, or every session", kickRpcNamesOneResourceOrAll],
   ["group messages reach every session of every member", groupCopiesReachEverySessionOfEveryMember],
   ["isonline is true while any session is online; sessions lists them", isonlineWhileAnyDeviceIs],
 ];

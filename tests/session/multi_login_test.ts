@@ -1,11 +1,12 @@
 // multi_login on one node: several sessions per user, one per resource
-// (README, "Several devices per user"). The same behaviours across two nodes
+// (docs/multi-login.md). The same behaviours across two nodes
 // on Redis are in tests/cluster/multi_login_nodes_test.ts.
 
 import assert from "node:assert/strict";
 import { TestClient } from "../helpers/client.ts";
 import { startTestServer } from "../helpers/server.ts";
 import { Scrape } from "../metrics/_prom.ts";
+import { rpc } from "../helpers/rpc_client.ts";
 import * as m from "./_multi_login.ts";
 
 const TOKEN = "multi-token";
@@ -56,4 +57,19 @@ Deno.test("multi_login off: a second resource of a user still replaces the first
   const s = await Scrape.of(srv.rpcPort);
   assert.equal(s.get("sara_sessions_online"), 1);
   assert.equal(s.get("sara_users_online"), 1);
+});
+
+Deno.test("multi_login off: emsg_session.kick names the one session, by resource or not", async () => {
+  await using srv = await startTestServer({ accesstoken: TOKEN });
+  const t = { nodes: [srv], token: TOKEN };
+  await using phone = (await TestClient.login(srv.port, "b@d/phone")).client;
+  const [only] = await m.sessionsOf(t, "b@d");
+  assert.deepEqual([only?.resource, only?.node], ["phone", srv.config.nodeid]);
+  const kick = (params: unknown) =>
+    rpc(srv.rpcPort, { sn: "1", service: "emsg_session", method: "kick", params, token: TOKEN });
+  assert.deepEqual((await kick({ uid: "b@d", resource: "desk" })).json.entity, { kicked: 0 });
+  assert.equal(phone.closed, false);
+  assert.deepEqual((await kick({ uid: "b@d", resource: "phone" })).json.entity, { kicked: 1 });
+  assert.deepEqual((await phone.closedByServer()).map((r) => r.kind), ["kill"]);
+  assert.equal((await kick({ uid: "b@d", resource: 7 })).json.success, false);
 });
