@@ -78,6 +78,7 @@ export async function openStore(config: Config): Promise<Store> {
   const rules: OfflineRules = {
     expire: config.offline_expire,
     max: config.offline_max,
+    maxBytes: config.offline_max_bytes,
     policy: config.offline_policy,
     dedupIds: config.dedup_ids,
   };
