@@ -25,6 +25,7 @@ import {
 import { routeChat, type Routed, routeGroup, type Routing, wantsAck } from "./messages.ts";
 import { Close, type CloseReason } from "./close_reason.ts";
 import type { Authenticator } from "./auth.ts";
+import { ANSWER_PACKETS, storedThatFit } from "./login_answer.ts";
 
 /**
  * What a session works with: exactly these, so that a test can build one
@@ -33,7 +34,13 @@ import type { Authenticator } from "./auth.ts";
 export interface SessionDeps extends Routing {
   readonly config: Pick<
     Config,
-    "nodeid" | "login_timeout" | "idle_timeout" | "rate_limit" | "offline_delivery" | "max_conns"
+    | "nodeid"
+    | "login_timeout"
+    | "idle_timeout"
+    | "rate_limit"
+    | "offline_delivery"
+    | "max_conns"
+    | "max_packet"
   >;
   readonly log: Logger;
   /** Read once, at login. */
@@ -418,17 +425,24 @@ export class Session implements ConnHandler, Recipient {
         stored: stored.length,
       });
     }
+    let after = stored;
     if (this.deps.config.offline_delivery === "packets") {
       this.conn.send(loginOk(login.id, []));
-      for (const e of stored) {
-        if (this.#isClosed()) return;
-        this.conn.send(e.packet);
-        // Packets without ack: 1 get no client ack: they are done once written.
-        if (!storedWantsAck(e.packet)) this.deps.writer.remove(this.jid, e.id);
-      }
+    } else if (stored.length > 0) {
+      const packets = stored.map((e) => e.packet);
+      const n = storedThatFit(login.id, packets, this.deps.config.max_packet * ANSWER_PACKETS);
+      this.conn.send(loginOk(login.id, n === packets.length ? packets : packets.slice(0, n)));
+      if (n > 0) login.delayed = stored.slice(0, n).map((e) => e.id);
+      // What does not fit follows the answer as packets, each with its own ack.
+      after = stored.slice(n);
     } else {
-      this.conn.send(loginOk(login.id, stored.map((e) => e.packet)));
-      if (stored.length > 0) login.delayed = stored.map((e) => e.id);
+      this.conn.send(loginOk(login.id, []));
+    }
+    for (const e of after) {
+      if (this.#isClosed()) return;
+      this.conn.send(e.packet);
+      // Packets without ack: 1 get no client ack: they are done once written.
+      if (!storedWantsAck(e.packet)) this.deps.writer.remove(this.jid, e.id);
     }
     // Kept only while the stored packets of the login answer wait for their ack.
     this.#login = login.delayed.length > 0 ? login : null;

@@ -57,6 +57,7 @@ function fakes(opts: { offline_delivery?: "delay" | "packets" } = {}) {
       rate_limit: 1000,
       offline_delivery: opts.offline_delivery ?? "delay",
       max_conns: 10,
+      max_packet: 65536,
     },
     log: silentLogger(),
     store: {
