@@ -41,6 +41,8 @@ export const Close = {
   packetTooLarge: reason(4006, "packet_too_large", Level.warn),
   /** A fault of the node while handling the session's packets (a bug: the detail says what). */
   internalError: reason(4007, "internal_error", Level.error),
+  /** Over `rate_limit` for 10 s on end. */
+  flooding: reason(4008, "flooding", Level.warn),
 } as const;
 
 /** The values of the `reason` label, in code order. */

@@ -119,6 +119,13 @@ interface Login {
 // keeps sending while its login is checked is bounded, not buffered forever.
 const MAX_QUEUED = 1000;
 
+// A client that stays over rate_limit this long (a drop at least every
+// second) is closed: its flood would otherwise cost the node forever.
+const FLOOD_CLOSE_MS = 10_000;
+// At most one rate_limited notice per connection per this: a notice per
+// dropped packet let a flood make more output than input.
+const NOTICE_EVERY_MS = 1000;
+
 // Loaded at login so that delivery checks stay synchronous; a list this long
 // is far beyond any real use (fetch pages are 1000).
 const BLACKLIST_LOAD_MAX = 1_000_000;
@@ -155,8 +162,13 @@ export class Session implements ConnHandler, Recipient {
   #queue: string[] | null = null;
   // Senders this user blocks; shared empty set until the first entry.
   #blocked: Set<string> = NONE_BLOCKED;
+  // rate_limit: the current one-second window and its count (packets and heartbeats).
   #windowStart = 0;
   #windowCount = 0;
+  // When this run of drops began (-1: none), the last drop, the last notice.
+  #floodSince = -1;
+  #lastDrop = 0;
+  #noticedAt = -NOTICE_EVERY_MS;
   readonly #n = sidCounter++;
 
   constructor(readonly conn: Conn, readonly deps: SessionDeps) {
@@ -204,7 +216,7 @@ export class Session implements ConnHandler, Recipient {
   packet(text: string): void {
     this.lastSeen = clock();
     if (this.#queue) {
-      if (this.#queue.length >= MAX_QUEUED) return this.#notice(undefined, "rate_limited");
+      if (this.#queue.length >= MAX_QUEUED) return this.#rateLimited(text);
       this.#queue.push(text);
       return;
     }
@@ -213,7 +225,8 @@ export class Session implements ConnHandler, Recipient {
 
   heartbeat(): void {
     this.lastSeen = clock();
-    if (this.#isOpen()) this.conn.sendHeartbeat();
+    // Heartbeats count against rate_limit; a dropped one gets no answer (and no notice).
+    if (this.#isOpen() && this.#withinRate()) this.conn.sendHeartbeat();
   }
 
   oversize(): void {
@@ -470,15 +483,30 @@ export class Session implements ConnHandler, Recipient {
 
   // ---- after login (docs/protocol.md §2, §4) ----
 
-  #routed(text: string): Promise<void> | void {
+  /** Counts a packet or heartbeat against rate_limit: false when it is to be dropped. */
+  #withinRate(): boolean {
     const now = this.lastSeen;
     if (now - this.#windowStart >= 1000) {
       this.#windowStart = now;
       this.#windowCount = 0;
     }
-    if (++this.#windowCount > this.deps.config.rate_limit) {
-      return this.#notice(undefined, "rate_limited");
-    }
+    if (++this.#windowCount <= this.deps.config.rate_limit) return true;
+    if (this.#floodSince < 0 || now - this.#lastDrop > 1000) this.#floodSince = now;
+    this.#lastDrop = now;
+    if (now - this.#floodSince >= FLOOD_CLOSE_MS) this.close(Close.flooding);
+    return false;
+  }
+
+  /** A dropped packet: the first one in a second gets the notice, naming its id. */
+  #rateLimited(text: string): void {
+    const now = this.lastSeen;
+    if (now - this.#noticedAt < NOTICE_EVERY_MS || !this.#isOpen()) return;
+    this.#noticedAt = now;
+    this.#notice(strId(parsePacket(text)?.envelope.id), "rate_limited");
+  }
+
+  #routed(text: string): Promise<void> | void {
+    if (!this.#withinRate()) return this.#rateLimited(text);
     const p = parsePacket(text);
     if (!p) {
       this.conn.send(notice(undefined, "bad_packet"));
