@@ -37,6 +37,7 @@ import { metricsPage } from "./rpc/metrics_page.ts";
 import { timedStore } from "./metrics/timed_store.ts";
 import { healthPage, nodeReadiness } from "./rpc/health.ts";
 import { consolePage } from "./rpc/console/console.ts";
+import { LoginThrottle } from "./session/login_throttle.ts";
 
 /** Group commit: how long an entry may wait for its batch, and the largest batch. */
 // Entries delivered to an online recipient wait longer: its ack, usually a
@@ -194,6 +195,7 @@ async function assemble(
     router,
     dedup: new DedupCache(config.dedup_ids),
     auth: loginAuth(config.auth_secret, loginCallback),
+    logins: new LoginThrottle(log),
     groups: (gid, domain) => groups.resolve(gid, domain),
     sessions,
     metrics,

@@ -34,7 +34,8 @@ export const Close = {
   /** Not logged in within `login_timeout`. */
   loginTimeout: reason(4003, "login_timeout", Level.info),
   /** The login was refused (the detail names the failure reason sent to the client). */
-  loginFailed: reason(4004, "login_failed", Level.info),
+  /** DEBUG: refused credentials are logged by the login throttle, once a second at most. */
+  loginFailed: reason(4004, "login_failed", Level.debug),
   /** A logged-in client sent something that is not a packet. */
   badPacket: reason(4005, "bad_packet", Level.info),
   /** One packet over `max_packet` bytes. */

@@ -26,6 +26,7 @@ import { routeChat, type Routed, routeGroup, type Routing, wantsAck } from "./me
 import { Close, type CloseReason } from "./close_reason.ts";
 import type { Authenticator } from "./auth.ts";
 import { ANSWER_PACKETS, storedThatFit } from "./login_answer.ts";
+import type { LoginThrottle } from "./login_throttle.ts";
 
 /**
  * What a session works with: exactly these, so that a test can build one
@@ -50,6 +51,8 @@ export interface SessionDeps extends Routing {
     & Pick<Router, "attach" | "detach" | "deliver">
     & Partial<Pick<Router, "carbon" | "multi">>;
   readonly auth: Authenticator;
+  /** Failed logins per user and address: throttled and logged in one place. */
+  readonly logins: Pick<LoginThrottle, "delay" | "failed">;
   /** Every connection's session on this node, logged in or not (the sweep and stop() walk it). */
   readonly sessions: Set<Session>;
   readonly metrics: Pick<
@@ -384,16 +387,25 @@ export class Session implements ConnHandler, Recipient {
   }
 
   async #authenticate(jid: string, pwd: string | undefined): Promise<void> {
-    let ok: boolean;
-    try {
-      ok = await this.deps.auth(jid, pwd);
-    } catch (err) {
-      this.deps.log.warn(`auth failed: ${errMsg(err)}`, { jid });
-      ok = false;
+    const remote = this.conn.remote;
+    const wait = this.deps.logins.delay(jid, remote);
+    let ok = false;
+    if (wait > 0) {
+      // Throttled: refused unchecked, so guessing gains nothing but time.
+      await new Promise((r) => setTimeout(r, wait));
+    } else {
+      try {
+        ok = await this.deps.auth(jid, pwd);
+      } catch (err) {
+        this.deps.log.warn(`auth failed: ${errMsg(err)}`, { jid });
+      }
     }
     const login = this.#login;
     if (this.#isClosed() || !login) return;
-    if (!ok) return this.#failLogin(login.id, "fail_token");
+    if (!ok) {
+      this.deps.logins.failed(jid, remote);
+      return this.#failLogin(login.id, "fail_token");
+    }
     this.#moveTo("awaiting_inbox");
     login.held = [];
     let stored: InboxEntry[];
