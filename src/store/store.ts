@@ -67,7 +67,7 @@ export interface Store {
   blocks(owner: string, jid: string): Promise<boolean>;
   /** Counters of stored messages dropped by policy, cap and expiry since start. */
   readonly dropped: { cap: number; policy: number; expired: number; blocked: number };
-  /** Rejects when the store cannot be reached (readiness). */
+  /** Rejects when the store cannot take writes now (readiness). */
   ping(): Promise<void>;
   close(): Promise<void>;
 }
