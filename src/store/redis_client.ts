@@ -198,6 +198,13 @@ function direct<T>(client: Cluster, name: string, args: (string | number)[]): Pr
   return client.sendCommand(new Command(name, args, { replyEncoding: "utf8" })) as Promise<T>;
 }
 
+/** The master that owns `key`'s slot in `client`'s slot map ("" before it is known). */
+export function masterOf(client: Cluster, key: string): string {
+  // Command computes the slot as ioredis routes it (hash tags included).
+  const slot = new Command("exists", [key]).getSlot();
+  return (slot === null ? undefined : client.slots[slot]?.[0]) ?? "";
+}
+
 /** Refreshes `client`'s slot map; concurrent calls share one CLUSTER SLOTS; never rejects. */
 export function refreshSlots(client: Cluster): Promise<void> {
   return new Promise((resolve) => client.refreshSlotsCache(() => resolve()));

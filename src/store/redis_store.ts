@@ -12,6 +12,7 @@ import {
   connectRedis,
   defineScript,
   describe,
+  masterOf,
   type RedisClient,
   type RedisTarget,
   type Script,
@@ -292,6 +293,11 @@ export class RedisStore implements Store {
     return this.#op("blocks", async () => {
       return await command(this.#client, "zscore", userKeys(owner).blacklist, jid) !== null;
     });
+  }
+
+  shard(user: string): string {
+    const c = this.#client;
+    return c instanceof Cluster ? masterOf(c, userKeys(user).inbox) : "";
   }
 
   /** Rejects unless every master of the slot map can take writes now (readiness). */
