@@ -145,7 +145,7 @@ const SLOTS_REFRESH_MS = 1000;
 /** How long a command keeps being retried across a failover before it fails. */
 export const RETRY_WINDOW_MS = 2000;
 // Pause before the second and later retries, doubling up to the last.
-const RETRY_PAUSES_MS = [50, 100, 200, 400];
+const RETRY_PAUSES_MS = [25, 50, 100, 200];
 
 // Replies and client errors after which the same command may succeed on the
 // slot's owner of a fresher slot map: redirections, a cluster without a
