@@ -11,8 +11,6 @@ if [ ! -x "$deno" ]; then
 fi
 cat >"$target" <<LAUNCHER
 #!/usr/bin/env bash
-# Deno must not manage the node_modules that npm installed it into.
-export DENO_NO_PACKAGE_JSON=1
 exec "$deno" run --allow-all "$root/main.ts" "\$@"
 LAUNCHER
 chmod +x "$target"
