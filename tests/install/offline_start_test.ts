@@ -173,7 +173,8 @@ Deno.test("after npm ci on a clone of HEAD, every documented start and test comm
     assert.notEqual(probe.code, 0, `a fetch through the dead proxy succeeded: ${probe.out}`);
 
     const testDenoDir = `${work}/deno-dir-test`;
-    await Promise.all([
+    // Settled, not all: a failure must not leave the others writing into `work`.
+    const results = await Promise.allSettled([
       startLoginStop("npm start", ["npm", "start", "--"], clone, work),
       startLoginStop("npx deno task start", ["npx", "deno", "task", "start"], clone, work),
       startLoginStop(
@@ -188,6 +189,8 @@ Deno.test("after npm ci on a clone of HEAD, every documented start and test comm
         await testTask("npx deno task test", ["npx", "deno", "task", "test"], clone, testDenoDir);
       })(),
     ]);
+    const failures = results.flatMap((r) => r.status === "rejected" ? [String(r.reason)] : []);
+    assert.deepEqual(failures, []);
 
     const status = await run(["git", "status", "--porcelain"], clone, offlineEnv(work));
     assert.equal(status.code, 0);
