@@ -17,8 +17,6 @@ const TEST_RUN_MS = 300_000;
 // type-checks the whole tree and loads every test file before running it.
 const ONE_TEST = "Semaphore refuses a limit below 1";
 
-const stripAnsi = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, "");
-
 /** Runs a command to completion; its exit code and all output. */
 async function run(
   argv: string[],
@@ -39,7 +37,7 @@ async function run(
   try {
     const { code, stdout, stderr } = await child.output();
     const dec = new TextDecoder();
-    return { code, out: stripAnsi(dec.decode(stdout) + dec.decode(stderr)) };
+    return { code, out: dec.decode(stdout) + dec.decode(stderr) };
   } finally {
     clearTimeout(timer);
   }
@@ -95,9 +93,10 @@ async function startLoginStop(name: string, argv: string[], clone: string, work:
   }).spawn();
   await using proc = new SaraProcess(child);
   try {
-    const port = await proc.port("tcp").catch((e) => {
+    const started = await proc.waitFor(/tcp start on \[[^\]]*:(\d+)\]/, START_MS).catch((e) => {
       throw new Error(`${name}: ${e}`);
     });
+    const port = Number(started[1]);
     // Throws unless the server answers the login with ok.
     const { client } = await TestClient.login(port, "1@a.a");
     await client.close();
@@ -106,7 +105,7 @@ async function startLoginStop(name: string, argv: string[], clone: string, work:
       throw new Error(`${name}: ${e}`);
     });
     const status = await proc.status;
-    assert.equal(status.code, 0, `${name}: exit ${status.code}\n${stripAnsi(proc.output)}`);
+    assert.equal(status.code, 0, `${name}: exit ${status.code}\n${proc.output}`);
   } finally {
     // A stop that never reached the server must not leave it running.
     const pid = await Deno.readTextFile(conf.pidfile).catch(() => "");
@@ -124,8 +123,8 @@ async function startLoginStop(name: string, argv: string[], clone: string, work:
 /** Deno fetched nothing: its cache holds no npm package and no remote module. */
 async function assertNothingCached(name: string, denoDir: string) {
   for (const sub of ["npm", "remote", "deps"]) {
-    const found = await Deno.stat(`${denoDir}/${sub}`).then(() => true, () => false);
-    assert.ok(!found, `${name}: Deno downloaded into ${denoDir}/${sub}`);
+    const entries = await Array.fromAsync(Deno.readDir(`${denoDir}/${sub}`)).catch(() => []);
+    assert.deepEqual(entries.map((e) => e.name), [], `${name}: Deno downloaded into ${sub}/`);
   }
 }
 
