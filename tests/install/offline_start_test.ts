@@ -100,7 +100,9 @@ async function startLoginStop(name: string, argv: string[], clone: string, work:
     // Throws unless the server answers the login with ok.
     const { client } = await TestClient.login(port, "1@a.a");
     await client.close();
-    proc.kill("SIGTERM");
+    // Stopped as `sara stop` does, by the pid file: the signal must reach the
+    // server, not only the npm or task wrapper around it.
+    Deno.kill(await serverPid(conf.pidfile, START_MS), "SIGTERM");
     await proc.waitFor(/\[INFO\] stopped/, STOP_MS).catch((e) => {
       throw new Error(`${name}: ${e}`);
     });
@@ -108,16 +110,24 @@ async function startLoginStop(name: string, argv: string[], clone: string, work:
     assert.equal(status.code, 0, `${name}: exit ${status.code}\n${proc.output}`);
   } finally {
     // A stop that never reached the server must not leave it running.
-    const pid = await Deno.readTextFile(conf.pidfile).catch(() => "");
-    if (pid.trim() !== "") {
-      try {
-        Deno.kill(Number(pid), "SIGKILL");
-      } catch {
-        // Already gone.
-      }
+    const pid = await serverPid(conf.pidfile, 0).catch(() => 0);
+    const cmdline = await Deno.readTextFile(`/proc/${pid}/cmdline`).catch(() => "");
+    if (pid > 0 && cmdline.includes(conf.pidfile.replace("sara.pid", "conf.json"))) {
+      Deno.kill(pid, "SIGKILL");
     }
   }
   await assertNothingCached(name, env.DENO_DIR!);
+}
+
+/** The pid the server wrote to `pidfile` (once it listens), waiting up to `ms` for it. */
+async function serverPid(pidfile: string, ms: number): Promise<number> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const text = await Deno.readTextFile(pidfile).catch(() => "");
+    if (text.trim() !== "") return Number(text);
+    if (Date.now() >= deadline) throw new Error(`no pid in ${pidfile} within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 /** Deno fetched nothing: its cache holds no npm package and no remote module. */
