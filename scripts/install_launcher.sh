@@ -11,7 +11,8 @@ if [ ! -x "$deno" ]; then
 fi
 cat >"$target" <<LAUNCHER
 #!/usr/bin/env bash
-exec "$deno" run --allow-all "$root/main.ts" "\$@"
+# The V8 young generation of deno task start (docs/operations.md, "Memory").
+exec "$deno" run --allow-all --v8-flags=--max-semi-space-size=4 "$root/main.ts" "\$@"
 LAUNCHER
 chmod +x "$target"
 echo "install_launcher: wrote $target"
