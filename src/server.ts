@@ -40,11 +40,8 @@ import { consolePage } from "./rpc/console/console.ts";
 
 /** Group commit: how long an entry may wait for its batch, and the largest batch. */
 // Entries delivered to an online recipient wait longer: its ack, usually a
-// round trip away, cancels them before they cost a write and a delete. Under
-// load acks come later than a round trip; a grace they miss turns into
-// batches of hundreds of writes and then deletes, synchronous on the event
-// loop with the embedded store, which delay acks further (BENCHMARKS.md).
-const WRITER = { delayMs: 3, onlineGraceMs: 200, maxBatch: 512 };
+// round trip away, cancels them before they cost a write and a delete.
+const WRITER = { delayMs: 3, onlineGraceMs: 50, maxBatch: 512 };
 // Senders idle this long lose their dedup memory (bounded memory).
 const DEDUP_IDLE_MS = 30 * 60_000;
 const SWEEP_MS = 1000;
