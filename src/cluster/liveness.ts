@@ -279,7 +279,8 @@ export class Liveness {
   async liveNodes(): Promise<string[]> {
     const known = await this.client.smembers(NODES_KEY);
     const others = known.filter((n) => n !== this.nodeid);
-    const alive = await Promise.all(others.map((n) => this.isAlive(n)));
+    // Not the cached answers: a node that just stopped is gone from the list at once.
+    const alive = await Promise.all(others.map((n) => this.#check(n)));
     const live = others.filter((_, i) => alive[i]);
     return [this.nodeid, ...live].sort();
   }
