@@ -47,15 +47,25 @@ export function checkConfig(dir: string, port: number, extra: Record<string, unk
 
 // Handed out already: a port is only bound once its process starts.
 const given = new Set<number>();
+// Where ports come from; a run sharing the machine narrows it to its own range.
+let range: [number, number] = [20000, 32000];
+
+/** Makes `freePort` pick from `lo`..`hi` (inclusive) from now on. */
+export function usePortRange(lo: number, hi: number): void {
+  if (!(lo >= 1024 && hi <= 65535 && lo <= hi)) throw new RangeError(`bad port range ${lo}-${hi}`);
+  range = [lo, hi];
+}
 
 /**
  * A free TCP port on 127.0.0.1, kept across restarts as clients reconnect to
- * it. Below the kernel's ephemeral range (32768+), so that no client socket
- * takes it while its server is down. Never the same port twice per run.
+ * it. Below the kernel's ephemeral range (32768+) by default, so that no
+ * client socket takes it while its server is down. Never the same port twice
+ * per run.
  */
 export function freePort(): number {
+  const [lo, hi] = range;
   for (let i = 0; i < 1000; i++) {
-    const port = 20000 + Math.floor(Math.random() * 12000);
+    const port = lo + Math.floor(Math.random() * (hi - lo + 1));
     if (given.has(port)) continue;
     try {
       Deno.listen({ hostname: "127.0.0.1", port }).close();
@@ -65,7 +75,7 @@ export function freePort(): number {
       // Taken: try another.
     }
   }
-  throw new Error("no free port in 20000-32000");
+  throw new Error(`no free port in ${lo}-${hi}`);
 }
 
 /** Full path of `binary` on PATH, or null. */

@@ -15,7 +15,11 @@ export class RedisProcess {
   #exited: Promise<unknown> = Promise.resolve();
   #out = "";
 
-  private constructor(readonly dir: string, readonly port: number) {}
+  private constructor(
+    readonly dir: string,
+    readonly port: number,
+    readonly extraArgs: readonly string[],
+  ) {}
 
   /** "127.0.0.1:PORT", the `dbaddr` of the nodes. */
   get addr(): string {
@@ -27,10 +31,13 @@ export class RedisProcess {
     return this.#child !== null;
   }
 
-  /** Starts Redis in a fresh temp dir on a free port; resolves once it answers PING. */
-  static async create(): Promise<RedisProcess> {
+  /**
+   * Starts Redis in a fresh temp dir on a free port, with `extraArgs` after
+   * the usual ones (a cluster node's settings); resolves once it answers PING.
+   */
+  static async create(extraArgs: readonly string[] = []): Promise<RedisProcess> {
     const dir = await Deno.makeTempDir({ prefix: "sara-fault-redis-" });
-    const r = new RedisProcess(dir, freePort());
+    const r = new RedisProcess(dir, freePort(), extraArgs);
     try {
       await r.start();
     } catch (err) {
@@ -50,6 +57,7 @@ export class RedisProcess {
     const args = [
       ...["--port", String(this.port), "--bind", "127.0.0.1", "--dir", this.dir],
       ...["--daemonize", "no", "--appendonly", "yes", "--appendfsync", "always", "--save", ""],
+      ...this.extraArgs,
     ];
     // setpriv: the kernel SIGKILLs Redis when this process dies, however it dies.
     const setpriv = findOnPath("setpriv");
