@@ -108,8 +108,6 @@ export class Liveness {
   // One renewal at a time: a slow Redis never piles them up.
   readonly #renewing = new SingleFlight<"renew", void>();
   #state: "ok" | "failing" | "lost" = "ok";
-  /** Called when the key had lapsed and was claimed again (Redis was away or lost it). */
-  onReclaimed: (() => void) | null = null;
 
   private constructor(
     readonly client: RedisClient,
@@ -118,6 +116,8 @@ export class Liveness {
     me: Omit<Holder, "token" | "seq">,
     readonly log: Logger,
     readonly timing: LivenessTiming,
+    /** Called when the key had lapsed and was claimed again (Redis was away or lost it). */
+    readonly onReclaimed: (() => void) | null,
   ) {
     this.#key = nodeKey(nodeid);
     this.#fields = [token, me.host, me.pid, me.since, timing.ttlMs + timing.graceMs];
@@ -141,8 +141,7 @@ export class Liveness {
     onReclaimed: (() => void) | null = null,
   ): Promise<Liveness> {
     const me = { host: hostname(), pid: String(Deno.pid), since: new Date().toISOString() };
-    const live = new Liveness(client, nodeid, crypto.randomUUID(), me, log, timing);
-    live.onReclaimed = onReclaimed;
+    const live = new Liveness(client, nodeid, crypto.randomUUID(), me, log, timing, onReclaimed);
     await live.#claim();
     await client.sadd(NODES_KEY, nodeid);
     live.#schedule(timing.renewMs);

@@ -79,10 +79,9 @@ Deno.test("claim takes over before the TTL when the holder's process on this hos
 Deno.test("a renewal after the key lapsed claims it again and reports it", async () => {
   await using c = await client(redis.addr);
   const id = uniqueNode();
-  const live = await Liveness.claim(c, id, quietLog(), FAST);
+  let reclaimed = 0;
+  const live = await Liveness.claim(c, id, quietLog(), FAST, () => reclaimed++);
   try {
-    let reclaimed = 0;
-    live.onReclaimed = () => reclaimed++;
     await c.del(nodeKey(id)); // as if Redis lost it
     await until("liveness re-claimed", () => reclaimed === 1);
     assert.equal((await readHolder(c, nodeKey(id)))?.token, live.token);
