@@ -4,11 +4,9 @@
 
 import { errMsg, type Logger } from "../log.ts";
 import { withTimeout } from "../async.ts";
-import type { RedisClient } from "../store/redis_client.ts";
 import type { InboxEntry } from "../store/store.ts";
 import type { HandOff, NodeMessage } from "./channel.ts";
-import { channelOf } from "./keys.ts";
-import { Publisher } from "./publisher.ts";
+import type { Sender } from "./sender.ts";
 import type { Liveness } from "./liveness.ts";
 import type { DeviceEntry, Registry } from "./registry.ts";
 
@@ -79,7 +77,6 @@ export interface ClusterNodeDeps {
  * presence of the RPC, for one node of a cluster.
  */
 export class ClusterRemote {
-  readonly #publisher: Publisher;
   // Blacklist changes waiting for their "applied" answer, by ref.
   readonly #applying = new Map<string, () => void>();
   // Hand-offs waiting for their "took" answer, by ref, oldest first.
@@ -95,19 +92,23 @@ export class ClusterRemote {
   readonly #expected = new Map<string, { next: number; at: number }>();
 
   constructor(
-    readonly client: RedisClient,
     readonly nodeid: string,
     readonly node: ClusterNodeDeps,
     readonly registry: Registry,
     readonly liveness: Liveness,
     readonly log: Logger,
-    readonly publishConfirms: boolean,
-  ) {
-    this.#publisher = new Publisher(client, nodeid);
+    readonly sender: Sender,
+  ) {}
+
+  /** See Sender.publishConfirms. */
+  get publishConfirms(): boolean {
+    return this.sender.publishConfirms;
   }
 
   /** Publishes to other nodes, and those that surely did not arrive (metrics). */
-  readonly published = { ok: 0, failed: 0 };
+  get published(): { readonly ok: number; readonly failed: number } {
+    return this.sender.published;
+  }
   /** Messages other nodes published to this one (metrics). */
   received = 0;
 
@@ -260,11 +261,6 @@ export class ClusterRemote {
     return this.send(node, m);
   }
 
-  /** Kicks this node's session `sid` of `jid` (a login elsewhere, or beyond max_sessions). */
-  kickHere(jid: string, sid: string): void {
-    this.node.local(jid).find((s) => s.sid === sid)?.kick();
-  }
-
   /**
    * Resolves once `node` applied the change (true), or surely did not get it
    * or did not answer in time (false). Waiting matters: the change reaches
@@ -284,21 +280,9 @@ export class ClusterRemote {
     }
   }
 
-  /**
-   * Publishes `m` on `node`'s channel (batched with everything else for that
-   * node in this turn); false when it surely did not arrive.
-   */
-  async send(node: string, m: NodeMessage): Promise<boolean> {
-    try {
-      const receivers = await this.#publisher.send(channelOf(node), m);
-      const ok = !this.publishConfirms || receivers > 0;
-      this.published[ok ? "ok" : "failed"]++;
-      return ok;
-    } catch (err) {
-      this.published.failed++;
-      this.log.warn(`cluster: cannot publish to ${node}: ${errMsg(err)}`);
-      return false;
-    }
+  /** Publishes `m` on `node`'s channel; false when it surely did not arrive (Sender.send). */
+  send(node: string, m: NodeMessage): Promise<boolean> {
+    return this.sender.send(node, m);
   }
 
   /** Handles a message another node published for this one; never throws. */
@@ -312,7 +296,7 @@ export class ClusterRemote {
         ) => this.log.error(`cluster: cannot store a message for ${m.e.user}: ${errMsg(err)}`));
         return;
       case "kick":
-        this.kickHere(m.jid, m.sid);
+        kickHere(this.node, m.jid, m.sid);
         return;
       case "block":
         for (const s of this.node.local(m.owner)) s.setBlocked(m.jid, m.b);
@@ -376,6 +360,11 @@ export class ClusterRemote {
     if (e === null || e.node === this.nodeid || !(await this.liveness.isAlive(e.node))) return [];
     return [info(e.resource ?? "", e.node, e.since)];
   }
+}
+
+/** Kicks this node's session `sid` of `jid` (a login elsewhere, or beyond max_sessions). */
+export function kickHere(node: Pick<ClusterNodeDeps, "local">, jid: string, sid: string): void {
+  node.local(jid).find((s) => s.sid === sid)?.kick();
 }
 
 function info(resource: string, node: string, since: number) {

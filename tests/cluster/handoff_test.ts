@@ -12,6 +12,8 @@ import { channelOf } from "../../src/cluster/keys.ts";
 import type { Liveness } from "../../src/cluster/liveness.ts";
 import type { Registry } from "../../src/cluster/registry.ts";
 import { type ClusterNodeDeps, ClusterRemote } from "../../src/cluster/remote.ts";
+import { Sender } from "../../src/cluster/sender.ts";
+import type { RedisClient } from "../../src/store/redis_client.ts";
 import type { InboxEntry } from "../../src/store/store.ts";
 import { type RedisServer, startRedis } from "../helpers/redis.ts";
 import { client, quietLog, uniqueNode, until } from "./_redis.ts";
@@ -42,7 +44,7 @@ async function listen(channel: string) {
 }
 
 /** A ClusterRemote whose node takes hand-offs as `accept` says. */
-function remoteWith(c: ClusterRemote["client"], accept: ClusterNodeDeps["accept"]) {
+function remoteWith(c: RedisClient, accept: ClusterNodeDeps["accept"]) {
   const node: ClusterNodeDeps = {
     arrived: () => Promise.resolve(),
     accept,
@@ -50,7 +52,15 @@ function remoteWith(c: ClusterRemote["client"], accept: ClusterNodeDeps["accept"
     online: () => 0,
   };
   const unused = {} as Registry & Liveness;
-  return new ClusterRemote(c, uniqueNode("n"), node, unused, unused, quietLog(), true);
+  const id = uniqueNode("n");
+  return new ClusterRemote(
+    id,
+    node,
+    unused,
+    unused,
+    quietLog(),
+    new Sender(c, id, quietLog(), true),
+  );
 }
 
 const handOff = (o: string, r: string, l: string, id: string, q?: number): NodeMessage => ({
