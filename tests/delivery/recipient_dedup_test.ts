@@ -79,3 +79,20 @@ Deno.test("DeliveredIds remembers the last DELIVERED_MAX packets and forgets old
   assert.equal(d.seen("a@d", "m2"), true);
   assert.equal(d.seen("b@d", "m2"), false);
 });
+
+Deno.test("DeliveredIds answers like a list of the last DELIVERED_MAX packets, across growth and wrap-around", () => {
+  const d = new DeliveredIds();
+  const last: string[] = [];
+  // Few distinct ids, so that repeats hit often, and enough rounds to wrap many times.
+  for (let i = 0; i < 20_000; i++) {
+    const id = `m${Math.floor(Math.random() * 600)}`;
+    const from = i % 3 === 0 ? "c@d" : "a@d";
+    const key = `${from} ${id}`;
+    const want = last.includes(key);
+    assert.equal(d.seen(from, id), want, `step ${i}: ${key}`);
+    if (!want) {
+      last.push(key);
+      if (last.length > DELIVERED_MAX) last.shift();
+    }
+  }
+});
