@@ -8,9 +8,11 @@
 # comparable.
 #
 # Needs: redis-server and redis-cli (7.x), node (18+), and Deno from
-# `npm ci` (node_modules/deno/deno). Loopback only; ports 14xxx and 163xx
-# (away from the test suite's 20000-32000 and the kernel's ephemeral range).
-# Takes about 25 minutes with RUNS=3.
+# `npm ci` (node_modules/deno/deno). Loopback only; ports 14xxx and 163xx by
+# default (away from the test suite's 20000-32000 and the kernel's ephemeral
+# range), or from PORT_BASE: the nodes on PORT_BASE and PORT_BASE+100 (each
+# with +2, +58, +59), Redis on +200, the Redis Cluster on +211..+213 (buses
+# +311..+313). Takes about 25 minutes with RUNS=3.
 #
 #   scripts/bench_table.sh [RUNS] > table.json
 #   SCENARIOS="embedded xnode" scripts/bench_table.sh 1   # a subset
@@ -32,6 +34,12 @@ SERVER_FLAGS=${SERVER_FLAGS:-$(node -e '
   const t = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).tasks.start;
   const m = /deno run (.*) main\.ts/.exec(t); process.stdout.write(m ? m[1] : "--allow-all");
 ' "$ROOT/deno.json")}
+if [ -n "${PORT_BASE:-}" ]; then
+  N1=$PORT_BASE N2=$((PORT_BASE + 100)) REDIS=$((PORT_BASE + 200)) CLUSTER=$((PORT_BASE + 211))
+else
+  N1=14222 N2=14322 REDIS=16379 CLUSTER=16391
+fi
+BUS_OFFSET=100
 PIDS=()
 
 cleanup() {
@@ -60,7 +68,7 @@ start_redis() {
   rm -rf "$dir" && mkdir -p "$dir"
   local extra=()
   if [ "${2:-}" = cluster ]; then
-    extra=(--cluster-enabled yes --cluster-config-file "$dir/nodes.conf" --cluster-port $((port + 100)))
+    extra=(--cluster-enabled yes --cluster-config-file "$dir/nodes.conf" --cluster-port $((port + BUS_OFFSET)))
   fi
   redis-server --port "$port" --bind 127.0.0.1 --appendonly yes --appendfsync everysec --save "" \
     --dir "$dir" "${extra[@]}" >"$dir/log" 2>&1 &
@@ -112,32 +120,32 @@ lc() { timeout 120 node "$LOADCLIENT" "$@" || true; }
 # Two nodes on DBADDR, then both clients cross-node; SCEN names the result.
 cross_node() {
   local scen=$1 dbaddr=$2 run=$3 load
-  start_node n1 14222 "$dbaddr" n01
-  start_node n2 14322 "$dbaddr" n02
+  start_node n1 $N1 "$dbaddr" n01
+  start_node n2 $N2 "$dbaddr" n02
   load=$(loadavg)
-  emit "$scen" loadclient "$run" "$load" "$(lc --senders 127.0.0.1:14222 --recipients 127.0.0.1:14322 \
+  emit "$scen" loadclient "$run" "$load" "$(lc --senders 127.0.0.1:$N1 --recipients 127.0.0.1:$N2 \
     --pairs 100 --window 10 --warmup 3 --duration 15 --pids "$(pid_of n1),$(pid_of n2)")"
   load=$(loadavg)
-  emit "$scen" sara-bench "$run" "$load" "$(bench cluster -a 127.0.0.1:14222,127.0.0.1:14322 \
+  emit "$scen" sara-bench "$run" "$load" "$(bench cluster -a 127.0.0.1:$N1,127.0.0.1:$N2 \
     -p 100 -w 10 -d 8)"
 }
 
 one_node() {
   local scen=$1 dbaddr=$2 run=$3 window=$4 load
-  start_node n1 14222 "$dbaddr" n01
+  start_node n1 $N1 "$dbaddr" n01
   load=$(loadavg)
-  emit "$scen" loadclient "$run" "$load" "$(lc --server 127.0.0.1:14222 --pairs 100 \
+  emit "$scen" loadclient "$run" "$load" "$(lc --server 127.0.0.1:$N1 --pairs 100 \
     --window "$window" --warmup 3 --duration 15 --pids "$(pid_of n1)")"
   load=$(loadavg)
-  emit "$scen" sara-bench "$run" "$load" "$(bench p2p -a 127.0.0.1:14222 -p 100 -w "$window" -d 8)"
+  emit "$scen" sara-bench "$run" "$load" "$(bench p2p -a 127.0.0.1:$N1 -p 100 -w "$window" -d 8)"
 }
 
 make_cluster() {
-  for p in 16391 16392 16393; do start_redis $p cluster; done
-  redis-cli --cluster create 127.0.0.1:16391 127.0.0.1:16392 127.0.0.1:16393 \
+  for p in $CLUSTER $((CLUSTER + 1)) $((CLUSTER + 2)); do start_redis $p cluster; done
+  redis-cli --cluster create 127.0.0.1:$CLUSTER 127.0.0.1:$((CLUSTER + 1)) 127.0.0.1:$((CLUSTER + 2)) \
     --cluster-replicas 0 --cluster-yes >/dev/null
   for _ in $(seq 50); do
-    redis-cli -p 16391 cluster info | grep -q cluster_state:ok && return 0
+    redis-cli -p $CLUSTER cluster info | grep -q cluster_state:ok && return 0
     sleep 0.2
   done
   log "Redis Cluster did not come up"
@@ -149,16 +157,16 @@ for run in $(seq "$RUNS"); do
     log "run $run: $scen (load $(loadavg))"
     case $scen in
       xnode)
-        start_redis 16379
-        cross_node xnode 127.0.0.1:16379 "$run"
+        start_redis $REDIS
+        cross_node xnode 127.0.0.1:$REDIS "$run"
         stop_all
-        start_redis 16379
-        one_node xnode-1node 127.0.0.1:16379 "$run" 10
+        start_redis $REDIS
+        one_node xnode-1node 127.0.0.1:$REDIS "$run" 10
         stop_all
         ;;
       xcluster)
         make_cluster
-        cross_node xcluster 127.0.0.1:16391,127.0.0.1:16392,127.0.0.1:16393 "$run"
+        cross_node xcluster "127.0.0.1:$CLUSTER,127.0.0.1:$((CLUSTER + 1)),127.0.0.1:$((CLUSTER + 2))" "$run"
         stop_all
         ;;
       embedded)
@@ -168,10 +176,10 @@ for run in $(seq "$RUNS"); do
         stop_all
         ;;
       conns)
-        start_node n1 14222 "" n01
+        start_node n1 $N1 "" n01
         s=$((100 + run))
         load=$(loadavg)
-        emit conns sara-bench "$run" "$load" "$(bench conns -a 127.0.0.1:14222 -n 19000 -c 500 \
+        emit conns sara-bench "$run" "$load" "$(bench conns -a 127.0.0.1:$N1 -n 19000 -c 500 \
           -l "127.0.$s.1,127.0.$s.2,127.0.$s.3,127.0.$s.4,127.0.$s.5" --pidfile "$WORK/n1/sara.pid")"
         stop_all
         ;;

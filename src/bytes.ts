@@ -13,3 +13,24 @@ export function concatBytes(chunks: readonly Uint8Array[]): Uint8Array {
   }
   return out;
 }
+
+const loose = new TextDecoder();
+const strict = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * `bytes` as UTF-8 text, or null when they are not valid UTF-8 (refused,
+ * never replaced: two different byte strings must not become one text).
+ * The replacing decoder is several times faster than the fatal one; its
+ * output is the fatal one's whenever it holds no U+FFFD, which invalid
+ * input always produces. Only text with a U+FFFD (invalid, or a real one)
+ * is decoded again strictly.
+ */
+export function decodeUtf8(bytes: Uint8Array): string | null {
+  const text = loose.decode(bytes);
+  if (text.indexOf("\uFFFD") === -1) return text;
+  try {
+    return strict.decode(bytes);
+  } catch {
+    return null;
+  }
+}

@@ -13,6 +13,7 @@ import {
   newId,
   type Packet,
   resourceOf,
+  stampCt,
   stampPacket,
   Type,
   userOf,
@@ -66,7 +67,7 @@ export function routeChat(
   const ack = wantsAck(p.envelope.ack);
   const ct = Date.now();
   if (core.dedup.check(sender, id, ct)) return { ack, ct, safe: core.dedup.firstCopy(sender, id) };
-  const packet = stampPacket(text, p.envelope, ct);
+  const packet = stampCt(text, p.envelope, ct);
   if (packet === null) return "bad_packet";
   const entry: InboxEntry = { user: to, id, from: sender, type, ct, packet };
   // A full JID names one session, with multi_login only ("" or none: every one).

@@ -5,7 +5,7 @@
 
 import type { ConnSink, Decoder, Framing } from "../protocol/framing.ts";
 import { type Conn, type ConnHandler, UNREADABLE } from "../session/conn.ts";
-import { concatBytes } from "../bytes.ts";
+import { concatBytes, decodeUtf8 } from "../bytes.ts";
 
 // Read buffer sizes. Idle sessions are most of a node, and each pending read
 // pins its buffer: a connection reads its login into MEDIUM, then waits in
@@ -22,9 +22,6 @@ const pool: Uint8Array[] = [];
 // A close waits this long for queued bytes (the kill, a login error) to leave.
 const CLOSE_GRACE_MS = 2000;
 
-// Invalid UTF-8 is refused, never replaced: two different byte strings must
-// not become one jid.
-const decoder = new TextDecoder("utf-8", { fatal: true });
 const EMPTY = new Uint8Array(0);
 
 /** Limits applied per connection. */
@@ -269,13 +266,9 @@ class Sink implements ConnSink {
 
   packet(bytes: Uint8Array): void {
     this.packets = 1;
-    let text: string;
-    try {
-      text = decoder.decode(bytes);
-    } catch {
-      text = UNREADABLE;
-    }
-    this.conn.handler?.packet(text);
+    // Invalid UTF-8 is refused, never replaced: two different byte strings
+    // must not become one jid.
+    this.conn.handler?.packet(decodeUtf8(bytes) ?? UNREADABLE);
   }
 
   reply(bytes: Uint8Array): void {

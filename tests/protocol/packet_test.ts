@@ -10,6 +10,7 @@ import {
   notice,
   parsePacket,
   serverAck,
+  stampCt,
   stampPacket,
 } from "../../src/protocol/packet.ts";
 
@@ -30,13 +31,16 @@ Deno.test("parsePacket() returns null for non-JSON, non-objects and a missing en
 });
 
 Deno.test("parsePacket() refuses nesting deeper than MAX_DEPTH, counting only outside strings", () => {
-  // Only packets long enough to be costly are scanned.
   const deep = "[".repeat(3000) + "]".repeat(3000);
   assert.equal(parsePacket(`{"envelope":{"id":"1"},"p":${deep}}`), null);
   const ok = "[".repeat(MAX_DEPTH - 2) + "]".repeat(MAX_DEPTH - 2) + " ".repeat(5000);
   assert.notEqual(parsePacket(`{"envelope":{"id":"1"},"p":${ok}}`), null);
   const inString = JSON.stringify("[{".repeat(5000));
   assert.notEqual(parsePacket(`{"envelope":{"id":"1"},"p":${inString}}`), null);
+  // Opening brackets of both kinds count together.
+  const mixed = '{"a":['.repeat(300) + "1" + "]}".repeat(300);
+  assert.equal(nestsDeeper(mixed, MAX_DEPTH), true);
+  assert.equal(nestsDeeper(mixed, 600), false);
   // An escaped backslash ends before the closing quote; an escaped quote does not.
   assert.equal(nestsDeeper(String.raw`{"a":"\\",[[1]]}`, 2), true);
   assert.equal(nestsDeeper(String.raw`{"a":"\",[[1]]"}`, 2), false);
@@ -65,6 +69,82 @@ Deno.test("stampPacket() keeps every byte outside the envelope, big numbers and 
     stampPacket(escaped, parsePacket(escaped)!.envelope, 1),
     '{"env\\u0065lope":{"id":"2","ct":"1"},"p":1}',
   );
+});
+
+Deno.test("stampCt() stamps the last envelope, and one spelled twice or escaped as stampPacket() does", () => {
+  const cases: [string, string][] = [
+    [
+      '{"envelope":{"id":"1","type":1,"ack":1},"payload":{"n":12345678901234567890123}}',
+      '{"envelope":{"id":"1","type":1,"ack":1,"ct":"9"},"payload":{"n":12345678901234567890123}}',
+    ],
+    ['{"envelope":{}}', '{"envelope":{"ct":"9"}}'],
+    ['{"envelope":{"id":"1","ct":5},"p":1}', '{"envelope":{"id":"1","ct":"9"},"p":1}'],
+    [
+      '{"envelope":{"id":"1"},"envelope":{"id":"1"}}',
+      '{"envelope":{"id":"1"},"envelope":{"id":"1","ct":"9"}}',
+    ],
+    [
+      String.raw`{"envelope":{"id":"1"},"env\u0065lope":{"id":"1"}}`,
+      String.raw`{"envelope":{"id":"1"},"env\u0065lope":{"id":"1","ct":"9"}}`,
+    ],
+    // The server checked the last `from`: a first-wins parser must not see the other one.
+    [
+      '{"envelope":{"from":"victim@d","from":"a@d","id":"1"},"p":1}',
+      '{"envelope":{"from":"a@d","id":"1","ct":"9"},"p":1}',
+    ],
+    [
+      String.raw`{"envelope":{"fr\u006fm":"a@d","id":"1"},"p":1}`,
+      '{"envelope":{"from":"a@d","id":"1","ct":"9"},"p":1}',
+    ],
+  ];
+  for (const [text, want] of cases) {
+    assert.equal(stampCt(text, parsePacket(text)!.envelope, 9), want, text);
+  }
+});
+
+Deno.test("stampCt() gives stampPacket()'s bytes, over random packets", () => {
+  const atoms = [
+    '"s"',
+    String.raw`"\\"`,
+    String.raw`"\""`,
+    String.raw`"\u00e9"`,
+    '"envelope"',
+    '"}{]["',
+    "1",
+    "-2.5e3",
+    "true",
+    "null",
+    "[]",
+    "{}",
+    '[1,{"a":[]}]',
+  ];
+  const keys = ["id", "type", "from", "to", "ct", "ack", "x", "y"];
+  const ws = ["", "", "", " ", "\n"];
+  let seed = 1;
+  const rnd = (n: number) => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
+  const pick = <T>(xs: T[]) => xs[rnd(xs.length)]!;
+  let stamped = 0;
+  let compact = 0;
+  for (let n = 0; n < 3000; n++) {
+    const fields = Array.from({ length: rnd(6) }, () => {
+      const w = pick(ws);
+      return `${w}"${pick(keys)}"${w}:${w}${pick(atoms)}${w}`;
+    });
+    const envelope = `"envelope":{${fields.join(",")}}`;
+    const others = Array.from(
+      { length: rnd(3) },
+      () => `"${pick(["p", "q", "envelope"])}":${pick(atoms)}`,
+    );
+    const members = [...others];
+    members.splice(rnd(others.length + 1), 0, envelope);
+    const text = `{${members.join(",")}}`;
+    const p = parsePacket(text);
+    if (p === null) continue; // a later "envelope" that is no object
+    assert.equal(stampCt(text, p.envelope, 7), stampPacket(text, p.envelope, 7), text);
+    if (text.startsWith('{"envelope":{"') && !text.includes('"ct"')) compact++;
+    stamped++;
+  }
+  assert.ok(stamped > 2000 && compact > 300, `${stamped} stamped, ${compact} compact`);
 });
 
 Deno.test("server-built packets have exactly the documented shapes", () => {
