@@ -200,6 +200,11 @@ export class LocalNodes implements Nodes {
     return this.#up[i] ? this.ports[i]! : null;
   }
 
+  /** Process id of node `i` while it runs (its RSS is read from /proc). */
+  pid(i: number): number | null {
+    return this.#procs[i]?.child.pid ?? null;
+  }
+
   async start(i: number): Promise<void> {
     if (this.#procs[i]) throw new Error(`node ${i} already running`);
     const p = new NodeProcess(this.confs[i]!);
