@@ -278,6 +278,8 @@ interface Lane {
   tail: Promise<void>;
   /** Packets that entered the lane so far: the next one's place in it. */
   entered: number;
+  /** Places of the packets on their way: neither done nor queued. */
+  open: Set<number>;
   /** Last `seq` of the unstored hand-offs on `id`. */
   seq: number;
   /** Receiving lane of the stored packets' hand-overs, and its last `seq`. */
@@ -285,8 +287,8 @@ interface Lane {
   storedSeq: number;
   /** Settles once the latest stored packet was sent or queued (they leave in lane order). */
   decided: Promise<void>;
-  /** Stored hand-overs sent and not answered yet. */
-  handingOver: number;
+  /** Settles once the latest unstored hand-off was sent (or found it cannot be). */
+  handTurn: Promise<void>;
   /**
    * Stored packets whose hand-over failed, in lane order: retried until
    * delivered or their recipient is offline. While any waits, the lane's
@@ -450,16 +452,20 @@ export class Router {
     const mine = new Promise<void>((resolve) => done = resolve);
     lane.tail = before.then(() => mine);
     let kept = false;
+    const order = ++lane.entered;
+    lane.open.add(order);
     const slot: Slot = {
-      order: ++lane.entered,
+      order,
       keep: () => {
         kept = true;
+        lane.open.delete(order);
         return done;
       },
     };
     try {
       return await this.#inLane(remote, entry, ack, lane, before, slot);
     } finally {
+      lane.open.delete(order);
       if (!kept) done();
     }
   }
@@ -492,11 +498,15 @@ export class Router {
       lane.handing++;
       const done = this.#handOff(remote, entry, lane, lane.handed, slot);
       lane.handed = done.then(noop, noop);
+      let took = false;
       try {
-        return await done;
+        took = await done;
       } finally {
+        // Together: a packet joining in between must see the lane as it is.
         lane.handing--;
+        if (took) this.#leave(entry.user, lane);
       }
+      return;
     }
     // Unstored only when nothing else to this user is on its way: the
     // stored path takes its place in the inbox at once, the direct one only
@@ -563,21 +573,29 @@ export class Router {
     lane: Lane,
     before: Promise<void> | null,
     slot: Slot,
-  ) {
+  ): Promise<boolean> {
     // Where the lane's packets already go, no lookup: a recipient gone from
     // there refuses, and the packet takes the stored path, which looks up.
+    // Sent in lane order: one that needs no lookup waits for the earlier
+    // ones still looking up.
+    const prev = lane.handTurn;
+    let sent!: () => void;
+    lane.handTurn = new Promise<void>((resolve) => sent = resolve);
     const node = lane.node ?? await remote.locate(entry.user) ?? null;
+    await prev;
     lane.node ??= node;
-    if (
-      node !== null && node === lane.node &&
-      await remote.handOff(node, entry, lane.id, ++lane.seq, true, false) === "took"
-    ) return this.#leave(entry.user, lane);
+    const answer = node !== null && node === lane.node
+      ? remote.handOff(node, entry, lane.id, ++lane.seq, true, false)
+      : null;
+    sent();
+    if (answer && await answer === "took") return true; // the caller leaves the lane
     lane.refused = true;
     if (before) await before;
     const here = this.#local.get(entry.user);
     if (here) {
       this.#leave(entry.user, lane);
-      return await this.#deliverHere(here, entry, true);
+      await this.#deliverHere(here, entry, true);
+      return false;
     }
     let depth: number | null;
     try {
@@ -587,6 +605,7 @@ export class Router {
       throw err;
     }
     await this.#handOver(remote, entry, true, depth, lane, slot);
+    return false;
   }
 
   #join(user: string): Lane {
@@ -602,11 +621,12 @@ export class Router {
         refused: false,
         tail: Promise.resolve(),
         entered: 0,
+        open: new Set(),
         seq: 0,
         storedId: newLaneId(),
         storedSeq: 0,
         decided: Promise.resolve(),
-        handingOver: 0,
+        handTurn: Promise.resolve(),
         queued: [],
         retrying: false,
       };
@@ -652,11 +672,9 @@ export class Router {
       return this.#leave(entry.user, lane);
     }
     const id = lane.storedId;
-    lane.handingOver++;
     const answer = remote.handOff(node, entry, id, ++lane.storedSeq, ack, true);
     decided();
     const r = await answer;
-    lane.handingOver--;
     if (r === "lost") {
       // The receiving node drops the rest of that lane (a gap): go on on a fresh one.
       if (lane.storedId === id) [lane.storedId, lane.storedSeq] = [newLaneId(), 0];
@@ -704,20 +722,23 @@ export class Router {
    * Redis still away) is tried again after `wait`, doubled up to RETRY_MAX_MS.
    */
   async #retry(remote: Remote, user: string, lane: Lane, wait: number): Promise<void> {
-    // A hand-over still on its way may yet be queued in front of these.
-    if (lane.handingOver === 0) {
-      const batch = lane.queued.slice(0, RETRY_BATCH);
+    // Only once no earlier packet of the lane is on its way (being stored,
+    // looked up, handed over): it may yet be queued in front of these.
+    let next = RETRY_FIRST_MS;
+    const batch = lane.queued.slice(0, RETRY_BATCH);
+    const last = batch.at(-1)!.order;
+    if (![...lane.open].some((o) => o < last)) {
       this.retried += batch.length;
       const taken = await this.#redeliver(remote, user, batch);
-      lane.queued.splice(0, taken);
-      for (const q of batch.slice(0, taken)) q.settle();
-      if (taken > 0) wait = RETRY_FIRST_MS / 2;
+      const done = new Set(batch.slice(0, taken));
+      lane.queued = lane.queued.filter((q) => !done.has(q));
+      for (const q of done) q.settle();
+      if (taken === 0) next = Math.min(wait * 2, RETRY_MAX_MS);
     }
     if (lane.queued.length === 0) {
       lane.retrying = false;
       return;
     }
-    const next = Math.min(wait * 2, RETRY_MAX_MS);
     this.#later(next, () => void this.#retry(remote, user, lane, next));
   }
 

@@ -503,3 +503,23 @@ Deno.test("an unstored packet whose publish fails is stored and retried, not lef
     f.router.stop();
   }
 });
+
+Deno.test("a hand-off that needs no lookup waits for an earlier one still looking up", async () => {
+  const f = fakes();
+  const sent = [f.router.deliver(entry("m1"), true), f.router.deliver(entry("m2"), true)];
+  await turns();
+  f.locates[0]!.answer.resolve("n2");
+  await turns();
+  // The lane knows n2 now; m3 needs no lookup, but m2's is still on its way.
+  sent.push(f.router.deliver(entry("m3"), true));
+  await turns();
+  assert.deepEqual(f.events.filter((e) => e.startsWith("handOff")), ["handOff m1 to n2"]);
+  f.locates[1]!.answer.resolve("n2");
+  await turns();
+  assert.deepEqual(
+    f.handed.map((h) => `${h.id} ${h.seq}`),
+    ["m1 1", "m2 2", "m3 3"],
+  );
+  for (const h of f.handed) h.answer.resolve("took");
+  await Promise.all(sent);
+});
