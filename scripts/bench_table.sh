@@ -93,7 +93,7 @@ start_node() {
  "rate_limit":100000,"enable_ws":false}
 EOF
   # shellcheck disable=SC2086 # SERVER_FLAGS holds several flags
-  (cd "$ROOT" && DENO_NO_PACKAGE_JSON=1 exec "$DENO" run --no-lock $SERVER_FLAGS main.ts \
+  (cd "$ROOT" && exec "$DENO" run --no-lock $SERVER_FLAGS main.ts \
     -c "$dir/conf.json" >"$dir/log" 2>&1) &
   PIDS+=($!)
   wait_port "$port"
@@ -112,7 +112,7 @@ emit() {
 }
 
 bench() {
-  (cd "$ROOT" && DENO_NO_PACKAGE_JSON=1 "$DENO" run --no-lock --allow-all main.ts bench "$@" --json) || true
+  (cd "$ROOT" && "$DENO" run --no-lock --allow-all main.ts bench "$@" --json) || true
 }
 
 lc() { timeout 120 node "$LOADCLIENT" "$@" || true; }

@@ -6,7 +6,7 @@ import type { Config } from "./config/config.ts";
 import { ConfigError } from "./errors.ts";
 import { readLimited } from "./http_body.ts";
 import { errMsg, type Logger } from "./log.ts";
-import { Semaphore, WaitLineFull, withTimeout } from "./async.ts";
+import { KeyedQueue, Semaphore, WaitLineFull, withTimeout } from "./async.ts";
 
 /** The backend's answer to one call. */
 export interface CallbackAnswer {
@@ -36,7 +36,10 @@ export interface CallbackOptions {
   concurrency?: number;
   /** Notifications (offline) in flight at once; 16 when absent. */
   notifyConcurrency?: number;
-  /** Calls allowed to wait for a slot per lane; beyond, a call fails at once. 10000 when absent. */
+  /**
+   * Calls allowed to wait for a slot per lane, and notifications waiting in
+   * all; beyond, a call fails at once. 10000 when absent.
+   */
   maxQueued?: number;
   /** Told how each call (service.method) ended and how long it took (metrics). */
   onCall?: CallObserver;
@@ -67,6 +70,10 @@ export class Callbacks {
   #client: Deno.HttpClient | null = null;
   readonly #calls: Semaphore;
   readonly #notices: Semaphore;
+  // One line of notifications per key (a user): each leaves after the one before.
+  readonly #noticeLines = new KeyedQueue<string>();
+  #noticesQueued = 0;
+  readonly #maxQueued: number;
   readonly #inflight = new Set<AbortController>();
   readonly #warned = new Map<string, { at: number; suppressed: number }>();
   #closed = false;
@@ -101,6 +108,7 @@ export class Callbacks {
     const maxQueued = opts.maxQueued ?? 10_000;
     this.#calls = new Semaphore(concurrency, maxQueued);
     this.#notices = new Semaphore(notifyConcurrency, maxQueued);
+    this.#maxQueued = maxQueued;
     this.#poolSize = concurrency + notifyConcurrency;
     this.#onCall = opts.onCall ?? null;
   }
@@ -118,19 +126,29 @@ export class Callbacks {
     return this.#run(this.#calls, service, method, params);
   }
 
-  /** Calls `service.method` without waiting; failures and `success: false` are logged. */
-  notify(service: string, method: string, params: Record<string, unknown>): void {
-    this.#run(this.#notices, service, method, params).then(
-      (answer) => {
-        if (!answer.success) {
-          this.#warn(
-            `${service}.${method}`,
-            `callback ${service}.${method} answered success false`,
-          );
-        }
-      },
-      () => {}, // logged by #run
-    );
+  /**
+   * Calls `service.method` without waiting; failures and `success: false` are
+   * logged. Notifications of one `key` leave one at a time, in call order, so
+   * the backend sees them in that order; other keys' go beside them.
+   */
+  notify(key: string, service: string, method: string, params: Record<string, unknown>): void {
+    const name = `${service}.${method}`;
+    if (this.#noticesQueued >= this.#maxQueued) {
+      this.#onCall?.(name, "error", 0);
+      this.#warn(name, `callback ${name} failed: more than ${this.#maxQueued} calls waiting`);
+      return;
+    }
+    this.#noticesQueued++;
+    void this.#noticeLines.run(key, async () => {
+      try {
+        const answer = await this.#run(this.#notices, service, method, params);
+        if (!answer.success) this.#warn(name, `callback ${name} answered success false`);
+      } catch {
+        // Logged by #run.
+      } finally {
+        this.#noticesQueued--;
+      }
+    });
   }
 
   /** Aborts calls in flight and waiting, and closes pooled connections. */

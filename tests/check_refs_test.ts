@@ -22,7 +22,6 @@ async function runOn(files: Record<string, string>): Promise<{ code: number; out
     }
     const run = await new Deno.Command(Deno.execPath(), {
       args: ["run", "--allow-read", SCRIPT, root],
-      env: { DENO_NO_PACKAGE_JSON: "1" },
       stdout: "piped",
       stderr: "piped",
     }).output();

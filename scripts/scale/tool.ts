@@ -30,7 +30,7 @@ export class ToolProcess {
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
-      env: { NO_COLOR: "1", DENO_NO_PACKAGE_JSON: "1" },
+      env: { NO_COLOR: "1" },
     }).spawn();
     const pumped = Promise.all([this.#pump(this.child.stdout), this.#pump(this.child.stderr)]);
     this.exited = pumped.then(() => this.child.status);

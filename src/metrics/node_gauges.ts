@@ -28,7 +28,7 @@ export interface NodeState {
   users(): number;
   /** Appends and removes waiting for their group commit. */
   backlog(): number;
-  store: Pick<Store, "dropped">;
+  store: Pick<Store, "dropped" | "retries">;
   /** Null on a standalone node. */
   cluster: ClusterCounts | null;
 }
@@ -87,6 +87,18 @@ export function watchNode(registry: Registry, node: NodeState): void {
       return labelled("reason", ["cap", "policy", "blocked"], [d.cap, d.policy, d.blocked]);
     },
   });
+  if (node.store.retries) {
+    scrapedCounter(registry, {
+      name: "sara_store_retries_total",
+      help: "Store commands sent again after a Redis Cluster error (failover, resharding), " +
+        "by whether they then succeeded.",
+      labelNames: ["result"],
+      rows: () => {
+        const r = node.store.retries!;
+        return labelled("result", ["ok", "failed"], [r.ok, r.failed]);
+      },
+    });
+  }
   const cluster = node.cluster;
   if (cluster) {
     scrapedCounter(registry, {

@@ -27,6 +27,9 @@ export function timedStore(store: Store, metrics: Metrics): Store {
     get dropped() {
       return store.dropped;
     },
+    get retries() {
+      return store.retries;
+    },
     shard: store.shard ? (user: string) => store.shard!(user) : undefined,
     commit: (batch: Batch) => timed("commit", () => store.commit(batch)),
     sweepExpired: () => timed("sweepExpired", () => store.sweepExpired()),

@@ -6,8 +6,10 @@ import type { OfflineHook } from "../router.ts";
 
 /**
  * The router's offline hook: posts the stored packet plus `total` (messages
- * now waiting for that user). Fire-and-forget: the message is already stored,
- * so a failing backend loses nothing.
+ * waiting for that user, this one included), one user's posts in the order
+ * the messages were stored, so that the last `total` the backend saw is the
+ * current one. Fire-and-forget: the message is already stored, so a failing
+ * backend loses nothing.
  */
 export function offlineCallback(callbacks: Callbacks): OfflineHook {
   return (entry, total) => {
@@ -15,7 +17,7 @@ export function offlineCallback(callbacks: Callbacks): OfflineHook {
     // that is already stored, so nothing may escape.
     try {
       const packet = JSON.parse(entry.packet) as Record<string, unknown>;
-      callbacks.notify("user_message", "offline", { ...packet, total });
+      callbacks.notify(entry.user, "user_message", "offline", { ...packet, total });
     } catch {
       // A packet too deeply nested to parse back: nothing to tell.
     }

@@ -86,7 +86,8 @@ export class InboxWriter {
 
   /**
    * Queues an entry. Resolves once it is committed, with the recipient's inbox
-   * depth (or 0 when the store dropped it by policy), or once the recipient
+   * depth right after this entry (`depthAfter`; 0 when the store kept none of
+   * the user's entries in its batch), or once the recipient
    * acked it, with null (whichever is first); rejects when the store fails.
    * `online`: the entry was handed to the recipient's session, so its ack
    * may well come before the write is needed.
@@ -299,7 +300,15 @@ export class InboxWriter {
     for (const user of users) this.#flightOf.set(user, flight);
     const run = this.store.commit(batch).then(
       (depths) => {
-        for (const p of live) p.resolve(depths.get(p.entry.user) ?? 0);
+        // `live` holds each user's entries together, in send order.
+        for (let i = 0; i < live.length;) {
+          const user = live[i]!.entry.user;
+          let end = i;
+          while (end < live.length && live[end]!.entry.user === user) end++;
+          const depth = depths.get(user) ?? 0;
+          for (let j = i; j < end; j++) live[j]!.resolve(depthAfter(depth, j - i + 1, end - j - 1));
+          i = end;
+        }
       },
       (err) => {
         for (const p of live) p.reject(err);
@@ -325,6 +334,18 @@ export class InboxWriter {
     });
     this.#running.add(done);
   }
+}
+
+/**
+ * The depth right after the `nth` (from 1) of a user's entries in a batch went
+ * in, `later` more of them following, when the batch left `depth` behind
+ * (0: nothing stored). The later ones do not count yet; when the cap trimmed
+ * the inbox it holds at least the first `nth` (up to `depth`). So a user's
+ * depths count up entry by entry to the batch's `depth`.
+ */
+export function depthAfter(depth: number, nth: number, later: number): number {
+  if (depth === 0) return 0;
+  return Math.max(Math.min(nth, depth), depth - later);
 }
 
 /** Due time of the first live entry of a queue, dropping finished ones from its head. */

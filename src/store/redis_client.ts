@@ -180,17 +180,32 @@ async function retryOnCluster<T>(
   } catch (err) {
     if (!retriable(err)) throw err;
   }
+  const counts = retriesOf(client);
   const deadline = Date.now() + RETRY_WINDOW_MS;
   for (let attempt = 0;; attempt++) {
     await refreshSlots(client);
     try {
-      return await again();
+      const value = await again();
+      counts.ok++;
+      return value;
     } catch (err) {
       const pause = RETRY_PAUSES_MS[Math.min(attempt, RETRY_PAUSES_MS.length - 1)]!;
-      if (!retriable(err) || Date.now() + pause >= deadline) throw err;
+      if (!retriable(err) || Date.now() + pause >= deadline) {
+        counts.failed++;
+        throw err;
+      }
       await new Promise((resolve) => setTimeout(resolve, pause));
     }
   }
+}
+
+const retryCounts = new WeakMap<RedisClient, { ok: number; failed: number }>();
+
+/** Commands of `client` sent again by the retry rule, by how they ended (for metrics). */
+export function retriesOf(client: RedisClient): { ok: number; failed: number } {
+  let counts = retryCounts.get(client);
+  if (!counts) retryCounts.set(client, counts = { ok: 0, failed: 0 });
+  return counts;
 }
 
 /** Sends one command outside any batch, so that ioredis handles its redirections. */

@@ -15,6 +15,7 @@ import {
   masterOf,
   type RedisClient,
   type RedisTarget,
+  retriesOf,
   type Script,
 } from "./redis_client.ts";
 import {
@@ -293,6 +294,10 @@ export class RedisStore implements Store {
     return this.#op("blocks", async () => {
       return await command(this.#client, "zscore", userKeys(owner).blacklist, jid) !== null;
     });
+  }
+
+  get retries(): { ok: number; failed: number } {
+    return retriesOf(this.#client);
   }
 
   shard(user: string): string {

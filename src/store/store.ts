@@ -65,6 +65,12 @@ export interface Store {
   unblock(owner: string, jid: string): Promise<void>;
   /** True when `owner` blocks `jid`. */
   blocks(owner: string, jid: string): Promise<boolean>;
+  /**
+   * Commands sent again after a Redis Cluster error (a failover, a
+   * resharding) since start, by whether they then succeeded; absent when the
+   * store never retries.
+   */
+  readonly retries?: { readonly ok: number; readonly failed: number };
   /** Counters of stored messages dropped by policy, cap and expiry since start. */
   readonly dropped: { cap: number; policy: number; expired: number; blocked: number };
   /**

@@ -10,7 +10,11 @@ import { CapturedLog } from "../helpers/log_capture.ts";
 
 const SECRET = "tok-must-never-be-logged";
 
-function client(url: string, log: CapturedLog, extra: { concurrency?: number } = {}) {
+function client(
+  url: string,
+  log: CapturedLog,
+  extra: { concurrency?: number; maxQueued?: number } = {},
+) {
   return new Callbacks({ url, timeoutMs: 500, log: log.log, ...extra });
 }
 
@@ -170,12 +174,34 @@ Deno.test("notify never rejects and logs a success false answer", async () => {
   const cb = client(backend.url, log);
   try {
     backend.responder = (req) => answer(req, false);
-    cb.notify("user_message", "offline", { total: 1 });
+    cb.notify("b@d", "user_message", "offline", { total: 1 });
     await backend.waitFor("user_message.offline", 1);
     for (let i = 0; i < 50 && !log.text().includes("success false"); i++) {
       await new Promise((r) => setTimeout(r, 10));
     }
     assert.match(log.text(), /callback user_message\.offline answered success false/);
+  } finally {
+    cb.close();
+  }
+});
+
+Deno.test("notifications beyond maxQueued waiting are dropped with a warning, the others still go", async () => {
+  using log = new CapturedLog();
+  await using backend = CallbackServer.start();
+  const cb = client(backend.url, log, { maxQueued: 2 });
+  try {
+    let release = () => {};
+    const held = new Promise<void>((r) => (release = r));
+    backend.responder = async (req) => {
+      await held;
+      return answer(req, true);
+    };
+    for (const total of [1, 2, 3]) cb.notify("b@d", "user_message", "offline", { total });
+    assert.match(log.text(), /callback user_message\.offline failed: more than 2 calls waiting/);
+    await backend.waitFor("user_message.offline", 1);
+    release();
+    await backend.waitFor("user_message.offline", 2);
+    assert.deepEqual(backend.calls.map((c) => c.request.params.total), [1, 2]);
   } finally {
     cb.close();
   }

@@ -32,6 +32,8 @@ Deno.test("/readyz turns 503 while a Redis Cluster master is down and 200 once i
   assert.equal(await readyz(srv.rpcPort, 503), "not ready: store unreachable\n");
   await c.waitPromoted(replica);
   assert.equal(await readyz(srv.rpcPort, 200), "ready\n");
+  const metrics = await (await fetch(`http://127.0.0.1:${srv.rpcPort}/metrics`)).text();
+  assert.match(metrics, /^sara_store_retries_total\{result="ok"\} \d+$/m);
 });
 
 Deno.test("with a Redis Cluster master and its replica down, a login that needs it gets store_error and a login on another master succeeds", async () => {

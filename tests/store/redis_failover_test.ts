@@ -110,6 +110,9 @@ Deno.test("RedisStore: a commit follows a slot resharded to another master (MOVE
   await new Promise((r) => setTimeout(r, 300));
   await migration.finish();
   const es = await commit;
+  // The migrating slot's commit was refused (ASK or TRYAGAIN) and sent again.
+  assert.ok(s.retries.ok > 0, "no command was sent again");
+  assert.equal(s.retries.failed, 0);
   for (const e of es.slice(0, 2)) {
     assert.ok((await s.inbox(e.user)).some((x) => x.id === e.id), `${e.id} of ${e.user}`);
   }
