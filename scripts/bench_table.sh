@@ -193,7 +193,10 @@ node -e '
   const lines = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map(JSON.parse);
   const pick = (r) => r.msgs_per_s !== undefined
     ? { msgs_per_s: r.msgs_per_s, p99_ms: r.latency_ms.p99, max_ms: r.latency_ms.max,
-        lost: r.lost, reordered: r.reordered }
+        lost: r.lost, reordered: r.reordered,
+        // CPU the servers spent per delivered message: steadier than msgs/s on a busy machine.
+        server_cpu_us_per_msg: Math.round(Object.values(r.process_cpu_s ?? {}).reduce((a, b) => a + b, 0) *
+          1e6 / (r.msgs_per_s * r.params.duration_s) * 10) / 10 }
     : Object.fromEntries(Object.entries(r.metrics ?? {}).filter(([k]) =>
         /delivered_per_s|latency_ms_p99|latency_ms_max|lost|reordered|kib_per_conn|rss_after|connect_login_per_s/.test(k)));
   const groups = {};

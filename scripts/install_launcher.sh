@@ -13,7 +13,8 @@ cat >"$target" <<LAUNCHER
 #!/usr/bin/env bash
 # Deno must not manage the node_modules that npm installed it into.
 export DENO_NO_PACKAGE_JSON=1
-exec "$deno" run --allow-all "$root/main.ts" "\$@"
+# The V8 young generation of deno task start (docs/operations.md, "Memory").
+exec "$deno" run --allow-all --v8-flags=--max-semi-space-size=4 "$root/main.ts" "\$@"
 LAUNCHER
 chmod +x "$target"
 echo "install_launcher: wrote $target"
