@@ -2,7 +2,13 @@
 // that every boundary answers with exactly the same strings.
 
 /** Reasons of a failed login answer (docs/protocol.md §3). */
-export type LoginFailure = "fail_packet" | "fail_type" | "fail_token" | "fail_param" | "timeout";
+export type LoginFailure =
+  | "fail_packet"
+  | "fail_type"
+  | "fail_token"
+  | "fail_param"
+  | "timeout"
+  | "store_error";
 
 /** Reasons of a `sys_notify` notice to a logged-in client (docs/protocol.md §2). */
 export type NoticeReason =

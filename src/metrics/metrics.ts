@@ -21,6 +21,7 @@ export const LOGIN_RESULTS = [
   "fail_token",
   "fail_param",
   "timeout",
+  "store_error",
 ] as const;
 /** Values of the `transport` label. */
 export const TRANSPORTS = ["tcp", "tls", "ws", "wss", "other"] as const;

@@ -27,6 +27,7 @@ export function timedStore(store: Store, metrics: Metrics): Store {
     get dropped() {
       return store.dropped;
     },
+    shard: store.shard ? (user: string) => store.shard!(user) : undefined,
     commit: (batch: Batch) => timed("commit", () => store.commit(batch)),
     sweepExpired: () => timed("sweepExpired", () => store.sweepExpired()),
     inbox: (user) => timed("inbox", () => store.inbox(user)),

@@ -394,7 +394,8 @@ export class Session implements ConnHandler, Recipient {
     } catch (err) {
       this.deps.log.error(`cannot open session: ${errMsg(err)}`, { jid });
       // Closing detaches it: the registration made above does not outlive it.
-      return this.#failLogin(login.id, "fail_token");
+      // The store failed, not the credentials: docs/protocol.md §3.
+      return this.#failLogin(login.id, "store_error");
     }
     if (this.#isClosed()) return;
     this.#open(login, stored);

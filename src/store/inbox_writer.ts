@@ -38,6 +38,14 @@ interface UserQueue {
 
 const MAX_RETRY = 100_000;
 
+/** One commit on its way to one shard of the store. */
+interface Flight {
+  /** Users whose appends or removes it carries: none of theirs leaves before it is back. */
+  users: Set<string>;
+  /** settled() callers waiting for it. */
+  settled: (() => void)[];
+}
+
 /** Batches store writes; one writer per node. */
 export class InboxWriter {
   // Two FIFOs with monotonic due times; entries leave early when another
@@ -49,16 +57,25 @@ export class InboxWriter {
   #waiting = 0;
   // Users whose entries leave with the next batch.
   #due = new Set<string>();
+  // Due users that must wait for a commit in flight (theirs or their shard's).
+  #parked = new Set<string>();
   #removes: EntryKey[] = [];
   #sent: SentId[] = [];
   #pendingSince = 0;
+  // The removes and sent ids left over by the last batch wait for a commit
+  // in flight to come back, not for their timer.
+  #leftoverWaits = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #timerAt = Infinity;
-  #inFlight: Promise<void> | null = null;
+  // At most one commit per shard (a Redis Cluster master) in flight: shards
+  // do not wait on each other, so a master that is down holds up only the
+  // users it holds (docs/delivery.md).
+  #flights = new Map<string, Flight>();
+  #flightOf = new Map<string, Flight>();
+  #running = new Set<Promise<void>>();
+  // settled() callers whose user's queued work has not left yet.
+  #waiters = new Map<string, (() => void)[]>();
   #closed = false;
-  #started = 0;
-  #finished = 0;
-  #barriers: { target: number; resolve: () => void }[] = [];
 
   constructor(readonly store: Store, readonly options: WriterOptions) {}
 
@@ -98,6 +115,7 @@ export class InboxWriter {
   sent(from: string, id: string): void {
     if (this.#sent.length === 0 && this.#removes.length === 0) this.#pendingSince = Date.now();
     this.#sent.push({ from, id });
+    this.#leftoverWaits = false;
     this.#schedule();
   }
 
@@ -112,38 +130,51 @@ export class InboxWriter {
       // Acks mostly come in send order: the head is the usual case.
       if (q.list[0] === p) q.list.shift();
       else q.list.splice(q.list.indexOf(p), 1);
-      if (q.list.length === 0) this.#byUser.delete(user);
+      if (q.list.length === 0) {
+        this.#byUser.delete(user);
+        this.#wake(user);
+      }
       p.resolve(null);
       return;
     }
     if (this.#sent.length === 0 && this.#removes.length === 0) this.#pendingSince = Date.now();
     this.#removes.push({ user, id });
+    this.#leftoverWaits = false;
     this.#schedule();
   }
 
   /**
-   * Resolves once `user`'s queued entries and every remove queued before the
-   * call went through a finished batch (committed or failed): a login reads
-   * the inbox only then, so that a message on its way in is not missed and
-   * then overtaken by newer live ones, and an acked one does not come back.
+   * Resolves once `user`'s queued entries and removes went through a finished
+   * commit (committed or failed), and any commit of theirs in flight is back:
+   * a login reads the inbox only then, so that a message on its way in is not
+   * missed and then overtaken by newer live ones, and an acked one does not
+   * come back.
    */
   settled(user: string): Promise<void> {
-    const queued = this.#byUser.has(user) || this.#removes.length > 0;
-    if (queued) this.#due.add(user);
-    const target = queued ? this.#started + 1 : this.#started;
-    if (this.#finished >= target) return Promise.resolve();
-    this.#schedule();
-    return new Promise((resolve) => this.#barriers.push({ target, resolve }));
+    const flight = this.#flightOf.get(user);
+    if (!this.#queued(user) && !flight) return Promise.resolve();
+    return new Promise((resolve) => {
+      if (!this.#queued(user)) {
+        flight!.settled.push(resolve);
+        return;
+      }
+      const list = this.#waiters.get(user);
+      if (list) list.push(resolve);
+      else this.#waiters.set(user, [resolve]);
+      if (!this.#parked.has(user)) this.#due.add(user);
+      this.#schedule();
+    });
   }
 
   /** Writes everything queued now and waits for it (shutdown). */
   async drain(): Promise<void> {
-    for (const user of this.#byUser.keys()) this.#due.add(user);
-    while (this.#inFlight || this.#waiting > 0 || this.#removes.length || this.#sent.length) {
-      this.#clearTimer();
-      if (this.#inFlight) await this.#inFlight;
-      else await this.#flush();
+    for (;;) {
       for (const user of this.#byUser.keys()) this.#due.add(user);
+      const idle = this.#running.size === 0;
+      if (idle && this.#waiting === 0 && !this.#removes.length && !this.#sent.length) return;
+      this.#clearTimer();
+      this.#flush();
+      await Promise.all(this.#running);
     }
   }
 
@@ -153,14 +184,28 @@ export class InboxWriter {
     this.#closed = true;
   }
 
+  /** True while `user` has entries or removes not yet handed to the store. */
+  #queued(user: string): boolean {
+    return this.#byUser.has(user) || this.#removes.some((r) => r.user === user);
+  }
+
+  /** Hands `user`'s settled() callers on once nothing of theirs waits to leave. */
+  #wake(user: string): void {
+    const list = this.#waiters.get(user);
+    if (!list || this.#queued(user)) return;
+    this.#waiters.delete(user);
+    const flight = this.#flightOf.get(user);
+    if (flight) flight.settled.push(...list);
+    else for (const resolve of list) resolve();
+  }
+
   #schedule(now = Date.now()): void {
-    if (this.#inFlight) return; // the batch in flight schedules on its way out
     let at = Infinity;
     if (this.#due.size > 0) at = now;
     const soon = headDue(this.#soon), later = headDue(this.#later);
     if (soon < at) at = soon;
     if (later < at) at = later;
-    if ((this.#removes.length > 0 || this.#sent.length > 0)) {
+    if ((this.#removes.length > 0 || this.#sent.length > 0) && !this.#leftoverWaits) {
       at = Math.min(at, this.#pendingSince + this.options.delayMs);
     }
     // A full batch of offline entries leaves at once; entries waiting for
@@ -182,7 +227,8 @@ export class InboxWriter {
     this.#timerAt = Infinity;
   }
 
-  #flush(): Promise<void> {
+  /** Sends what is due, one batch per shard with no commit in flight. */
+  #flush(): void {
     const now = Date.now();
     const full = this.#soon.length >= this.options.maxBatch;
     for (const q of [this.#soon, this.#later]) {
@@ -192,59 +238,92 @@ export class InboxWriter {
         if (full && this.#due.size >= this.options.maxBatch) break;
       }
     }
-    const batch: Batch = { appends: [], removes: this.#removes, sent: this.#sent };
-    this.#removes = [];
-    this.#sent = [];
-    const live: Pending[] = [];
+    const batches = new Map<string, { batch: Batch; live: Pending[]; users: Set<string> }>();
+    // The batch of `user`'s shard, or null while that shard (or, with `own`,
+    // the user) has a commit out.
+    const batchOf = (user: string, own = true) => {
+      if (own && this.#flightOf.has(user)) return null;
+      const shard = this.store.shard?.(user) ?? "";
+      if (this.#flights.has(shard)) return null;
+      let b = batches.get(shard);
+      if (!b) {
+        b = { batch: { appends: [], removes: [], sent: [] }, live: [], users: new Set() };
+        batches.set(shard, b);
+      }
+      return b;
+    };
     for (const user of this.#due) {
-      if (live.length >= this.options.maxBatch) break;
       this.#due.delete(user);
       const q = this.#byUser.get(user);
       if (!q) continue;
+      const b = batchOf(user);
+      if (!b || b.live.length >= this.options.maxBatch) {
+        this.#parked.add(user);
+        continue;
+      }
       for (const p of q.list) {
         p.done = true;
-        batch.appends.push(p.entry);
-        live.push(p);
+        b.batch.appends.push(p.entry);
+        b.live.push(p);
       }
+      b.users.add(user);
       this.#waiting -= q.byId.size;
       this.#byUser.delete(user);
     }
-    this.#started++;
-    const run = (batch.appends.length === 0 && batch.removes.length === 0 &&
-        batch.sent.length === 0)
-      ? Promise.resolve()
-      : this.store.commit(batch).then(
-        (depths) => {
-          for (const p of live) p.resolve(depths.get(p.entry.user) ?? 0);
-        },
-        (err) => {
-          for (const p of live) p.reject(err);
-          // Acks and sent ids must not be forgotten while the store is away:
-          // retry them (bounded), or ghosts come back and retries duplicate.
-          if (this.#removes.length < MAX_RETRY) this.#removes.unshift(...batch.removes);
-          if (this.#sent.length < MAX_RETRY) this.#sent.unshift(...batch.sent);
-          this.#pendingSince = Date.now();
-          this.options.onError?.(err, live.length);
-        },
-      );
-    const done = run.finally(() => {
-      this.#inFlight = null;
-      this.#finished++;
-      this.#release();
-      this.#schedule();
-    });
-    this.#inFlight = done;
-    return done;
+    const removes = this.#removes, sent = this.#sent;
+    this.#removes = [];
+    this.#sent = [];
+    for (const r of removes) {
+      const b = batchOf(r.user);
+      if (!b) this.#removes.push(r);
+      else {
+        b.batch.removes.push(r);
+        b.users.add(r.user);
+      }
+    }
+    // A sender's remembered ids keep no order with its inbox: only the shard counts.
+    for (const x of sent) {
+      const b = batchOf(x.from, false);
+      if (b) b.batch.sent.push(x);
+      else this.#sent.push(x);
+    }
+    this.#leftoverWaits = this.#removes.length > 0 || this.#sent.length > 0;
+    for (const [shard, b] of batches) this.#send(shard, b.batch, b.live, b.users);
+    for (const user of [...this.#waiters.keys()]) this.#wake(user);
   }
 
-  #release(): void {
-    if (this.#barriers.length === 0) return;
-    const waiting = this.#barriers;
-    this.#barriers = [];
-    for (const b of waiting) {
-      if (b.target <= this.#finished) b.resolve();
-      else this.#barriers.push(b);
-    }
+  /** Commits one shard's batch; its users' later work waits until it is back. */
+  #send(shard: string, batch: Batch, live: Pending[], users: Set<string>): void {
+    const flight: Flight = { users, settled: [] };
+    this.#flights.set(shard, flight);
+    for (const user of users) this.#flightOf.set(user, flight);
+    const run = this.store.commit(batch).then(
+      (depths) => {
+        for (const p of live) p.resolve(depths.get(p.entry.user) ?? 0);
+      },
+      (err) => {
+        for (const p of live) p.reject(err);
+        // Acks and sent ids must not be forgotten while the store is away:
+        // retry them (bounded), or ghosts come back and retries duplicate.
+        if (this.#removes.length < MAX_RETRY) this.#removes.unshift(...batch.removes);
+        if (this.#sent.length < MAX_RETRY) this.#sent.unshift(...batch.sent);
+        this.#pendingSince = Date.now();
+        this.options.onError?.(err, live.length);
+      },
+    );
+    const done = run.finally(() => {
+      this.#running.delete(done);
+      this.#flights.delete(shard);
+      for (const user of users) {
+        if (this.#flightOf.get(user) === flight) this.#flightOf.delete(user);
+      }
+      for (const resolve of flight.settled) resolve();
+      for (const user of this.#parked) this.#due.add(user);
+      this.#parked.clear();
+      this.#leftoverWaits = false;
+      this.#schedule();
+    });
+    this.#running.add(done);
   }
 }
 

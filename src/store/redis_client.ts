@@ -1,8 +1,9 @@
 // Connections to Redis (one server or a Redis Cluster) as `dbaddr` names
-// them: parsing the address forms, and fail-fast ioredis options (a command
-// while Redis is away rejects at once instead of waiting in a queue).
+// them: parsing the address forms, fail-fast ioredis options (a command
+// while Redis is away rejects at once instead of waiting in a queue), and on
+// a cluster the rule that follows a failover or a resharding (docs/cluster.md).
 
-import { Cluster, Redis, type RedisOptions } from "ioredis";
+import { Cluster, Command, Redis, type RedisOptions } from "ioredis";
 import { ConfigError, StoreError } from "../errors.ts";
 import { errMsg } from "../log.ts";
 
@@ -68,6 +69,13 @@ export async function connectRedis(t: RedisTarget, name: string): Promise<RedisC
       enableAutoPipelining: true,
       enableOfflineQueue: false,
       clusterRetryStrategy: retry,
+      // A promotion or a resharding shows up here within this time even when
+      // no command hit the moved slots (readiness looks at the slot map).
+      slotsRefreshInterval: SLOTS_REFRESH_MS,
+      // ioredis' own retries of one command (a redirection, or 100 ms pauses
+      // while CLUSTERDOWN or a lost node lasts): a few, since retryOnCluster
+      // below paces the longer wait and bounds it.
+      maxRedirections: 5,
       redisOptions: base,
     });
     c.on("error", () => {}); // cluster-level errors repeat "Failed to refresh slots cache"
@@ -112,5 +120,126 @@ export function defineScript(client: RedisClient, name: string, keys: number, lu
   client.defineCommand(name, { numberOfKeys: keys, lua });
   // defineCommand adds an untyped method of that name.
   const method = (client as unknown as Record<string, Script>)[name]!;
-  return (...args) => method.apply(client, args);
+  const first: Script = (...args) => method.apply(client, args);
+  if (!(client instanceof Cluster)) return first;
+  return (...args) =>
+    retryOnCluster(
+      client,
+      () => first(...args),
+      () => direct(client, "eval", [lua, keys, ...args]),
+    );
+}
+
+/**
+ * Sends one command (`name` and its arguments, replies as strings). On a
+ * cluster it goes the way defineScript's scripts go: batched, then retried.
+ */
+export function command(client: RedisClient, name: string, ...args: (string | number)[]) {
+  const first = () => client.call(name, ...args);
+  if (!(client instanceof Cluster)) return first();
+  return retryOnCluster(client, first, () => direct(client, name, args));
+}
+
+// Periodic slot map refresh of a cluster client (CLUSTER SLOTS on one node).
+const SLOTS_REFRESH_MS = 1000;
+/** How long a command keeps being retried across a failover before it fails. */
+export const RETRY_WINDOW_MS = 2000;
+// Pause before the second and later retries, doubling up to the last.
+const RETRY_PAUSES_MS = [25, 50, 100, 200];
+
+// Replies and client errors after which the same command may succeed on the
+// slot's owner of a fresher slot map: redirections, a cluster without a
+// master for some slot, a node that is starting or demoted, a lost node.
+const RETRIABLE =
+  /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN|MASTERDOWN|LOADING|READONLY)\b|^Connection is closed|^Too many Cluster redirections|^Cluster isn't ready|^Failed to refresh slots cache|ECONNREFUSED|ECONNRESET|EPIPE/;
+
+/** True for an error that a retry on a fresher slot map may cure. */
+export function retriable(err: unknown): boolean {
+  return err instanceof Error && RETRIABLE.test(err.message);
+}
+
+/**
+ * ioredis batches concurrent commands per node (auto-pipelining), but it
+ * does not follow a redirection of a batch whose commands span several slots:
+ * each command fails with `MOVED <slot> <node>` and the slot map is never
+ * refreshed, so after a promotion every later batch fails the same way
+ * (docs/cluster.md). So a command that fails that way is sent again on its
+ * own, after a slot map refresh: alone, ioredis follows MOVED and ASK itself
+ * and waits out CLUSTERDOWN and lost connections. That repeats, pausing
+ * longer each time, until it succeeds, fails otherwise, or RETRY_WINDOW_MS
+ * passed. Every store command is safe to repeat: a commit skips ids already
+ * stored (redis_scripts.ts), the rest set or delete.
+ */
+async function retryOnCluster<T>(
+  client: Cluster,
+  first: () => Promise<T>,
+  again: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await first();
+  } catch (err) {
+    if (!retriable(err)) throw err;
+  }
+  const deadline = Date.now() + RETRY_WINDOW_MS;
+  for (let attempt = 0;; attempt++) {
+    await refreshSlots(client);
+    try {
+      return await again();
+    } catch (err) {
+      const pause = RETRY_PAUSES_MS[Math.min(attempt, RETRY_PAUSES_MS.length - 1)]!;
+      if (!retriable(err) || Date.now() + pause >= deadline) throw err;
+      await new Promise((resolve) => setTimeout(resolve, pause));
+    }
+  }
+}
+
+/** Sends one command outside any batch, so that ioredis handles its redirections. */
+function direct<T>(client: Cluster, name: string, args: (string | number)[]): Promise<T> {
+  return client.sendCommand(new Command(name, args, { replyEncoding: "utf8" })) as Promise<T>;
+}
+
+/** The master that owns `key`'s slot in `client`'s slot map ("" before it is known). */
+export function masterOf(client: Cluster, key: string): string {
+  // Command computes the slot as ioredis routes it (hash tags included).
+  const slot = new Command("exists", [key]).getSlot();
+  return (slot === null ? undefined : client.slots[slot]?.[0]) ?? "";
+}
+
+/** Refreshes `client`'s slot map; concurrent calls share one CLUSTER SLOTS; never rejects. */
+export function refreshSlots(client: Cluster): Promise<void> {
+  return new Promise((resolve) => client.refreshSlotsCache(() => resolve()));
+}
+
+/**
+ * Resolves when the store can take writes now. One Redis: it answers a ping.
+ * A cluster: every master that the slot map names answers CLUSTER INFO and
+ * sees the cluster as ok. A master that is gone, or a cluster that refuses
+ * writes (CLUSTERDOWN: a slot without a master, with
+ * cluster-require-full-coverage yes), rejects naming the node; the slot map
+ * is then refreshed at once, so a promotion is seen by the next call.
+ */
+export async function checkWritable(client: RedisClient): Promise<void> {
+  if (!(client instanceof Cluster)) {
+    await client.ping();
+    return;
+  }
+  const owners = new Set<string>();
+  for (const nodes of client.slots) if (nodes?.[0]) owners.add(nodes[0]);
+  if (owners.size === 0) {
+    // A client that has not learnt the slot map yet: any node will do.
+    await client.ping();
+    return;
+  }
+  const byKey = new Map(client.nodes("all").map((n) => [`${n.options.host}:${n.options.port}`, n]));
+  try {
+    await Promise.all([...owners].map(async (key) => {
+      const node = byKey.get(key);
+      if (!node) throw new Error(`master ${key} of the slot map is not connected`);
+      const info = String(await node.cluster("INFO"));
+      if (!info.includes("cluster_state:ok")) throw new Error(`${key}: cluster_state is not ok`);
+    }));
+  } catch (err) {
+    refreshSlots(client);
+    throw err;
+  }
 }

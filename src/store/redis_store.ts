@@ -7,9 +7,12 @@ import { StoreError } from "../errors.ts";
 import { errMsg } from "../log.ts";
 import { Semaphore } from "../async.ts";
 import {
+  checkWritable,
+  command,
   connectRedis,
   defineScript,
   describe,
+  masterOf,
   type RedisClient,
   type RedisTarget,
   type Script,
@@ -228,12 +231,15 @@ export class RedisStore implements Store {
 
   recentIds(from: string): Promise<string[]> {
     if (this.rules.dedupIds <= 0) return Promise.resolve([]);
-    return this.#op("recentIds", () => this.#client.lrange(userKeys(from).sent, 0, -1));
+    return this.#op(
+      "recentIds",
+      () => command(this.#client, "lrange", userKeys(from).sent, 0, -1) as Promise<string[]>,
+    );
   }
 
   groupMembers(key: string): Promise<string[] | null> {
     return this.#op("groupMembers", async () => {
-      const v = await this.#client.get(groupKey(key));
+      const v = await command(this.#client, "get", groupKey(key)) as string | null;
       return v === null ? null : JSON.parse(v) as string[];
     });
   }
@@ -241,13 +247,13 @@ export class RedisStore implements Store {
   setGroupMembers(key: string, members: string[], ttlSeconds: number): Promise<void> {
     return this.#op("setGroupMembers", async () => {
       const ttl = Math.max(1, Math.ceil(ttlSeconds));
-      await this.#client.set(groupKey(key), JSON.stringify(members), "EX", ttl);
+      await command(this.#client, "set", groupKey(key), JSON.stringify(members), "EX", ttl);
     });
   }
 
   dropGroup(key: string): Promise<void> {
     return this.#op("dropGroup", async () => {
-      await this.#client.del(groupKey(key));
+      await command(this.#client, "del", groupKey(key));
     });
   }
 
@@ -255,7 +261,15 @@ export class RedisStore implements Store {
     if (limit <= 0) return Promise.resolve([]);
     return this.#op("blacklist", async () => {
       const key = userKeys(owner).blacklist;
-      const flat = await this.#client.zrange(key, offset, String(offset + limit - 1), "WITHSCORES");
+      const last = offset + limit - 1;
+      const flat = await command(
+        this.#client,
+        "zrange",
+        key,
+        offset,
+        last,
+        "WITHSCORES",
+      ) as string[];
       const out: BlockedJid[] = [];
       for (let i = 0; i < flat.length; i += 2) out.push({ jid: flat[i]!, ct: flat[i + 1]! });
       return out;
@@ -265,29 +279,30 @@ export class RedisStore implements Store {
   block(owner: string, jid: string, ct: number): Promise<void> {
     return this.#op("block", async () => {
       // NX: blocking again keeps the first time (and the place in the list).
-      await this.#client.zadd(userKeys(owner).blacklist, "NX", ct, jid);
+      await command(this.#client, "zadd", userKeys(owner).blacklist, "NX", ct, jid);
     });
   }
 
   unblock(owner: string, jid: string): Promise<void> {
     return this.#op("unblock", async () => {
-      await this.#client.zrem(userKeys(owner).blacklist, jid);
+      await command(this.#client, "zrem", userKeys(owner).blacklist, jid);
     });
   }
 
   blocks(owner: string, jid: string): Promise<boolean> {
     return this.#op("blocks", async () => {
-      return await this.#client.zscore(userKeys(owner).blacklist, jid) !== null;
+      return await command(this.#client, "zscore", userKeys(owner).blacklist, jid) !== null;
     });
   }
 
+  shard(user: string): string {
+    const c = this.#client;
+    return c instanceof Cluster ? masterOf(c, userKeys(user).inbox) : "";
+  }
+
+  /** Rejects unless every master of the slot map can take writes now (readiness). */
   ping(): Promise<void> {
-    return this.#op("ping", async () => {
-      const nodes = this.#masters();
-      // A cluster that has not learnt its nodes yet: any node will do.
-      if (nodes.length === 0) await this.#client.ping();
-      await Promise.all(nodes.map((n) => n.ping()));
-    });
+    return this.#op("ping", () => checkWritable(this.#client));
   }
 
   async close(): Promise<void> {

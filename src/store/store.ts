@@ -67,7 +67,13 @@ export interface Store {
   blocks(owner: string, jid: string): Promise<boolean>;
   /** Counters of stored messages dropped by policy, cap and expiry since start. */
   readonly dropped: { cap: number; policy: number; expired: number; blocked: number };
-  /** Rejects when the store cannot be reached (readiness). */
+  /**
+   * The part of the store that holds `user`'s inbox now (a Redis Cluster
+   * master); absent when the store is one piece. Commits to different parts
+   * do not wait on each other (inbox_writer.ts).
+   */
+  shard?(user: string): string;
+  /** Rejects when the store cannot take writes now (readiness). */
   ping(): Promise<void>;
   close(): Promise<void>;
 }

@@ -1,5 +1,6 @@
-// Throwaway redis-server processes for tests: one server or a 3-master Redis Cluster, each
-// node on a free loopback port with its own temp dir and AOF on (so restart() keeps data).
+// Throwaway redis-server processes for tests: one server or a 3-master Redis Cluster (with
+// or without one replica per master), each node on a free loopback port with its own temp
+// dir and AOF on (so restart() keeps data).
 
 /** Options of {@link startRedis}. */
 export interface StartRedisOptions {
@@ -22,21 +23,38 @@ export interface RedisServer extends AsyncDisposable {
   kill(): Promise<void>;
   /** Shuts down if running, then starts again on the same port and dir; waits for PING. */
   restart(): Promise<void>;
+  /** False once stopped or killed (until restarted). */
+  readonly running: boolean;
 }
 
 /** Options of {@link startRedisCluster}. */
 export interface StartRedisClusterOptions {
   /** AOF fsync policy of every node; default "everysec". */
   appendfsync?: "always" | "everysec" | "no";
+  /** Replicas per master (0 or 1); default 0. With 1 a killed master's replica takes over. */
+  replicas?: 0 | 1;
+  /**
+   * `cluster-require-full-coverage`; default true (Redis' default): while any slot has no
+   * master, every node refuses every key command (CLUSTERDOWN). False: only that slot's keys.
+   */
+  fullCoverage?: boolean;
+  /** First port to use (ports base, base+1, ...; each bus port at +10000); default: free ones. */
+  basePort?: number;
 }
 
-/** A running 3-master Redis Cluster (no replicas). */
+/** A running Redis Cluster of 3 masters (and their replicas, if asked for). */
 export interface RedisCluster extends AsyncDisposable {
   readonly ports: number[];
-  /** "127.0.0.1:p1,127.0.0.1:p2,127.0.0.1:p3", the form of the `dbaddr` config key. */
+  /** "127.0.0.1:p1,127.0.0.1:p2,...", every node, the form of the `dbaddr` config key. */
   readonly addr: string;
-  /** The nodes, e.g. to kill() one. */
+  /** The nodes, e.g. to kill() one; masters and replicas alike (roles change on failover). */
   readonly nodes: RedisServer[];
+  /** The node that masters `key`'s slot now, as the node answering on `via` sees it. */
+  masterOf(key: string, via?: RedisServer): Promise<RedisServer>;
+  /** The replica of `master` (with `replicas: 1`). */
+  replicaOf(master: RedisServer): Promise<RedisServer>;
+  /** Resolves once `node` reports role:master and every live node agrees it owns slots. */
+  waitPromoted(node: RedisServer, ms?: number): Promise<void>;
   /** Stops every node and removes their dirs. Idempotent. */
   stop(): Promise<void>;
 }
@@ -66,10 +84,11 @@ export async function startRedis(opts: StartRedisOptions = {}): Promise<RedisSer
 }
 
 /**
- * Starts three cluster-enabled nodes, joins them with `redis-cli --cluster create` and
- * resolves once every node reports cluster_state:ok. There are no replicas: a node killed for
- * longer than the 2 s node timeout puts the whole cluster in state fail (CLUSTERDOWN) until it
- * is restarted and rejoins.
+ * Starts three cluster-enabled masters (and with `replicas: 1` one replica each), joins them
+ * with `redis-cli --cluster create` and resolves once every node reports cluster_state:ok and
+ * every replica is in sync. The node timeout is 2 s. Without replicas a node killed for longer
+ * puts the cluster in state fail (CLUSTERDOWN) until it is restarted and rejoins; with them its
+ * replica is promoted after about that time.
  */
 export async function startRedisCluster(
   opts: StartRedisClusterOptions = {},
@@ -78,12 +97,14 @@ export async function startRedisCluster(
   const stop = async () => {
     await Promise.all(nodes.map((n) => n.stop()));
   };
+  const replicas = opts.replicas ?? 0;
   try {
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < 3 * (1 + replicas); i++) {
       const dir = await Deno.makeTempDir({ prefix: "sara-redis-cluster-" });
-      const args = (p: number) => [...serverArgs(p, dir, opts), ...clusterArgs()];
+      const args = (p: number) => [...serverArgs(p, dir, opts), ...clusterArgs(opts)];
+      const pick = opts.basePort === undefined ? () => freePort(true) : () => opts.basePort! + i;
       try {
-        const started = await launchOnFreePort(() => freePort(true), args);
+        const started = await launchOnFreePort(pick, args);
         nodes.push(new Server(started.port, dir, true, started.proc, args(started.port)));
       } catch (err) {
         await Deno.remove(dir, { recursive: true });
@@ -96,14 +117,49 @@ export async function startRedisCluster(
       "create",
       ...addrs,
       "--cluster-replicas",
-      "0",
+      String(replicas),
       "--cluster-yes",
     ]);
     await Promise.all(nodes.map((n) => waitClusterOk(n.port)));
+    await Promise.all(nodes.map((n) => waitReplicaInSync(n.port, 3 * replicas)));
+    const byPort = (port: number) => nodes.find((n) => n.port === port)!;
     return {
       ports: nodes.map((n) => n.port),
       addr: addrs.join(","),
       nodes,
+      async masterOf(key, via) {
+        const slot = await redisCommand((via ?? nodes[0]!).port, "CLUSTER", "KEYSLOT", key);
+        const table = await clusterNodes((via ?? nodes[0]!).port);
+        const owner = table.find((n) =>
+          n.flags.includes("master") && n.slots.some(([a, b]) => a <= +slot! && +slot! <= b)
+        );
+        if (!owner) throw new Error(`no master owns slot ${slot} of ${key}`);
+        return byPort(owner.port);
+      },
+      async replicaOf(master) {
+        const id = String(await redisCommand(master.port, "CLUSTER", "MYID"));
+        for (const n of nodes.filter((n) => n.running && n !== master)) {
+          const self = (await clusterNodes(n.port)).find((e) => e.flags.includes("myself"));
+          if (self?.master === id) return n;
+        }
+        throw new Error(`${master.addr} has no replica`);
+      },
+      async waitPromoted(node, ms = STARTUP_TIMEOUT_MS) {
+        const deadline = Date.now() + ms;
+        for (;;) {
+          const info = String(await redisCommand(node.port, "INFO", "replication"));
+          if (info.includes("role:master")) {
+            const live = nodes.filter((n) => n.running);
+            const views = await Promise.all(live.map((n) => clusterNodes(n.port)));
+            const agreed = views.every((t) =>
+              t.some((e) => e.port === node.port && e.flags.includes("master") && e.slots.length)
+            );
+            if (agreed) return;
+          }
+          if (Date.now() > deadline) throw new Error(`${node.addr} not promoted within ${ms} ms`);
+          await delay(50);
+        }
+      },
       stop,
       [Symbol.asyncDispose]: stop,
     };
@@ -111,6 +167,34 @@ export async function startRedisCluster(
     await stop();
     throw err;
   }
+}
+
+/** One line of CLUSTER NODES. */
+interface ClusterNodeLine {
+  id: string;
+  port: number;
+  flags: string[];
+  /** Id of its master, for a replica. */
+  master: string | null;
+  slots: [number, number][];
+}
+
+async function clusterNodes(port: number): Promise<ClusterNodeLine[]> {
+  const text = String(await redisCommand(port, "CLUSTER", "NODES"));
+  return text.trim().split("\n").map((line) => {
+    const f = line.split(" ");
+    const slots = f.slice(8).filter((s) => !s.startsWith("[")).map((s) => {
+      const [a, b] = s.split("-");
+      return [Number(a), Number(b ?? a)] as [number, number];
+    });
+    return {
+      id: f[0]!,
+      port: Number(f[1]!.split(":")[1]!.split("@")[0]),
+      flags: f[2]!.split(","),
+      master: f[3] === "-" ? null : f[3]!,
+      slots,
+    };
+  });
 }
 
 /**
@@ -153,6 +237,11 @@ export async function runRedisCli(args: string[]): Promise<string> {
 class Server implements RedisServer {
   readonly addr: string;
   #proc: RedisProcess | null;
+
+  /** False once stopped or killed (until restarted). */
+  get running(): boolean {
+    return this.#proc !== null;
+  }
 
   constructor(
     readonly port: number,
@@ -222,7 +311,7 @@ function serverArgs(port: number, dir: string, opts: { appendfsync?: string }): 
   ];
 }
 
-function clusterArgs(): string[] {
+function clusterArgs(opts: { fullCoverage?: boolean }): string[] {
   // nodes.conf lands in --dir, which is per node
   return [
     "--cluster-enabled",
@@ -231,6 +320,14 @@ function clusterArgs(): string[] {
     "nodes.conf",
     "--cluster-node-timeout",
     "2000",
+    "--cluster-require-full-coverage",
+    opts.fullCoverage === false ? "no" : "yes",
+    // A master stopped with SIGTERM would wait up to 10 s for its replica to catch up,
+    // and would wait 5 s for more replicas before the first full sync.
+    "--shutdown-timeout",
+    "0",
+    "--repl-diskless-sync-delay",
+    "0",
   ];
 }
 
@@ -315,6 +412,25 @@ async function waitClusterOk(port: number): Promise<void> {
     await delay(50);
   }
   throw new Error(`cluster node ${HOST}:${port} not ok within ${STARTUP_TIMEOUT_MS} ms:\n${info}`);
+}
+
+/**
+ * Waits until the node on `port` knows `replicas` replicas (so that it can vote for them
+ * in a failover) and, if it is one, its master link is up.
+ */
+async function waitReplicaInSync(port: number, replicas: number): Promise<void> {
+  const deadline = Date.now() + STARTUP_TIMEOUT_MS;
+  let info = "";
+  while (Date.now() < deadline) {
+    info = String(await redisCommand(port, "INFO", "replication"));
+    const known = (await clusterNodes(port)).filter((n) => n.master !== null).length;
+    const synced = info.includes("role:master") || info.includes("master_link_status:up");
+    if (synced && known === replicas) return;
+    await delay(50);
+  }
+  throw new Error(
+    `${HOST}:${port}: replicas not in sync within ${STARTUP_TIMEOUT_MS} ms:\n${info}`,
+  );
 }
 
 /**

@@ -429,7 +429,7 @@ for (const backend of OUTAGES) {
     // A login needs the registry: refused with the login failure answer.
     await using c = await TestClient.connect(n1.tcp);
     const refused = (await c.login("c@d")).json;
-    assert.deepEqual(refused.entity, { result: "error", reason: "fail_token" });
+    assert.deepEqual(refused.entity, { result: "error", reason: "store_error" });
     // A send that cannot be stored is answered with store_error, never acked.
     const lost = await a.chat("b@d", "during the outage", { ack: 1 });
     const notice = (await a.nextPacket()).json;
