@@ -37,6 +37,7 @@ import { metricsPage } from "./rpc/metrics_page.ts";
 import { timedStore } from "./metrics/timed_store.ts";
 import { healthPage, nodeReadiness } from "./rpc/health.ts";
 import { consolePage } from "./rpc/console/console.ts";
+import { LoginThrottle } from "./session/login_throttle.ts";
 
 /** Group commit: how long an entry may wait for its batch, and the largest batch. */
 // Entries delivered to an online recipient wait longer: its ack, usually a
@@ -79,6 +80,7 @@ export async function openStore(config: Config): Promise<Store> {
   const rules: OfflineRules = {
     expire: config.offline_expire,
     max: config.offline_max,
+    maxBytes: config.offline_max_bytes,
     policy: config.offline_policy,
     dedupIds: config.dedup_ids,
   };
@@ -196,6 +198,7 @@ async function assemble(
     router,
     dedup: new DedupCache(config.dedup_ids),
     auth: loginAuth(config.auth_secret, loginCallback),
+    logins: new LoginThrottle(log),
     groups: (gid, domain) => groups.resolve(gid, domain),
     sessions,
     metrics,

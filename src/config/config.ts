@@ -41,6 +41,8 @@ export interface Config {
   idle_timeout: number;
   offline_expire: number;
   offline_max: number;
+  /** Bytes of stored packets kept per user (newest kept, like offline_max). */
+  offline_max_bytes: number;
   offline_policy: Record<string, OfflinePolicy>;
   offline_delivery: "delay" | "packets";
   max_packet: number;
@@ -92,6 +94,7 @@ export const DEFAULTS: Readonly<Config> = Object.freeze<Config>({
   idle_timeout: 100,
   offline_expire: 604800,
   offline_max: 10000,
+  offline_max_bytes: 8388608,
   offline_policy: { "100": "first", "101": "last" },
   offline_delivery: "delay",
   max_packet: 65536,

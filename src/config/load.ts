@@ -25,6 +25,7 @@ const INT_MIN: Partial<Record<keyof Config, number>> = {
   idle_timeout: 1,
   offline_expire: 1,
   offline_max: 1,
+  offline_max_bytes: 1,
   max_packet: 64,
   max_conns: 1,
   rate_limit: 1,

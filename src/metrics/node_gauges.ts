@@ -80,7 +80,8 @@ export function watchNode(registry: Registry, node: NodeState): void {
   );
   scrapedCounter(registry, {
     name: "sara_offline_dropped_total",
-    help: "Messages the store did not keep: offline_max cap, offline_policy, or a blacklist.",
+    help:
+      "Messages the store did not keep: offline_max or offline_max_bytes cap, offline_policy, or a blacklist.",
     labelNames: ["reason"],
     rows: () => {
       const d = node.store.dropped;

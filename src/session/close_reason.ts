@@ -34,13 +34,16 @@ export const Close = {
   /** Not logged in within `login_timeout`. */
   loginTimeout: reason(4003, "login_timeout", Level.info),
   /** The login was refused (the detail names the failure reason sent to the client). */
-  loginFailed: reason(4004, "login_failed", Level.info),
+  /** DEBUG: refused credentials are logged by the login throttle, once a second at most. */
+  loginFailed: reason(4004, "login_failed", Level.debug),
   /** A logged-in client sent something that is not a packet. */
   badPacket: reason(4005, "bad_packet", Level.info),
   /** One packet over `max_packet` bytes. */
   packetTooLarge: reason(4006, "packet_too_large", Level.warn),
   /** A fault of the node while handling the session's packets (a bug: the detail says what). */
   internalError: reason(4007, "internal_error", Level.error),
+  /** Over `rate_limit` for 10 s on end. */
+  flooding: reason(4008, "flooding", Level.warn),
 } as const;
 
 /** The values of the `reason` label, in code order. */

@@ -26,6 +26,8 @@ import { routeChat, type Routed, routeGroup, type Routing, wantsAck } from "./me
 import { Close, type CloseReason } from "./close_reason.ts";
 import type { Authenticator } from "./auth.ts";
 import { DeliveredIds } from "./delivered.ts";
+import { ANSWER_PACKETS, storedThatFit } from "./login_answer.ts";
+import type { LoginThrottle } from "./login_throttle.ts";
 
 /**
  * What a session works with: exactly these, so that a test can build one
@@ -34,7 +36,13 @@ import { DeliveredIds } from "./delivered.ts";
 export interface SessionDeps extends Routing {
   readonly config: Pick<
     Config,
-    "nodeid" | "login_timeout" | "idle_timeout" | "rate_limit" | "offline_delivery" | "max_conns"
+    | "nodeid"
+    | "login_timeout"
+    | "idle_timeout"
+    | "rate_limit"
+    | "offline_delivery"
+    | "max_conns"
+    | "max_packet"
   >;
   readonly log: Logger;
   /** Read once, at login. */
@@ -44,6 +52,8 @@ export interface SessionDeps extends Routing {
     & Pick<Router, "attach" | "detach" | "deliver">
     & Partial<Pick<Router, "carbon" | "multi">>;
   readonly auth: Authenticator;
+  /** Failed logins per user and address: throttled and logged in one place. */
+  readonly logins: Pick<LoginThrottle, "delay" | "failed">;
   /** Every connection's session on this node, logged in or not (the sweep and stop() walk it). */
   readonly sessions: Set<Session>;
   readonly metrics: Pick<
@@ -113,6 +123,13 @@ interface Login {
 // keeps sending while its login is checked is bounded, not buffered forever.
 const MAX_QUEUED = 1000;
 
+// A client that stays over rate_limit this long (a drop at least every
+// second) is closed: its flood would otherwise cost the node forever.
+const FLOOD_CLOSE_MS = 10_000;
+// At most one rate_limited notice per connection per this: a notice per
+// dropped packet let a flood make more output than input.
+const NOTICE_EVERY_MS = 1000;
+
 // Loaded at login so that delivery checks stay synchronous; a list this long
 // is far beyond any real use (fetch pages are 1000).
 const BLACKLIST_LOAD_MAX = 1_000_000;
@@ -151,8 +168,13 @@ export class Session implements ConnHandler, Recipient {
   #blocked: Set<string> = NONE_BLOCKED;
   // What this session delivered, built at its first delivery (see delivered.ts).
   #delivered: DeliveredIds | null = null;
+  // rate_limit: the current one-second window and its count (packets and heartbeats).
   #windowStart = 0;
   #windowCount = 0;
+  // When this run of drops began (-1: none), the last drop, the last notice.
+  #floodSince = -1;
+  #lastDrop = 0;
+  #noticedAt = -NOTICE_EVERY_MS;
   readonly #n = sidCounter++;
 
   constructor(readonly conn: Conn, readonly deps: SessionDeps) {
@@ -200,7 +222,7 @@ export class Session implements ConnHandler, Recipient {
   packet(text: string): void {
     this.lastSeen = clock();
     if (this.#queue) {
-      if (this.#queue.length >= MAX_QUEUED) return this.#notice(undefined, "rate_limited");
+      if (this.#queue.length >= MAX_QUEUED) return this.#rateLimited(text);
       this.#queue.push(text);
       return;
     }
@@ -209,7 +231,8 @@ export class Session implements ConnHandler, Recipient {
 
   heartbeat(): void {
     this.lastSeen = clock();
-    if (this.#isOpen()) this.conn.sendHeartbeat();
+    // Heartbeats count against rate_limit; a dropped one gets no answer (and no notice).
+    if (this.#isOpen() && this.#withinRate()) this.conn.sendHeartbeat();
   }
 
   oversize(): void {
@@ -374,16 +397,25 @@ export class Session implements ConnHandler, Recipient {
   }
 
   async #authenticate(jid: string, pwd: string | undefined): Promise<void> {
-    let ok: boolean;
-    try {
-      ok = await this.deps.auth(jid, pwd);
-    } catch (err) {
-      this.deps.log.warn(`auth failed: ${errMsg(err)}`, { jid });
-      ok = false;
+    const remote = this.conn.remote;
+    const wait = this.deps.logins.delay(jid, remote);
+    let ok = false;
+    if (wait > 0) {
+      // Throttled: refused unchecked, so guessing gains nothing but time.
+      await new Promise((r) => setTimeout(r, wait));
+    } else {
+      try {
+        ok = await this.deps.auth(jid, pwd);
+      } catch (err) {
+        this.deps.log.warn(`auth failed: ${errMsg(err)}`, { jid });
+      }
     }
     const login = this.#login;
     if (this.#isClosed() || !login) return;
-    if (!ok) return this.#failLogin(login.id, "fail_token");
+    if (!ok) {
+      this.deps.logins.failed(jid, remote);
+      return this.#failLogin(login.id, "fail_token");
+    }
     this.#moveTo("awaiting_inbox");
     login.held = [];
     let stored: InboxEntry[];
@@ -432,17 +464,24 @@ export class Session implements ConnHandler, Recipient {
         stored: stored.length,
       });
     }
+    let after = stored;
     if (this.deps.config.offline_delivery === "packets") {
       this.conn.send(loginOk(login.id, []));
-      for (const e of stored) {
-        if (this.#isClosed()) return;
-        this.conn.send(e.packet);
-        // Packets without ack: 1 get no client ack: they are done once written.
-        if (!storedWantsAck(e.packet)) this.deps.writer.remove(this.jid, e.id);
-      }
+    } else if (stored.length > 0) {
+      const packets = stored.map((e) => e.packet);
+      const n = storedThatFit(login.id, packets, this.deps.config.max_packet * ANSWER_PACKETS);
+      this.conn.send(loginOk(login.id, n === packets.length ? packets : packets.slice(0, n)));
+      if (n > 0) login.delayed = stored.slice(0, n).map((e) => e.id);
+      // What does not fit follows the answer as packets, each with its own ack.
+      after = stored.slice(n);
     } else {
-      this.conn.send(loginOk(login.id, stored.map((e) => e.packet)));
-      if (stored.length > 0) login.delayed = stored.map((e) => e.id);
+      this.conn.send(loginOk(login.id, []));
+    }
+    for (const e of after) {
+      if (this.#isClosed()) return;
+      this.conn.send(e.packet);
+      // Packets without ack: 1 get no client ack: they are done once written.
+      if (!storedWantsAck(e.packet)) this.deps.writer.remove(this.jid, e.id);
     }
     // Kept only while the stored packets of the login answer wait for their ack.
     this.#login = login.delayed.length > 0 ? login : null;
@@ -470,15 +509,30 @@ export class Session implements ConnHandler, Recipient {
 
   // ---- after login (docs/protocol.md §2, §4) ----
 
-  #routed(text: string): Promise<void> | void {
+  /** Counts a packet or heartbeat against rate_limit: false when it is to be dropped. */
+  #withinRate(): boolean {
     const now = this.lastSeen;
     if (now - this.#windowStart >= 1000) {
       this.#windowStart = now;
       this.#windowCount = 0;
     }
-    if (++this.#windowCount > this.deps.config.rate_limit) {
-      return this.#notice(undefined, "rate_limited");
-    }
+    if (++this.#windowCount <= this.deps.config.rate_limit) return true;
+    if (this.#floodSince < 0 || now - this.#lastDrop > 1000) this.#floodSince = now;
+    this.#lastDrop = now;
+    if (now - this.#floodSince >= FLOOD_CLOSE_MS) this.close(Close.flooding);
+    return false;
+  }
+
+  /** A dropped packet: the first one in a second gets the notice, naming its id. */
+  #rateLimited(text: string): void {
+    const now = this.lastSeen;
+    if (now - this.#noticedAt < NOTICE_EVERY_MS || !this.#isOpen()) return;
+    this.#noticedAt = now;
+    this.#notice(strId(parsePacket(text)?.envelope.id), "rate_limited");
+  }
+
+  #routed(text: string): Promise<void> | void {
+    if (!this.#withinRate()) return this.#rateLimited(text);
     const p = parsePacket(text);
     if (!p) {
       this.conn.send(notice(undefined, "bad_packet"));

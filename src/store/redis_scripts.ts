@@ -5,6 +5,11 @@
 // Shared argument prefix: ARGV[1] now (ms, node clock), ARGV[2] offline_expire
 // in ms, ARGV[3] policy spec "|100=f|101=l|" (types with a first/last policy).
 // An entry is expired when its ct <= now - expire (as in the embedded store).
+//
+// The policy hash also holds field '#bytes': the UTF-8 bytes of the user's
+// stored packets, for offline_max_bytes (policy fields are "type|from", so
+// the name cannot clash). A missing field means "not counted yet" (inboxes
+// written before the cap existed): COMMIT recounts before it adds.
 
 /** Entry value: header `[ct,type,from]` as JSON, a newline, then the packet. */
 export function encodeEntry(ct: number, type: number, from: string, packet: string): string {
@@ -42,16 +47,20 @@ local function ctOf(v)
   return tonumber(string.match(v, '^%[([^,]+),'))
 end
 
--- Deletes one entry and the policy slot that points at it.
+-- Deletes one entry and the policy slot that points at it; returns its packet's bytes.
 local function unlink(id, v)
   redis.call('ZREM', order, id)
   redis.call('HDEL', inbox, id)
-  local m = cjson.decode(string.sub(v, 1, string.find(v, '\\n', 1, true) - 1))
+  local nl = string.find(v, '\\n', 1, true)
+  -- Below zero only when the field was missing: it stays missing (uncounted).
+  if redis.call('HINCRBY', policy, '#bytes', nl - #v) < 0 then redis.call('HDEL', policy, '#bytes') end
+  local m = cjson.decode(string.sub(v, 1, nl - 1))
   local ty = tostring(m[2])
   if string.find(spec, '|' .. ty .. '=', 1, true) then
     local f = ty .. '|' .. m[3]
     if redis.call('HGET', policy, f) == id then redis.call('HDEL', policy, f) end
   end
+  return #v - nl
 end
 
 -- Deletes expired entries from the oldest end, at most limit; returns how many.
@@ -80,19 +89,40 @@ end
  * KEYS[4] blacklist, KEYS[5] sent. ARGV[4] max, ARGV[5] dedup_ids, ARGV[6]
  * key lifetime after the newest entry's ct (ms: expire + grace), ARGV[7]
  * sent-ids TTL (ms), ARGV[8..10] counts of appends, removes and sent ids,
- * then the appends (id, from, type, ct, value), removed ids and sent ids.
+ * ARGV[11] max bytes, then the appends (id, from, type, ct, value), removed
+ * ids and sent ids.
  * Returns {depth or -1 when nothing was stored, expired, cap, policy, blocked}.
  */
 export const COMMIT = `${PRELUDE}
 local max, dedup = tonumber(ARGV[4]), tonumber(ARGV[5])
 local keep, sentTtl = tonumber(ARGV[6]), tonumber(ARGV[7])
 local na, nr, ns = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
+local maxBytes = tonumber(ARGV[11])
 local expired, blocked, pol, stored, newest, seq = 0, 0, 0, 0, nil, 0
 if na > 0 then
   expired = dropExpiredHead(100)
   seq = tonumber(redis.call('ZRANGE', order, -1, -1, 'WITHSCORES')[2] or '0')
 end
-local i = 11
+-- Makes '#bytes' exact before the first entry is added (called only then, so
+-- the key gets its TTL below): recounted when missing, zero on an empty inbox
+-- (the keys may have expired apart).
+local counted = false
+local function countBytes()
+  counted = true
+  local b = 0
+  if redis.call('ZCARD', order) == 0 then
+    redis.call('HSET', policy, '#bytes', 0)
+  elseif not redis.call('HGET', policy, '#bytes') then
+    local ids = redis.call('ZRANGE', order, 0, -1)
+    for c = 1, #ids, 500 do
+      for _, v in ipairs(redis.call('HMGET', inbox, unpack(ids, c, math.min(c + 499, #ids)))) do
+        if v then b = b + #v - string.find(v, '\\n', 1, true) end
+      end
+    end
+    redis.call('HSET', policy, '#bytes', b)
+  end
+end
+local i = 12
 for _ = 1, na do
   local id, from, ty, ct, v = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), ARGV[i + 4]
   i = i + 5
@@ -129,8 +159,10 @@ for _ = 1, na do
     end
     if keepIt then
       seq = seq + 1
+      if not counted then countBytes() end
       redis.call('ZADD', order, seq, id)
       redis.call('HSET', inbox, id, v)
+      redis.call('HINCRBY', policy, '#bytes', #v - string.find(v, '\\n', 1, true))
       if mode then redis.call('HSET', policy, f, id) end
       stored = stored + 1
       if not newest or ct > newest then newest = ct end
@@ -152,6 +184,18 @@ if stored > 0 then
       if v then unlink(id, v) else redis.call('ZREM', order, id) end
     end
     cap = over
+  end
+  local bytes = tonumber(redis.call('HGET', policy, '#bytes') or '0')
+  while bytes > maxBytes do
+    local id = redis.call('ZRANGE', order, 0, 0)[1]
+    if not id then break end
+    local v = redis.call('HGET', inbox, id)
+    if v then
+      bytes = bytes - unlink(id, v)
+      cap = cap + 1
+    else
+      redis.call('ZREM', order, id)
+    end
   end
   depth = redis.call('ZCARD', order)
 end

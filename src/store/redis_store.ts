@@ -155,6 +155,7 @@ export class RedisStore implements Store {
       w.appends.length,
       w.removes.length,
       w.sent.length,
+      this.rules.maxBytes,
     ];
     for (const e of w.appends) {
       args.push(e.id, e.from, String(e.type), e.ct, encodeEntry(e.ct, e.type, e.from, e.packet));

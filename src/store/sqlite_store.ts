@@ -35,9 +35,16 @@ function rows(st: StatementSync): StatementSync {
 function prepare(db: DatabaseSync) {
   const q = (sql: string) => db.prepare(sql);
   return {
-    insert: q("INSERT INTO inbox(user, id, sender, type, ct, packet) VALUES (?, ?, ?, ?, ?, ?)"),
-    remove: q("DELETE FROM inbox WHERE user = ? AND id = ?"),
-    count: q("SELECT COUNT(*) AS n FROM inbox WHERE user = ?"),
+    // Statements that delete or insert entries return the packets' UTF-8
+    // sizes (octet_length) for the offline_max_bytes tally.
+    insert: q(
+      "INSERT INTO inbox(user, id, sender, type, ct, packet) VALUES (?, ?, ?, ?, ?, ?) " +
+        "RETURNING octet_length(packet) AS b",
+    ),
+    remove: rows(q("DELETE FROM inbox WHERE user = ? AND id = ? RETURNING octet_length(packet)")),
+    usage: q(
+      "SELECT COUNT(*) AS n, COALESCE(SUM(octet_length(packet)), 0) AS b FROM inbox WHERE user = ?",
+    ),
     // Most logins find nothing: one index probe answers them.
     any: q("SELECT 1 FROM inbox WHERE user = ? LIMIT 1"),
     // The user's seqs come from the covering index and are fetched in seq
@@ -48,11 +55,21 @@ function prepare(db: DatabaseSync) {
         "WHERE seq IN (SELECT seq FROM inbox WHERE user = ?) AND ct > ? ORDER BY seq",
     )),
     hasOfType: q("SELECT 1 FROM inbox WHERE user = ? AND sender = ? AND type = ? LIMIT 1"),
-    dropOfType: q("DELETE FROM inbox WHERE user = ? AND sender = ? AND type = ?"),
-    trim: q(
-      "DELETE FROM inbox WHERE seq IN (SELECT seq FROM inbox WHERE user = ? ORDER BY seq LIMIT ?)",
+    dropOfType: rows(q(
+      "DELETE FROM inbox WHERE user = ? AND sender = ? AND type = ? RETURNING octet_length(packet)",
+    )),
+    trim: rows(q(
+      "DELETE FROM inbox WHERE seq IN (SELECT seq FROM inbox WHERE user = ? ORDER BY seq LIMIT ?) " +
+        "RETURNING octet_length(packet)",
+    )),
+    // Oldest first, for the byte cap: the caller stops once enough is freed.
+    sizes: rows(q(
+      "SELECT seq, octet_length(packet) FROM inbox " +
+        "WHERE seq IN (SELECT seq FROM inbox WHERE user = ?) ORDER BY seq",
+    )),
+    oldest: q(
+      "SELECT seq, user, octet_length(packet) AS b FROM inbox WHERE ct <= ? ORDER BY seq LIMIT 1000",
     ),
-    oldest: q("SELECT seq, user FROM inbox WHERE ct <= ? ORDER BY seq LIMIT 1000"),
     removeSeq: q("DELETE FROM inbox WHERE seq = ?"),
     group: q("SELECT members FROM groups WHERE key = ? AND expires > ?"),
     setGroup: q("INSERT OR REPLACE INTO groups(key, members, expires) VALUES (?, ?, ?)"),
@@ -68,15 +85,22 @@ function prepare(db: DatabaseSync) {
   } satisfies Record<string, StatementSync>;
 }
 
+/** Entries and packet bytes (UTF-8) of one user's inbox. */
+interface Usage {
+  n: number;
+  b: number;
+}
+
 /** SQLite-backed store; every call runs synchronously inside one transaction. */
 export class SqliteStore implements Store {
   readonly name: string;
   readonly dropped = { cap: 0, policy: 0, expired: 0, blocked: 0 };
   readonly #db: DatabaseSync;
   readonly #st: ReturnType<typeof prepare>;
-  // Inbox depth per user with entries: the cap and the offline callback's
-  // `total` need it, and COUNT(*) per append would scan the user's inbox.
-  readonly #depth = new Map<string, number>();
+  // Inbox depth and packet bytes per user with entries: the caps and the
+  // offline callback's `total` need them, and counting per append would scan
+  // the user's inbox.
+  readonly #usage = new Map<string, Usage>();
   // Owners with a non-empty blacklist, so that most appends skip the lookup.
   readonly #owners = new Set<string>();
 
@@ -109,26 +133,41 @@ export class SqliteStore implements Store {
         if (this.#append(e)) grown.set(e.user, 0);
       }
       for (const k of batch.removes) {
-        this.#depthOf(k.user);
-        const n = Number(this.#st.remove.run(k.user, k.id).changes);
-        if (n > 0) this.#addDepth(k.user, -n);
+        this.#usageOf(k.user);
+        this.#deleted(k.user, this.#st.remove.all(k.user, k.id));
       }
       for (const user of grown.keys()) {
-        const over = this.#depthOf(user) - this.rules.max;
-        if (over > 0) {
-          this.#st.trim.run(user, over);
-          this.dropped.cap += over;
-          this.#addDepth(user, -over);
-        }
-        grown.set(user, this.#depthOf(user));
+        const over = this.#usageOf(user).n - this.rules.max;
+        if (over > 0) this.dropped.cap += this.#deleted(user, this.#st.trim.all(user, over));
+        this.#trimBytes(user);
+        grown.set(user, this.#usageOf(user).n);
       }
       return grown;
     });
   }
 
+  /** Drops the oldest entries of `user` until its packets fit `maxBytes`. */
+  #trimBytes(user: string): void {
+    let over = this.#usageOf(user).b - this.rules.maxBytes;
+    if (over <= 0) return;
+    const gone: [number, number][] = [];
+    for (const row of this.#st.sizes.iterate(user)) {
+      const [seq, b] = row as unknown as [number, number];
+      gone.push([seq, b]);
+      over -= b;
+      if (over <= 0) break;
+    }
+    // Deleted once the read is finished, not under its open cursor.
+    for (const [seq, b] of gone) {
+      this.#st.removeSeq.run(seq);
+      this.#add(user, -1, -b);
+    }
+    this.dropped.cap += gone.length;
+  }
+
   #append(e: InboxEntry): boolean {
-    // Load the cached depth before the table changes under it.
-    this.#depthOf(e.user);
+    // Load the cached usage before the table changes under it.
+    this.#usageOf(e.user);
     if (this.#owners.has(e.user) && this.#st.blocks.get(e.user, e.from)) {
       this.dropped.blocked++;
       return false;
@@ -139,29 +178,37 @@ export class SqliteStore implements Store {
       return false;
     }
     if (policy === "last") {
-      const n = Number(this.#st.dropOfType.run(e.user, e.from, e.type).changes);
-      this.dropped.policy += n;
-      if (n > 0) this.#addDepth(e.user, -n);
+      this.dropped.policy += this.#deleted(e.user, this.#st.dropOfType.all(e.user, e.from, e.type));
     }
-    this.#st.insert.run(e.user, e.id, e.from, e.type, e.ct, e.packet);
-    this.#addDepth(e.user, 1);
+    const row = this.#st.insert.get(e.user, e.id, e.from, e.type, e.ct, e.packet);
+    this.#add(e.user, 1, Number(row?.b ?? 0));
     return true;
   }
 
-  #depthOf(user: string): number {
-    let n = this.#depth.get(user);
-    if (n === undefined) {
-      n = Number(this.#st.count.get(user)?.n ?? 0);
-      this.#depth.set(user, n);
+  #usageOf(user: string): Usage {
+    let u = this.#usage.get(user);
+    if (u === undefined) {
+      const row = this.#st.usage.get(user);
+      u = { n: Number(row?.n ?? 0), b: Number(row?.b ?? 0) };
+      this.#usage.set(user, u);
     }
-    return n;
+    return u;
   }
 
-  /** Adjusts a depth that `#depthOf` loaded before the change. */
-  #addDepth(user: string, delta: number): void {
-    const n = this.#depthOf(user) + delta;
-    if (n > 0) this.#depth.set(user, n);
-    else this.#depth.delete(user);
+  /** Adjusts the usage that `#usageOf` loaded before the change. */
+  #add(user: string, n: number, b: number): void {
+    const u = this.#usageOf(user);
+    u.n += n;
+    u.b += b;
+    if (u.n <= 0) this.#usage.delete(user);
+  }
+
+  /** Accounts deleted rows (each `[octet_length]`); returns how many. */
+  #deleted(user: string, gone: unknown[]): number {
+    let b = 0;
+    for (const r of gone) b += (r as [number])[0];
+    if (gone.length > 0) this.#add(user, -gone.length, -b);
+    return gone.length;
   }
 
   inbox(user: string): Promise<InboxEntry[]> {
@@ -192,9 +239,9 @@ export class SqliteStore implements Store {
         const rows = this.#st.oldest.all(cutoff);
         if (rows.length === 0) break;
         for (const r of rows) {
-          this.#depthOf(String(r.user));
+          this.#usageOf(String(r.user));
           this.#st.removeSeq.run(r.seq as number);
-          this.#addDepth(String(r.user), -1);
+          this.#add(String(r.user), -1, -Number(r.b));
         }
         total += rows.length;
       }
@@ -290,8 +337,8 @@ export class SqliteStore implements Store {
         return out;
       } catch (err) {
         this.#db.exec("ROLLBACK");
-        // Cached depths may now be ahead of the table: recount lazily.
-        this.#depth.clear();
+        // Cached usage may now be ahead of the table: recount lazily.
+        this.#usage.clear();
         throw err;
       }
     });

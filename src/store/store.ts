@@ -46,7 +46,8 @@ export interface Store {
   readonly name: string;
   /**
    * Applies a batch atomically per user. Appends honour blacklists, the
-   * per-type offline policy and the `offline_max` cap.
+   * per-type offline policy and the `offline_max` and `offline_max_bytes`
+   * caps (the oldest entries go first).
    */
   commit(batch: Batch): Promise<Depths>;
   /** Deletes entries older than `offline_expire`; resolves to how many went. */
@@ -96,6 +97,8 @@ export interface OfflineRules {
   expire: number;
   /** Newest N entries kept per user. */
   max: number;
+  /** Newest entries kept per user while their packets' UTF-8 bytes fit. */
+  maxBytes: number;
   /** Per-type keep policy; types absent keep all. */
   policy: Record<string, "first" | "last" | "all">;
   /** Ids remembered per sender. */

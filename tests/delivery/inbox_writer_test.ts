@@ -7,7 +7,7 @@ import { SqliteStore } from "../../src/store/sqlite_store.ts";
 import type { InboxEntry } from "../../src/store/store.ts";
 import { FaultyStore } from "./_faulty_store.ts";
 
-const RULES = { expire: 3600, max: 1000, policy: {}, dedupIds: 10 };
+const RULES = { expire: 3600, max: 1000, maxBytes: 1 << 20, policy: {}, dedupIds: 10 };
 
 async function withWriter(
   maxBatch: number,

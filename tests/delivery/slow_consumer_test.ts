@@ -31,6 +31,8 @@ Deno.test("a recipient that stops reading is closed as a slow consumer and gets 
   await using srv = await startTestServer({
     out_queue_bytes: OUT_QUEUE,
     offline_delivery: "packets",
+    // The ~10 MB backlog below is over the default offline_max_bytes.
+    offline_max_bytes: 16 << 20,
   });
   await using a = (await TestClient.login(srv.port, "a@d")).client;
   // b logs in over a raw socket and then never reads again.

@@ -44,7 +44,13 @@ Deno.test("isLoopback() is true for 127.0.0.0/8, ::1 and mapped 127.x, false for
 
 async function handlerWith(opts: Partial<RpcOptions>, openLogin = true) {
   const dir = await Deno.makeTempDir();
-  const store = await SqliteStore.open(dir, { expire: 60, max: 10, policy: {}, dedupIds: 0 });
+  const store = await SqliteStore.open(dir, {
+    expire: 60,
+    max: 10,
+    maxBytes: 1 << 20,
+    policy: {},
+    dedupIds: 0,
+  });
   const handler = rpcHandler({
     services: {
       emsg_black_list: blacklistService({

@@ -12,6 +12,7 @@ import type { InboxEntry } from "../../src/store/store.ts";
 import type { Recipient } from "../../src/router.ts";
 import { parseProm, Scrape } from "../metrics/_prom.ts";
 import { deferred } from "../helpers/deferred.ts";
+import { LoginThrottle } from "../../src/session/login_throttle.ts";
 
 class FakeConn implements Conn {
   readonly transport = "fake";
@@ -57,6 +58,7 @@ function fakes(opts: { offline_delivery?: "delay" | "packets" } = {}) {
       rate_limit: 1000,
       offline_delivery: opts.offline_delivery ?? "delay",
       max_conns: 10,
+      max_packet: 65536,
     },
     log: silentLogger(),
     store: {
@@ -82,6 +84,7 @@ function fakes(opts: { offline_delivery?: "delay" | "packets" } = {}) {
     },
     dedup: new DedupCache(10),
     auth: () => auth.promise,
+    logins: new LoginThrottle(silentLogger()),
     groups: () => Promise.resolve(null),
     sessions: new Set(),
     metrics,

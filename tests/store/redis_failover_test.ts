@@ -11,7 +11,7 @@ import { RedisStore } from "../../src/store/redis_store.ts";
 import type { InboxEntry, OfflineRules } from "../../src/store/store.ts";
 import { type RedisCluster, redisCommand, startRedisCluster } from "../helpers/redis.ts";
 
-const RULES: OfflineRules = { expire: 3600, max: 100, policy: {}, dedupIds: 10 };
+const RULES: OfflineRules = { expire: 3600, max: 100, maxBytes: 1 << 20, policy: {}, dedupIds: 10 };
 const USERS = Array.from({ length: 60 }, (_, i) => `f${i}@d`);
 
 let seq = 0;

@@ -27,7 +27,13 @@ Deno.test.afterAll(async () => {
   await Promise.all([single?.stop(), cluster?.stop()]);
 });
 
-const RULES: OfflineRules = { expire: 3600, max: 100, policy: {}, dedupIds: 10 };
+const RULES: OfflineRules = {
+  expire: 3600,
+  max: 100,
+  maxBytes: 1 << 20,
+  policy: {},
+  dedupIds: 10,
+};
 
 /** A store on `addr` (emptied first through `ports`), closed by `await using`. */
 async function open(addr: string, ports: number[], rules = RULES, pool = 16) {

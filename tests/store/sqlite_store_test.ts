@@ -20,7 +20,7 @@ storeContract("SqliteStore", (rules) => open(rules), { sharedDedup: false });
 
 Deno.test("SqliteStore: entries and blacklists survive closing and reopening the file", async () => {
   const dir = await Deno.makeTempDir();
-  const rules = { expire: 3600, max: 100, policy: {}, dedupIds: 10 };
+  const rules = { expire: 3600, max: 100, maxBytes: 1 << 20, policy: {}, dedupIds: 10 };
   try {
     {
       await using s = await open(rules, dir);
@@ -40,7 +40,7 @@ Deno.test("SqliteStore: open fails with a clear message when datadir cannot be c
   const f = await Deno.makeTempFile();
   try {
     await assert.rejects(
-      SqliteStore.open(`${f}/sub`, { expire: 1, max: 1, policy: {}, dedupIds: 0 }),
+      SqliteStore.open(`${f}/sub`, { expire: 1, max: 1, maxBytes: 1, policy: {}, dedupIds: 0 }),
       /cannot create datadir/,
     );
   } finally {

@@ -16,6 +16,7 @@ export interface ContractOptions {
 const RULES: OfflineRules = {
   expire: 3600,
   max: 5,
+  maxBytes: 1 << 20,
   policy: { "100": "first", "101": "last" },
   dedupIds: 3,
 };
