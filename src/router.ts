@@ -104,27 +104,43 @@ export interface Remote {
    * sessions, never stored. False when it surely did not arrive.
    */
   publishTo(node: string, entry: InboxEntry, ack: boolean, to: Target): Promise<boolean>;
-  /** Node holding `jid`'s session if it is another, live node; null otherwise (never rejects). */
-  locate(jid: string): Promise<string | null>;
+  /**
+   * Node holding `jid`'s session if it is another, live node; null otherwise;
+   * undefined when that cannot be known now (Redis away). Never rejects.
+   */
+  locate(jid: string): Promise<string | null | undefined>;
   /**
    * Sends the entry to `jid`'s session on `node`; `stored`: it is in the inbox
    * already. False when it surely did not arrive (never rejects).
    */
   publish(node: string, entry: InboxEntry, ack: boolean, stored: boolean): Promise<boolean>;
   /**
-   * Hands a packet with ack, not stored, to `jid`'s session on `node`: true
-   * once that node holds it safely (acked by its recipient, or in the
-   * inbox); false when it did not take it (no session there, or `lane`
-   * had a packet refused there before), or did not answer in time. Then the
-   * caller stores it. Never rejects.
+   * Hands a packet to `jid`'s session on `node` and waits for the answer:
+   * "took" once that node holds it safely (unstored: acked by its recipient,
+   * or in the inbox; `stored`, already in the inbox: handed to the session);
+   * "refused" when no session there took it (or `lane` had a packet refused
+   * there before); "lost" when it surely did not arrive or no answer came in
+   * time. `seq` numbers the packets of `lane` from 1: the receiving node
+   * takes only a gap-free prefix of a lane, so a lost packet is never
+   * overtaken by a later one. Never rejects.
    */
-  handOff(node: string, entry: InboxEntry, lane: string): Promise<boolean>;
+  handOff(
+    node: string,
+    entry: InboxEntry,
+    lane: string,
+    seq: number,
+    ack: boolean,
+    stored: boolean,
+  ): Promise<HandOffResult>;
   /**
    * Tells `node` that `owner` blocked or unblocked `jid`; resolves once it is
    * in force there, or when that cannot be known (never rejects).
    */
   publishBlocked(node: string, owner: string, jid: string, blocked: boolean): Promise<boolean>;
 }
+
+/** What became of a hand-off (Remote.handOff). */
+export type HandOffResult = "took" | "refused" | "lost";
 
 /** A session of a user on another node, as the cluster registry lists it. */
 export interface RemoteDevice {
@@ -216,20 +232,27 @@ function storedOffline(onOffline: OfflineHook, entry: InboxEntry, depth: number 
 }
 
 /**
- * What happens to a packet another node handed off unstored (Remote.handOff):
- * null when no session here takes it; otherwise it is delivered at once, and
+ * What happens to a packet another node handed off (Remote.handOff): null
+ * when no session here takes it; otherwise it is delivered at once. Unstored,
  * the promise settles once it is safe here (acked by the recipient, or
- * written after the online grace), or rejects when it could not be written.
+ * written after the online grace), or rejects when it could not be written;
+ * `stored` (in the inbox already), at once, as for a published arrival.
  */
 export function handoffs(
   local: LocalSessions,
   writer: InboxWriter,
-): (entry: InboxEntry) => Promise<void> | null {
-  return (entry) => {
+): (entry: InboxEntry, ack: boolean, stored: boolean) => Promise<void> | null {
+  return (entry, ack, stored) => {
     const s = local.get(entry.user);
     if (!s) return null;
+    const delivered = s.push(entry);
+    if (stored) {
+      // Done once written (no ack will come), or blocked: out of the inbox.
+      if (!delivered || !ack) writer.remove(entry.user, entry.id);
+      return Promise.resolve();
+    }
     // Blocked: neither delivered nor stored, and the sender is not told.
-    if (!s.push(entry)) return Promise.resolve();
+    if (!delivered) return Promise.resolve();
     return writer.append(entry, true).then(noop);
   };
 }
@@ -253,12 +276,63 @@ interface Lane {
   refused: boolean;
   /** Settles once every packet that entered the lane so far settled. */
   tail: Promise<void>;
+  /** Packets that entered the lane so far: the next one's place in it. */
+  entered: number;
+  /** Places of the packets on their way: neither done nor queued. */
+  open: Set<number>;
+  /** Last `seq` of the unstored hand-offs on `id`. */
+  seq: number;
+  /** Receiving lane of the stored packets' hand-overs, and its last `seq`. */
+  storedId: string;
+  storedSeq: number;
+  /** Settles once the latest stored packet was sent or queued (they leave in lane order). */
+  decided: Promise<void>;
+  /** Settles once the latest unstored hand-off was sent (or found it cannot be). */
+  handTurn: Promise<void>;
+  /**
+   * Stored packets whose hand-over failed, in lane order: retried until
+   * delivered or their recipient is offline. While any waits, the lane's
+   * later packets are stored and queued behind it instead of sent.
+   */
+  queued: Queued[];
+  /** A retry is scheduled or running. */
+  retrying: boolean;
 }
+
+/** A stored packet waiting in its lane for another hand-over. */
+interface Queued {
+  entry: InboxEntry;
+  ack: boolean;
+  depth: number | null;
+  /** Its place in the lane (Lane.entered). */
+  order: number;
+  /** Lets the lane go on past it: delivered, or its recipient found offline. */
+  settle: () => void;
+}
+
+/** A packet's hold on its lane: `keep()` hands the release to a queued retry. */
+interface Slot {
+  readonly order: number;
+  /** Takes over the release of the packet's place in the lane. */
+  keep(): () => void;
+}
+
+// Retries of a lane's queued packets: the first soon after the failure, then
+// backing off, but never more than RETRY_MAX_MS apart, so that a packet is
+// delivered well within 2 s of Redis answering again (docs/delivery.md).
+const RETRY_FIRST_MS = 50;
+const RETRY_MAX_MS = 500;
+// Packets of one lane sent per retry (the rest follow once they are taken).
+const RETRY_BATCH = 256;
 
 // Lane ids stay unique across restarts of this node: a receiving node may
 // still remember a refused lane of this node's earlier life.
 const LANE_EPOCH = Date.now().toString(36);
 let laneSeq = 0;
+
+function newLaneId(): string {
+  return `${LANE_EPOCH}.${(++laneSeq).toString(36)}`;
+}
 
 /** Routes messages; one per node. */
 export class Router {
@@ -271,6 +345,11 @@ export class Router {
   // With multi_login on a cluster, per user: the last delivery still waiting
   // for its turn to hand over (see #deliverCluster).
   readonly #turns = new Map<string, Promise<void>>();
+  // Scheduled retries; cleared by stop().
+  readonly #timers = new Set<ReturnType<typeof setTimeout>>();
+  #stopped = false;
+  /** Packets sent again after a failed hand-over (metrics). */
+  retried = 0;
 
   constructor(deps: RouterDeps) {
     this.#local = deps.local;
@@ -372,10 +451,22 @@ export class Router {
     let done!: () => void;
     const mine = new Promise<void>((resolve) => done = resolve);
     lane.tail = before.then(() => mine);
+    let kept = false;
+    const order = ++lane.entered;
+    lane.open.add(order);
+    const slot: Slot = {
+      order,
+      keep: () => {
+        kept = true;
+        lane.open.delete(order);
+        return done;
+      },
+    };
     try {
-      return await this.#inLane(remote, entry, ack, lane, before);
+      return await this.#inLane(remote, entry, ack, lane, before, slot);
     } finally {
-      done();
+      lane.open.delete(order);
+      if (!kept) done();
     }
   }
 
@@ -385,6 +476,7 @@ export class Router {
     ack: boolean,
     lane: Lane,
     before: Promise<void>,
+    slot: Slot,
   ) {
     // The recipient moved here while packets to it were on their way
     // through other nodes: delivered here once they all settled.
@@ -404,23 +496,25 @@ export class Router {
     // the store write of a packet acked in time, as on one node.
     if (ack && !lane.refused && lane.busy === lane.handing + 1) {
       lane.handing++;
-      const done = this.#handOff(remote, entry, lane, lane.handed);
+      const done = this.#handOff(remote, entry, lane, lane.handed, slot);
       lane.handed = done.then(noop, noop);
+      let took = false;
       try {
-        return await done;
+        took = await done;
       } finally {
+        // Together: a packet joining in between must see the lane as it is.
         lane.handing--;
-        this.#leave(entry.user, lane);
+        if (took) this.#leave(entry.user, lane);
       }
+      return;
     }
     // Unstored only when nothing else to this user is on its way: the
     // stored path takes its place in the inbox at once, the direct one only
     // after a lookup, so mixing them would reorder one sender's packets.
     if (!ack && remote.publishConfirms && lane.busy === 1) {
-      const done = this.#direct(remote, entry);
+      const done = this.#direct(remote, entry, lane, slot);
       lane.direct = done.then(noop, noop).then(() => {
         lane.direct = null;
-        this.#leave(entry.user, lane);
       });
       return await done;
     }
@@ -438,19 +532,34 @@ export class Router {
       this.#leave(entry.user, lane);
       throw err;
     }
-    // Acked only once handed over (which never rejects): if this node dies
-    // between the write and the publish, the sender resends, the retry is
-    // routed again and reaches an online recipient before newer messages,
-    // instead of waiting in the inbox until its next login (out of order).
-    await this.#handOver(remote, entry, ack, depth).finally(() => this.#leave(entry.user, lane));
+    // Acked only once handed over (or queued for a retry, see #handOver):
+    // if this node dies between the write and the hand-over, the sender
+    // resends, the retry is routed again and reaches an online recipient
+    // before newer messages, instead of waiting in the inbox until its next
+    // login (out of order).
+    await this.#handOver(remote, entry, ack, depth, lane, slot);
   }
 
   /** A packet without ack, published without a store write when its recipient is online. */
-  async #direct(remote: Remote, entry: InboxEntry): Promise<void> {
-    const node = await remote.locate(entry.user);
-    if (node === null || !(await remote.publish(node, entry, false, false))) {
-      this.#stored(entry, await this.writer.append(entry));
+  async #direct(remote: Remote, entry: InboxEntry, lane: Lane, slot: Slot): Promise<void> {
+    let node: string | null | undefined;
+    let depth: number | null;
+    try {
+      node = await remote.locate(entry.user);
+      if (node && await remote.publish(node, entry, false, false)) {
+        return this.#leave(entry.user, lane);
+      }
+      depth = await this.writer.append(entry);
+    } catch (err) {
+      this.#leave(entry.user, lane);
+      throw err;
     }
+    if (node === null) {
+      this.#stored(entry, depth);
+      return this.#leave(entry.user, lane);
+    }
+    // Redis away, or the publish failed: its recipient is still online somewhere.
+    this.#enqueue(remote, lane, slot, { entry, ack: false, depth });
   }
 
   /**
@@ -458,25 +567,52 @@ export class Router {
    * offline, or elsewhere than the lane's earlier hand-offs), it takes the
    * stored path behind `before`, the hand-offs started earlier.
    */
-  async #handOff(remote: Remote, entry: InboxEntry, lane: Lane, before: Promise<void> | null) {
+  async #handOff(
+    remote: Remote,
+    entry: InboxEntry,
+    lane: Lane,
+    before: Promise<void> | null,
+    slot: Slot,
+  ): Promise<boolean> {
     // Where the lane's packets already go, no lookup: a recipient gone from
     // there refuses, and the packet takes the stored path, which looks up.
-    const node = lane.node ?? await remote.locate(entry.user);
+    // Sent in lane order: one that needs no lookup waits for the earlier
+    // ones still looking up.
+    const prev = lane.handTurn;
+    let sent!: () => void;
+    lane.handTurn = new Promise<void>((resolve) => sent = resolve);
+    const node = lane.node ?? await remote.locate(entry.user) ?? null;
+    await prev;
     lane.node ??= node;
-    if (node !== null && node === lane.node && await remote.handOff(node, entry, lane.id)) return;
+    const answer = node !== null && node === lane.node
+      ? remote.handOff(node, entry, lane.id, ++lane.seq, true, false)
+      : null;
+    sent();
+    if (answer && await answer === "took") return true; // the caller leaves the lane
     lane.refused = true;
     if (before) await before;
     const here = this.#local.get(entry.user);
-    if (here) return await this.#deliverHere(here, entry, true);
-    const depth = await this.writer.append(entry);
-    await this.#handOver(remote, entry, true, depth);
+    if (here) {
+      this.#leave(entry.user, lane);
+      await this.#deliverHere(here, entry, true);
+      return false;
+    }
+    let depth: number | null;
+    try {
+      depth = await this.writer.append(entry);
+    } catch (err) {
+      this.#leave(entry.user, lane);
+      throw err;
+    }
+    await this.#handOver(remote, entry, true, depth, lane, slot);
+    return false;
   }
 
   #join(user: string): Lane {
     let lane = this.#lanes.get(user);
     if (!lane) {
       lane = {
-        id: `${LANE_EPOCH}.${(++laneSeq).toString(36)}`,
+        id: newLaneId(),
         busy: 0,
         direct: null,
         handing: 0,
@@ -484,6 +620,15 @@ export class Router {
         handed: null,
         refused: false,
         tail: Promise.resolve(),
+        entered: 0,
+        open: new Set(),
+        seq: 0,
+        storedId: newLaneId(),
+        storedSeq: 0,
+        decided: Promise.resolve(),
+        handTurn: Promise.resolve(),
+        queued: [],
+        retrying: false,
       };
       this.#lanes.set(user, lane);
     }
@@ -495,10 +640,141 @@ export class Router {
     if (--lane.busy === 0 && this.#lanes.get(user) === lane) this.#lanes.delete(user);
   }
 
-  async #handOver(remote: Remote, entry: InboxEntry, ack: boolean, depth: number | null) {
+  /**
+   * Hands a stored packet to its recipient's node, in lane order; done when
+   * taken there, or when the recipient is offline. Otherwise (Redis away,
+   * the node did not answer, it died, the liveness view was wrong) the
+   * packet is queued in its lane for a retry, and resolves: it is safe in
+   * the inbox, and the packets after it wait behind it.
+   */
+  async #handOver(
+    remote: Remote,
+    entry: InboxEntry,
+    ack: boolean,
+    depth: number | null,
+    lane: Lane,
+    slot: Slot,
+  ): Promise<void> {
+    const queue = () => this.#enqueue(remote, lane, slot, { entry, ack, depth });
+    if (lane.queued.length > 0) return queue();
+    const prev = lane.decided;
+    let decided!: () => void;
+    lane.decided = new Promise<void>((resolve) => decided = resolve);
     const node = await remote.locate(entry.user);
-    if (node === null) this.#stored(entry, depth);
-    else await remote.publish(node, entry, ack, true);
+    await prev;
+    if (lane.queued.length > 0 || node === undefined) {
+      decided();
+      return queue();
+    }
+    if (node === null) {
+      decided();
+      this.#stored(entry, depth);
+      return this.#leave(entry.user, lane);
+    }
+    const id = lane.storedId;
+    const answer = remote.handOff(node, entry, id, ++lane.storedSeq, ack, true);
+    decided();
+    const r = await answer;
+    if (r === "lost") {
+      // The receiving node drops the rest of that lane (a gap): go on on a fresh one.
+      if (lane.storedId === id) [lane.storedId, lane.storedSeq] = [newLaneId(), 0];
+      return queue();
+    }
+    if (r === "refused") this.#stored(entry, depth);
+    this.#leave(entry.user, lane);
+  }
+
+  /** Queues a stored packet in its lane's retry, in lane order. */
+  #enqueue(remote: Remote, lane: Lane, slot: Slot, p: Omit<Queued, "order" | "settle">): void {
+    const release = slot.keep();
+    const q: Queued = {
+      ...p,
+      order: slot.order,
+      settle: () => {
+        release();
+        this.#leave(p.entry.user, lane);
+      },
+    };
+    let i = lane.queued.length;
+    while (i > 0 && lane.queued[i - 1]!.order > q.order) i--;
+    lane.queued.splice(i, 0, q);
+    if (!lane.retrying) {
+      lane.retrying = true;
+      this.#later(
+        RETRY_FIRST_MS,
+        () => void this.#retry(remote, p.entry.user, lane, RETRY_FIRST_MS),
+      );
+    }
+  }
+
+  #later(ms: number, f: () => void): void {
+    if (this.#stopped) return;
+    const t = setTimeout(() => {
+      this.#timers.delete(t);
+      f();
+    }, ms);
+    this.#timers.add(t);
+  }
+
+  /**
+   * One retry of a lane's queued packets: to the session if it moved here,
+   * else located again and handed over, in order. What is left (no answer,
+   * Redis still away) is tried again after `wait`, doubled up to RETRY_MAX_MS.
+   */
+  async #retry(remote: Remote, user: string, lane: Lane, wait: number): Promise<void> {
+    // Only once no earlier packet of the lane is on its way (being stored,
+    // looked up, handed over): it may yet be queued in front of these.
+    let next = RETRY_FIRST_MS;
+    const batch = lane.queued.slice(0, RETRY_BATCH);
+    const last = batch.at(-1)!.order;
+    if (![...lane.open].some((o) => o < last)) {
+      this.retried += batch.length;
+      const taken = await this.#redeliver(remote, user, batch);
+      const done = new Set(batch.slice(0, taken));
+      lane.queued = lane.queued.filter((q) => !done.has(q));
+      for (const q of done) q.settle();
+      if (taken === 0) next = Math.min(wait * 2, RETRY_MAX_MS);
+    }
+    if (lane.queued.length === 0) {
+      lane.retrying = false;
+      return;
+    }
+    this.#later(next, () => void this.#retry(remote, user, lane, next));
+  }
+
+  /** Hands `batch` (stored, in order) over again; resolves to how many of its head are done. */
+  async #redeliver(remote: Remote, user: string, batch: Queued[]): Promise<number> {
+    const here = this.#local.get(user);
+    if (here) {
+      for (const q of batch) {
+        // Done once written (no ack will come), or blocked: out of the inbox.
+        if (!here.push(q.entry) || !q.ack) this.writer.remove(user, q.entry.id);
+      }
+      return batch.length;
+    }
+    const node = await remote.locate(user);
+    if (node === undefined) return 0;
+    if (node === null) {
+      for (const q of batch) this.#stored(q.entry, q.depth);
+      return batch.length;
+    }
+    const id = newLaneId();
+    const answers = await Promise.all(
+      batch.map((q, i) => remote.handOff(node, q.entry, id, i + 1, q.ack, true)),
+    );
+    let n = 0;
+    while (n < answers.length && answers[n] === "took") n++;
+    if (answers[n] !== "refused") return n;
+    // No session there: the recipient went offline (its next login reads the inbox).
+    batch.forEach((q, i) => i >= n && answers[i] !== "took" && this.#stored(q.entry, q.depth));
+    return batch.length;
+  }
+
+  /** Stops the retries (the node stops: what they hold is in the inbox). */
+  stop(): void {
+    this.#stopped = true;
+    for (const t of this.#timers) clearTimeout(t);
+    this.#timers.clear();
   }
 
   async #deliverDevices(
@@ -618,7 +894,7 @@ export class Router {
     if (s) return s.setBlocked(jid, blocked);
     if (!this.remote) return;
     const node = await this.remote.locate(owner);
-    if (node !== null) await this.remote.publishBlocked(node, owner, jid, blocked);
+    if (node) await this.remote.publishBlocked(node, owner, jid, blocked);
   }
 
   #stored(entry: InboxEntry, depth: number | null): void {

@@ -180,6 +180,8 @@ async function assemble(
     stack.defer(() => joined.stop());
   }
   const router = new Router({ local, writer, remote: cluster?.remote ?? null, onOffline });
+  // Before the cluster is left: what the retries hold is in the inbox.
+  stack.defer(() => router.stop());
 
   // Sessions: what each one is built from, and how a transport admits one.
   const groups = new Groups(store, callbacks, log);
@@ -210,6 +212,7 @@ async function assemble(
     },
     log,
   };
+  const remote = cluster?.remote;
   metrics.watch({
     nodeid: config.nodeid,
     sessions,
@@ -217,7 +220,17 @@ async function assemble(
     users: () => router.users,
     backlog: () => writer.backlog,
     store,
-    cluster: cluster?.remote ?? null,
+    cluster: remote
+      ? {
+        published: remote.published,
+        get received() {
+          return remote.received;
+        },
+        get retried() {
+          return router.retried;
+        },
+      }
+      : null,
   });
 
   // RPC: services, then pages.

@@ -17,7 +17,8 @@ export type NodeMessage =
   /**
    * Deliver `e`; `a`: the packet asks for acks; `s`: the sender's node stored
    * it already. With `h`, a hand-off: node `h.o` waits for a "took" answer
-   * naming `h.r`; `h.l` names the sending node's lane (one recipient). With
+   * naming `h.r`; `h.l` names the sending node's lane (one recipient), and
+   * `h.q` numbers its packets from 1 (absent from nodes of older versions). With
    * multi_login, `r`: for the session of that resource; `x`: a carbon for
    * every session of `e.user` but the sending one, `x`.
    */
@@ -34,11 +35,12 @@ export type NodeMessage =
   /** The hand-off `r` is safe on the node that answers (ok), or was refused there. */
   | { t: "took"; r: string; ok: boolean };
 
-/** Who waits for a hand-off's answer, under which reference, for which lane. */
+/** Who waits for a hand-off's answer, under which reference, for which lane, at which place in it. */
 export interface HandOff {
   o: string;
   r: string;
   l: string;
+  q?: number;
 }
 
 /** A decoded batch: its messages in order, and how many bad ones were dropped. */
@@ -67,7 +69,7 @@ export function encodeBatch(batch: readonly NodeMessage[]): string {
       a: m.a,
       s: m.s,
       n: e.packet.length,
-      ...(m.h ? { ho: m.h.o, hr: m.h.r, hl: m.h.l } : {}),
+      ...(m.h ? { ho: m.h.o, hr: m.h.r, hl: m.h.l, hq: m.h.q } : {}),
       ...(m.r !== undefined ? { r: m.r } : {}),
       ...(m.x !== undefined ? { x: m.x } : {}),
     });
@@ -133,6 +135,9 @@ function msgOf(h: Record<string, unknown>, packet: string): NodeMessage | null {
   if (h.ho === undefined && h.hr === undefined && h.hl === undefined) return m;
   if (typeof h.ho !== "string" || typeof h.hr !== "string" || typeof h.hl !== "string") return null;
   m.h = { o: h.ho, r: h.hr, l: h.hl };
+  if (h.hq === undefined) return m;
+  if (!Number.isSafeInteger(h.hq) || (h.hq as number) < 1) return null;
+  m.h.q = h.hq as number;
   return m;
 }
 

@@ -1,27 +1,39 @@
-// Node liveness: each node holds a Redis hash with a short TTL and renews it
-// every few seconds; a node whose hash lapsed is dead, and its users count as
+// Node liveness: each node holds a Redis hash and renews it every few
+// seconds; a node that stopped renewing is dead, and its users count as
 // offline. Starting checks that no live instance already runs this nodeid.
+// A Redis outage stops every node's renewals at once, so a renewal missed
+// then is not taken for a death (the rule: docs/cluster.md, "When Redis is
+// unavailable").
 
 import { hostname } from "node:os";
+import { Redis } from "ioredis";
 import { ConfigError } from "../errors.ts";
 import { errMsg, type Logger } from "../log.ts";
 import { SingleFlight } from "../async.ts";
-import { nodeKey, NODES_KEY } from "./keys.ts";
+import { channelOf, nodeKey, NODES_KEY } from "./keys.ts";
 import { defineScript, type RedisClient, type Script } from "../store/redis_client.ts";
 
 /** How long a liveness key lives, how often it is renewed, how long an answer is cached. */
 export interface LivenessTiming {
+  /** A node that renewed within this long is alive. */
   ttlMs: number;
+  /**
+   * Beyond `ttlMs`, how long a node that stopped renewing may still count as
+   * alive when a Redis outage explains it (longer than a failover); the key
+   * lives `ttlMs + graceMs`.
+   */
+  graceMs: number;
   renewMs: number;
   /** How long "node X is alive / dead" is reused by routing. */
   cacheMs: number;
-  /** How often a starting node looks at a key it found held. */
+  /** How often a starting node looks at a key it found held, and a failed renewal is retried. */
   pollMs: number;
 }
 
 /** Production timing: a killed node counts as dead within 10 s. */
 export const LIVENESS: LivenessTiming = {
   ttlMs: 10_000,
+  graceMs: 30_000,
   renewMs: 3_000,
   cacheMs: 1_000,
   pollMs: 250,
@@ -37,30 +49,43 @@ export interface Holder {
   seq: string;
 }
 
+// Redis' clock in ms, inside a script (the nodes' clocks may differ).
+const NOW = `local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)`;
+
 // Sets the hash if nobody holds it, or if its holder is still exactly the one
 // the caller proved dead (same token and renewal count: it did not renew since).
-const CLAIM = `
+const CLAIM = `${NOW}
 local t = redis.call('HGET', KEYS[1], 'token')
 if t then
   if t ~= ARGV[6] or redis.call('HGET', KEYS[1], 'seq') ~= ARGV[7] then return 0 end
   redis.call('DEL', KEYS[1])
 end
-redis.call('HSET', KEYS[1], 'token', ARGV[1], 'host', ARGV[2], 'pid', ARGV[3], 'since', ARGV[4], 'seq', '0')
+redis.call('HSET', KEYS[1], 'token', ARGV[1], 'host', ARGV[2], 'pid', ARGV[3], 'since', ARGV[4], 'seq', '0', 'at', now)
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return 1`;
 
 // 1: renewed; 2: it had lapsed and is ours again; 0: another instance holds it.
-const RENEW = `
+const RENEW = `${NOW}
 local t = redis.call('HGET', KEYS[1], 'token')
 if t and t ~= ARGV[1] then return 0 end
 if not t then
-  redis.call('HSET', KEYS[1], 'token', ARGV[1], 'host', ARGV[2], 'pid', ARGV[3], 'since', ARGV[4], 'seq', '0')
+  redis.call('HSET', KEYS[1], 'token', ARGV[1], 'host', ARGV[2], 'pid', ARGV[3], 'since', ARGV[4], 'seq', '0', 'at', now)
   redis.call('PEXPIRE', KEYS[1], ARGV[5])
   return 2
 end
 redis.call('HINCRBY', KEYS[1], 'seq', 1)
+redis.call('HSET', KEYS[1], 'at', now)
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return 1`;
+
+// Ms since the node last renewed, by Redis' clock; -1: no key (dead); -2: a
+// key without a renewal time (a node of an older version: alive while it exists).
+const AGE = `
+local at = redis.call('HGET', KEYS[1], 'at')
+if not at then return redis.call('EXISTS', KEYS[1]) == 1 and -2 or -1 end
+${NOW}
+return now - tonumber(at)`;
 
 const RELEASE = `
 if redis.call('HGET', KEYS[1], 'token') == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -72,15 +97,17 @@ export class Liveness {
   readonly #fields: (string | number)[];
   readonly #renewScript: Script;
   readonly #releaseScript: Script;
+  readonly #ageScript: Script;
   // Shared answers (the promise itself, so that lookups made in order finish
   // in order: deliveries to one recipient are published in send order).
   readonly #cache = new Map<string, { alive: Promise<boolean>; until: number }>();
-  #timer: ReturnType<typeof setInterval> | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #stopped = false;
+  // When this node last failed to reach Redis (renewal or check), ms since the epoch.
+  #troubleAt = -Infinity;
   // One renewal at a time: a slow Redis never piles them up.
   readonly #renewing = new SingleFlight<"renew", void>();
   #state: "ok" | "failing" | "lost" = "ok";
-  /** Called when the key had lapsed and was claimed again (Redis was away or lost it). */
-  onReclaimed: (() => void) | null = null;
 
   private constructor(
     readonly client: RedisClient,
@@ -89,11 +116,14 @@ export class Liveness {
     me: Omit<Holder, "token" | "seq">,
     readonly log: Logger,
     readonly timing: LivenessTiming,
+    /** Called when the key had lapsed and was claimed again (Redis was away or lost it). */
+    readonly onReclaimed: (() => void) | null,
   ) {
     this.#key = nodeKey(nodeid);
-    this.#fields = [token, me.host, me.pid, me.since, timing.ttlMs];
+    this.#fields = [token, me.host, me.pid, me.since, timing.ttlMs + timing.graceMs];
     this.#renewScript = defineScript(client, "saraNodeRenew", 1, RENEW);
     this.#releaseScript = defineScript(client, "saraNodeRelease", 1, RELEASE);
+    this.#ageScript = defineScript(client, "saraNodeAge", 1, AGE);
   }
 
   /**
@@ -111,11 +141,10 @@ export class Liveness {
     onReclaimed: (() => void) | null = null,
   ): Promise<Liveness> {
     const me = { host: hostname(), pid: String(Deno.pid), since: new Date().toISOString() };
-    const live = new Liveness(client, nodeid, crypto.randomUUID(), me, log, timing);
-    live.onReclaimed = onReclaimed;
+    const live = new Liveness(client, nodeid, crypto.randomUUID(), me, log, timing, onReclaimed);
     await live.#claim();
     await client.sadd(NODES_KEY, nodeid);
-    live.#timer = setInterval(() => live.#renew(), timing.renewMs);
+    live.#schedule(timing.renewMs);
     return live;
   }
 
@@ -123,7 +152,7 @@ export class Liveness {
     const claim = defineScript(this.client, "saraNodeClaim", 1, CLAIM);
     const put = async (expect: Holder | null) =>
       await claim(this.#key, ...this.#fields, expect?.token ?? "", expect?.seq ?? "") === 1;
-    // A key nobody renews lapses within its TTL; one renewal period more covers slow polls.
+    // A holder that stops renewing is taken over after ttlMs; the rest covers slow polls.
     const deadline = Date.now() + 2 * this.timing.ttlMs;
     let seen: Holder | null = null;
     let seenAt = 0;
@@ -137,6 +166,12 @@ export class Liveness {
       if (seen === null || cur.token !== seen.token) {
         seen = cur;
         seenAt = Date.now();
+      } else if (
+        cur.seq === seen.seq && Date.now() - seenAt >= this.timing.ttlMs &&
+        !(await this.#listening(this.nodeid)) && await put(cur)
+      ) {
+        this.log.warn(`nodeid ${this.nodeid}: ${describeHolder(cur)} stopped renewing; took over`);
+        return;
       } else if (cur.seq !== seen.seq || Date.now() > deadline) {
         throw new ConfigError(
           `nodeid "${this.nodeid}" is already running (${describeHolder(cur)}, alive at ` +
@@ -155,8 +190,15 @@ export class Liveness {
     }
   }
 
-  #renew(): void {
-    void this.#renewing.run("renew", () => this.#renewOnce());
+  // A failed renewal is retried every pollMs, so that the key is fresh again
+  // right after an outage.
+  #schedule(ms: number): void {
+    if (this.#stopped) return;
+    this.#timer = setTimeout(() => {
+      void this.#renewing.run("renew", () => this.#renewOnce()).finally(() =>
+        this.#schedule(this.#state === "failing" ? this.timing.pollMs : this.timing.renewMs)
+      );
+    }, ms);
   }
 
   async #renewOnce(): Promise<void> {
@@ -164,6 +206,7 @@ export class Liveness {
     try {
       r = await this.#renewScript(this.#key, ...this.#fields);
     } catch (err) {
+      this.#troubleAt = Date.now();
       if (this.#state !== "failing") {
         this.log.warn(`cluster: cannot renew liveness of ${this.nodeid}: ${errMsg(err)}`);
       }
@@ -188,13 +231,19 @@ export class Liveness {
     }
   }
 
-  /** True when `node` renewed its key within the TTL (answers reused for `cacheMs`). */
+  /**
+   * True when `node` renewed within ttlMs; or, within the grace beyond, when
+   * its renewals may have failed for a reason that is not its death: it
+   * still listens on its channel, or this node itself failed to reach Redis
+   * within the grace (an outage stops every node's renewals). Answers are
+   * reused for `cacheMs`.
+   */
   isAlive(node: string): Promise<boolean> {
     if (node === this.nodeid) return Promise.resolve(true);
     const now = Date.now();
     const c = this.#cache.get(node);
     if (c && c.until > now) return c.alive;
-    const alive = this.client.exists(nodeKey(node)).then((n) => n === 1);
+    const alive = this.#check(node);
     const entry = { alive, until: now + this.timing.cacheMs };
     this.#cache.set(node, entry);
     // A failed check is not reused.
@@ -202,18 +251,43 @@ export class Liveness {
     return alive;
   }
 
+  async #check(node: string): Promise<boolean> {
+    let age: number;
+    try {
+      age = Number(await this.#ageScript(nodeKey(node)));
+    } catch (err) {
+      this.#troubleAt = Date.now();
+      throw err;
+    }
+    if (age === -1) return false;
+    if (age === -2 || age < this.timing.ttlMs) return true;
+    if (Date.now() - this.#troubleAt < this.timing.graceMs) return true;
+    return await this.#listening(node);
+  }
+
+  /** Whether `node` is subscribed to its channel on any Redis server. */
+  async #listening(node: string): Promise<boolean> {
+    const servers = this.client instanceof Redis ? [this.client] : this.client.nodes("all");
+    const counts = await Promise.all(
+      servers.map((r) => r.pubsub("NUMSUB", channelOf(node)) as Promise<[string, number]>),
+    );
+    return counts.some((c) => Number(c[1]) > 0);
+  }
+
   /** Every node that ever started here and is alive now, this one included, sorted. */
   async liveNodes(): Promise<string[]> {
     const known = await this.client.smembers(NODES_KEY);
     const others = known.filter((n) => n !== this.nodeid);
-    const alive = await Promise.all(others.map((n) => this.client.exists(nodeKey(n))));
-    const live = others.filter((_, i) => alive[i] === 1);
+    // Not the cached answers: a node that just stopped is gone from the list at once.
+    const alive = await Promise.all(others.map((n) => this.#check(n)));
+    const live = others.filter((_, i) => alive[i]);
     return [this.nodeid, ...live].sort();
   }
 
   /** Stops renewing and deletes the key (if still ours), so other nodes see this one gone at once. */
   async stop(): Promise<void> {
-    clearInterval(this.#timer);
+    this.#stopped = true;
+    clearTimeout(this.#timer);
     await this.#renewing.pending("renew");
     try {
       await this.#releaseScript(this.#key, this.token);

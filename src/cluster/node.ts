@@ -10,7 +10,8 @@ import { batchHandler } from "./channel.ts";
 import { channelOf } from "./keys.ts";
 import { LIVENESS, Liveness, type LivenessTiming } from "./liveness.ts";
 import { Registry } from "./registry.ts";
-import { type ClusterNodeDeps, ClusterRemote } from "./remote.ts";
+import { type ClusterNodeDeps, ClusterRemote, kickHere } from "./remote.ts";
+import { Sender } from "./sender.ts";
 import { clusterNodes, Subscriber } from "./subscriber.ts";
 
 /** This node's membership in a cluster. */
@@ -38,26 +39,18 @@ export async function joinCluster(
   let sub: Subscriber | null = null;
   let liveness: Liveness | null = null;
   try {
-    // Kicks go out through `remote`, built once the liveness key is ours; with
-    // multi_login the oldest session beyond max_sessions may be one of ours.
+    // With multi_login the oldest session beyond max_sessions may be one of ours.
+    const sender = new Sender(client, nodeid, log, !target.cluster);
     const kick = async (peer: string, jid: string, sid: string) => {
-      if (peer === nodeid) remote.kickHere(jid, sid);
-      else await remote.send(peer, { t: "kick", jid, sid });
+      if (peer === nodeid) kickHere(node, jid, sid);
+      else await sender.send(peer, { t: "kick", jid, sid });
     };
     const multi = config.multi_login ? { maxSessions: config.max_sessions } : null;
     const registry = new Registry(client, nodeid, log, kick, multi);
     const restore = restorer(registry, log);
     liveness = await Liveness.claim(client, nodeid, log, timing, restore);
     log.info(`register node : ${nodeid} (${describe(target)})`);
-    const remote = new ClusterRemote(
-      client,
-      nodeid,
-      node,
-      registry,
-      liveness,
-      log,
-      !target.cluster,
-    );
+    const remote = new ClusterRemote(nodeid, node, registry, liveness, log, sender);
     log.info(`clean ghost session: ${await registry.clearGhosts()} cleared`);
     const channel = channelOf(nodeid);
     const onMessage = batchHandler(channel, log, (m) => remote.receive(m));

@@ -4,11 +4,9 @@
 
 import { errMsg, type Logger } from "../log.ts";
 import { withTimeout } from "../async.ts";
-import type { RedisClient } from "../store/redis_client.ts";
 import type { InboxEntry } from "../store/store.ts";
-import type { NodeMessage } from "./channel.ts";
-import { channelOf } from "./keys.ts";
-import { Publisher } from "./publisher.ts";
+import type { HandOff, NodeMessage } from "./channel.ts";
+import type { Sender } from "./sender.ts";
 import type { Liveness } from "./liveness.ts";
 import type { DeviceEntry, Registry } from "./registry.ts";
 
@@ -25,11 +23,16 @@ const APPLY_WAIT_MS = 2000;
 const HANDOFF_WAIT_MS = 1000;
 const HANDOFF_SWEEP_MS = 250;
 // Refused lanes a node remembers (a lane lives as long as packets to one
-// recipient are on their way; a minute is far beyond that).
+// recipient are on their way; a minute is far beyond that), and lanes whose
+// next packet it expects (one a sender forgot to number never reaches it).
 const REFUSED_KEEP_MS = 60_000;
 const REFUSED_MAX = 10_000;
+const LANES_MAX = 100_000;
 
 let refCounter = 0;
+
+/** What became of a hand-off: taken, refused (no session there), or lost (no answer in time). */
+export type HandOffAnswer = "took" | "refused" | "lost";
 
 /** What the cluster needs of a session logged in on this node. */
 export interface LocalSession {
@@ -58,10 +61,11 @@ export interface ClusterNodeDeps {
    */
   arrived(entry: InboxEntry, ack: boolean, stored: boolean, to?: DeviceTarget): Promise<void>;
   /**
-   * A packet with ack another node handed off unstored: null when no session
-   * here takes it, else settles once it is safe here (rejects: not kept).
+   * A packet another node handed off: null when no session here takes it,
+   * else settles once it is safe here (rejects: not kept); `stored`: in the
+   * inbox already, settles once handed to the session.
    */
-  accept(entry: InboxEntry): Promise<void> | null;
+  accept(entry: InboxEntry, ack: boolean, stored: boolean): Promise<void> | null;
   /** This node's sessions of `jid` (one at most without multi_login). */
   local(jid: string): readonly LocalSession[];
   /** Sessions logged in on this node. */
@@ -73,30 +77,38 @@ export interface ClusterNodeDeps {
  * presence of the RPC, for one node of a cluster.
  */
 export class ClusterRemote {
-  readonly #publisher: Publisher;
   // Blacklist changes waiting for their "applied" answer, by ref.
   readonly #applying = new Map<string, () => void>();
   // Hand-offs waiting for their "took" answer, by ref, oldest first.
-  readonly #handing = new Map<string, { resolve: (ok: boolean) => void; since: number }>();
+  readonly #handing = new Map<string, { resolve: (r: HandOffAnswer) => void; since: number }>();
   #sweep: ReturnType<typeof setInterval> | undefined;
   // Lanes of other nodes ("node/lane") with a refused hand-off: the rest of
   // such a lane is refused too, so what this node took is always a prefix.
   readonly #refused = new Map<string, number>();
+  // Numbered lanes of other nodes: the next `q` each may hand off, and when
+  // it was last seen (oldest first). A packet out of turn follows a lost one:
+  // it and the rest of its lane are dropped unanswered, so that the sender
+  // gives up on them and hands them over again after the lost one.
+  readonly #expected = new Map<string, { next: number; at: number }>();
 
   constructor(
-    readonly client: RedisClient,
     readonly nodeid: string,
     readonly node: ClusterNodeDeps,
     readonly registry: Registry,
     readonly liveness: Liveness,
     readonly log: Logger,
-    readonly publishConfirms: boolean,
-  ) {
-    this.#publisher = new Publisher(client, nodeid);
+    readonly sender: Sender,
+  ) {}
+
+  /** See Sender.publishConfirms. */
+  get publishConfirms(): boolean {
+    return this.sender.publishConfirms;
   }
 
   /** Publishes to other nodes, and those that surely did not arrive (metrics). */
-  readonly published = { ok: 0, failed: 0 };
+  get published(): { readonly ok: number; readonly failed: number } {
+    return this.sender.published;
+  }
   /** Messages other nodes published to this one (metrics). */
   received = 0;
 
@@ -109,7 +121,7 @@ export class ClusterRemote {
     this.registry.unregister(jid, sid).catch(() => {});
   }
 
-  async locate(jid: string): Promise<string | null> {
+  async locate(jid: string): Promise<string | null | undefined> {
     if (this.registry.multi) return (await this.devices(jid))[0]?.node ?? null;
     try {
       const e = await this.registry.lookup(jid);
@@ -118,10 +130,9 @@ export class ClusterRemote {
       if (e === null || e.node === this.nodeid) return null;
       return await this.liveness.isAlive(e.node) ? e.node : null;
     } catch (err) {
-      // Redis away: treated as offline, so the message goes to the store,
-      // which either keeps it or fails the send.
+      // Redis away: not known (the router stores the message and tries again).
       this.log.warn(`cluster: cannot locate ${jid}: ${errMsg(err)}`);
-      return null;
+      return undefined;
     }
   }
 
@@ -129,24 +140,31 @@ export class ClusterRemote {
     return this.send(node, { t: "msg", e: entry, a: ack, s: stored });
   }
 
-  handOff(node: string, entry: InboxEntry, lane: string): Promise<boolean> {
+  handOff(
+    node: string,
+    entry: InboxEntry,
+    lane: string,
+    seq: number,
+    ack: boolean,
+    stored: boolean,
+  ): Promise<HandOffAnswer> {
     const r = `${this.nodeid}-${(refCounter++).toString(36)}`;
-    const answer = new Promise<boolean>((resolve) => {
+    const answer = new Promise<HandOffAnswer>((resolve) => {
       this.#handing.set(r, { resolve, since: Date.now() });
     });
     this.#sweep ??= setInterval(() => this.#expire(), HANDOFF_SWEEP_MS);
-    const h = { o: this.nodeid, r, l: lane };
-    this.send(node, { t: "msg", e: entry, a: true, s: false, h }).then((sent) => {
-      if (!sent) this.#answer(r, false);
+    const h = { o: this.nodeid, r, l: lane, q: seq };
+    this.send(node, { t: "msg", e: entry, a: ack, s: stored, h }).then((sent) => {
+      if (!sent) this.#answer(r, "lost");
     });
     return answer;
   }
 
-  #answer(r: string, ok: boolean): void {
+  #answer(r: string, a: HandOffAnswer): void {
     const w = this.#handing.get(r);
     if (!w) return;
     this.#handing.delete(r);
-    w.resolve(ok);
+    w.resolve(a);
   }
 
   /** Gives up on hand-offs unanswered for too long; stops sweeping when none is left. */
@@ -154,8 +172,8 @@ export class ClusterRemote {
     const limit = Date.now() - HANDOFF_WAIT_MS;
     for (const [r, w] of this.#handing) {
       if (w.since > limit) break;
-      this.log.warn(`cluster: hand-off ${r} unanswered for ${HANDOFF_WAIT_MS} ms; storing it`);
-      this.#answer(r, false);
+      this.log.warn(`cluster: hand-off ${r} unanswered for ${HANDOFF_WAIT_MS} ms`);
+      this.#answer(r, "lost");
     }
     if (this.#handing.size === 0) {
       clearInterval(this.#sweep);
@@ -165,17 +183,20 @@ export class ClusterRemote {
 
   /** Gives up on every hand-off still waiting (they are stored instead): the node stops. */
   stop(): void {
-    for (const r of [...this.#handing.keys()]) this.#answer(r, false);
+    for (const r of [...this.#handing.keys()]) this.#answer(r, "lost");
     clearInterval(this.#sweep);
     this.#sweep = undefined;
   }
 
   /** Takes (or refuses) a hand-off from another node and answers it once that is settled. */
-  #accept(e: InboxEntry, h: { o: string; r: string; l: string }): void {
+  #accept(e: InboxEntry, ack: boolean, stored: boolean, h: HandOff): void {
     const lane = `${h.o}/${h.l}`;
-    const taken = this.#refused.has(lane) ? null : this.node.accept(e);
+    if (h.q !== undefined && !this.#inTurn(lane, h.q)) return;
+    // Refusing the rest of a lane keeps what was taken unstored a prefix;
+    // stored packets need not: a login reads the inbox, and takes later ones live.
+    const taken = !stored && this.#refused.has(lane) ? null : this.node.accept(e, ack, stored);
     if (taken === null) {
-      this.#refuse(lane);
+      if (!stored) this.#refuse(lane);
       return void this.send(h.o, { t: "took", r: h.r, ok: false });
     }
     taken.then(
@@ -185,6 +206,25 @@ export class ClusterRemote {
         return this.send(h.o, { t: "took", r: h.r, ok: false });
       },
     );
+  }
+
+  /** Whether `q` is the packet of `lane` due next (then the one after it is). */
+  #inTurn(lane: string, q: number): boolean {
+    const now = Date.now();
+    const next = this.#expected.get(lane)?.next ?? 1;
+    if (q !== next) {
+      this.log.warn(
+        `cluster: hand-off ${q} of lane ${lane} out of turn (expected ${next}); dropped`,
+      );
+      return false;
+    }
+    this.#expected.delete(lane);
+    this.#expected.set(lane, { next: q + 1, at: now });
+    for (const [l, v] of this.#expected) {
+      if (this.#expected.size <= LANES_MAX && v.at > now - REFUSED_KEEP_MS) break;
+      this.#expected.delete(l);
+    }
+    return true;
   }
 
   #refuse(lane: string): void {
@@ -221,11 +261,6 @@ export class ClusterRemote {
     return this.send(node, m);
   }
 
-  /** Kicks this node's session `sid` of `jid` (a login elsewhere, or beyond max_sessions). */
-  kickHere(jid: string, sid: string): void {
-    this.node.local(jid).find((s) => s.sid === sid)?.kick();
-  }
-
   /**
    * Resolves once `node` applied the change (true), or surely did not get it
    * or did not answer in time (false). Waiting matters: the change reaches
@@ -245,21 +280,9 @@ export class ClusterRemote {
     }
   }
 
-  /**
-   * Publishes `m` on `node`'s channel (batched with everything else for that
-   * node in this turn); false when it surely did not arrive.
-   */
-  async send(node: string, m: NodeMessage): Promise<boolean> {
-    try {
-      const receivers = await this.#publisher.send(channelOf(node), m);
-      const ok = !this.publishConfirms || receivers > 0;
-      this.published[ok ? "ok" : "failed"]++;
-      return ok;
-    } catch (err) {
-      this.published.failed++;
-      this.log.warn(`cluster: cannot publish to ${node}: ${errMsg(err)}`);
-      return false;
-    }
+  /** Publishes `m` on `node`'s channel; false when it surely did not arrive (Sender.send). */
+  send(node: string, m: NodeMessage): Promise<boolean> {
+    return this.sender.send(node, m);
   }
 
   /** Handles a message another node published for this one; never throws. */
@@ -267,13 +290,13 @@ export class ClusterRemote {
     switch (m.t) {
       case "msg":
         this.received++;
-        if (m.h) return this.#accept(m.e, m.h);
+        if (m.h) return this.#accept(m.e, m.a, m.s, m.h);
         this.node.arrived(m.e, m.a, m.s, this.registry.multi ? targetOf(m) : undefined).catch((
           err,
         ) => this.log.error(`cluster: cannot store a message for ${m.e.user}: ${errMsg(err)}`));
         return;
       case "kick":
-        this.kickHere(m.jid, m.sid);
+        kickHere(this.node, m.jid, m.sid);
         return;
       case "block":
         for (const s of this.node.local(m.owner)) s.setBlocked(m.jid, m.b);
@@ -285,7 +308,7 @@ export class ClusterRemote {
         this.#applying.get(m.ref)?.();
         return;
       case "took":
-        this.#answer(m.r, m.ok);
+        this.#answer(m.r, m.ok ? "took" : "refused");
         return;
     }
   }
@@ -337,6 +360,11 @@ export class ClusterRemote {
     if (e === null || e.node === this.nodeid || !(await this.liveness.isAlive(e.node))) return [];
     return [info(e.resource ?? "", e.node, e.since)];
   }
+}
+
+/** Kicks this node's session `sid` of `jid` (a login elsewhere, or beyond max_sessions). */
+export function kickHere(node: Pick<ClusterNodeDeps, "local">, jid: string, sid: string): void {
+  node.local(jid).find((s) => s.sid === sid)?.kick();
 }
 
 function info(resource: string, node: string, since: number) {

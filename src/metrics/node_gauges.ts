@@ -13,6 +13,8 @@ export interface ClusterCounts {
   readonly published: { readonly ok: number; readonly failed: number };
   /** Messages other nodes published to this one. */
   readonly received: number;
+  /** Stored messages handed over again after a failed hand-over (Router.retried). */
+  readonly retried: number;
 }
 
 /** Where the scraped values come from. */
@@ -111,6 +113,11 @@ export function watchNode(registry: Registry, node: NodeState): void {
       "sara_cluster_received_total",
       "Messages other nodes published to this one.",
       () => cluster.received,
+    );
+    counter(
+      "sara_cluster_retries_total",
+      "Stored messages handed to their recipient's node again after a failed hand-over.",
+      () => cluster.retried,
     );
   }
   gauge("sara_process_resident_memory_bytes", "Resident set size.", () => Deno.memoryUsage().rss);

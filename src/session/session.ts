@@ -25,6 +25,7 @@ import {
 import { routeChat, type Routed, routeGroup, type Routing, wantsAck } from "./messages.ts";
 import { Close, type CloseReason } from "./close_reason.ts";
 import type { Authenticator } from "./auth.ts";
+import { DeliveredIds } from "./delivered.ts";
 import { ANSWER_PACKETS, storedThatFit } from "./login_answer.ts";
 import type { LoginThrottle } from "./login_throttle.ts";
 
@@ -165,6 +166,8 @@ export class Session implements ConnHandler, Recipient {
   #queue: string[] | null = null;
   // Senders this user blocks; shared empty set until the first entry.
   #blocked: Set<string> = NONE_BLOCKED;
+  // What this session delivered, built at its first delivery (see delivered.ts).
+  #delivered: DeliveredIds | null = null;
   // rate_limit: the current one-second window and its count (packets and heartbeats).
   #windowStart = 0;
   #windowCount = 0;
@@ -246,11 +249,18 @@ export class Session implements ConnHandler, Recipient {
   push(entry: InboxEntry): boolean {
     if (this.#isClosed()) return true;
     if (this.#blocked.has(entry.from)) return false;
+    // Shown already (a retry, or a second copy after a failover): its first
+    // copy's ack removes the stored entry, so this one counts as delivered.
+    if (this.#seen(entry)) return true;
     this.deps.metrics.sent(entry.type);
     const held = this.#login?.held;
     if (held) held.push(entry);
     else this.conn.send(entry.packet);
     return true;
+  }
+
+  #seen(entry: InboxEntry): boolean {
+    return (this.#delivered ??= new DeliveredIds()).seen(entry.from, entry.id);
   }
 
   /** The user's blacklist changed (RPC, on any node): applies at once. */
@@ -436,7 +446,10 @@ export class Session implements ConnHandler, Recipient {
   #open(login: Login, all: InboxEntry[]): void {
     const stored = this.#unblocked(all);
     const sent = new Set<string>();
-    for (const e of stored) sent.add(e.id);
+    for (const e of stored) {
+      sent.add(e.id);
+      this.#seen(e);
+    }
     const held = login.held ?? [];
     login.held = null;
     // Open before writing: a send may close the session at once (slow

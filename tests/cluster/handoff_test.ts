@@ -1,8 +1,9 @@
 // Hand-offs between nodes at the ClusterRemote level, over a real Redis: the
 // receiving node answers "took" once a packet is safe, refuses without a
 // session, and refuses the rest of a lane after one refusal (so what it
-// took is always a prefix of the lane); the sending node resolves on the
-// answer and gives up (false) when none comes.
+// took is always a prefix of the lane), and drops a numbered packet out of
+// turn (one before it was lost) with the rest of its lane; the sending node
+// resolves on the answer and gives up ("lost") when none comes.
 
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
@@ -11,6 +12,8 @@ import { channelOf } from "../../src/cluster/keys.ts";
 import type { Liveness } from "../../src/cluster/liveness.ts";
 import type { Registry } from "../../src/cluster/registry.ts";
 import { type ClusterNodeDeps, ClusterRemote } from "../../src/cluster/remote.ts";
+import { Sender } from "../../src/cluster/sender.ts";
+import type { RedisClient } from "../../src/store/redis_client.ts";
 import type { InboxEntry } from "../../src/store/store.ts";
 import { type RedisServer, startRedis } from "../helpers/redis.ts";
 import { client, quietLog, uniqueNode, until } from "./_redis.ts";
@@ -41,7 +44,7 @@ async function listen(channel: string) {
 }
 
 /** A ClusterRemote whose node takes hand-offs as `accept` says. */
-function remoteWith(c: ClusterRemote["client"], accept: ClusterNodeDeps["accept"]) {
+function remoteWith(c: RedisClient, accept: ClusterNodeDeps["accept"]) {
   const node: ClusterNodeDeps = {
     arrived: () => Promise.resolve(),
     accept,
@@ -49,15 +52,23 @@ function remoteWith(c: ClusterRemote["client"], accept: ClusterNodeDeps["accept"
     online: () => 0,
   };
   const unused = {} as Registry & Liveness;
-  return new ClusterRemote(c, uniqueNode("n"), node, unused, unused, quietLog(), true);
+  const id = uniqueNode("n");
+  return new ClusterRemote(
+    id,
+    node,
+    unused,
+    unused,
+    quietLog(),
+    new Sender(c, id, quietLog(), true),
+  );
 }
 
-const handOff = (o: string, r: string, l: string, id: string): NodeMessage => ({
+const handOff = (o: string, r: string, l: string, id: string, q?: number): NodeMessage => ({
   t: "msg",
   e: entry(id),
   a: true,
   s: false,
-  h: { o, r, l },
+  h: q === undefined ? { o, r, l } : { o, r, l, q },
 });
 
 Deno.test("the receiving node answers took once safe, refuses without a session, and refuses the rest of a refused lane", async () => {
@@ -99,29 +110,81 @@ Deno.test("a hand-off whose packet could not be kept is answered not taken", asy
   remote.stop();
 });
 
-Deno.test("the sending node resolves a hand-off on its answer, and false when none comes in time", async () => {
+Deno.test("the sending node resolves a hand-off on its answer, and lost when none comes in time", async () => {
   await using c = await client(redis.addr);
   const target = uniqueNode("t");
   await using sent = await listen(channelOf(target));
   const remote = remoteWith(c, () => null);
-  const first = remote.handOff(target, entry("m1"), "L1");
-  const second = remote.handOff(target, entry("m2"), "L1");
+  const first = remote.handOff(target, entry("m1"), "L1", 1, true, false);
+  const second = remote.handOff(target, entry("m2"), "L1", 2, true, false);
   await until("both published", () => sent.heard.length === 2);
   const refs = sent.heard.map((m) => m.t === "msg" ? m.h!.r : "");
   // Answers come back in the batch framing; only the first one is answered.
   remote.receive(decodeBatch(encodeBatch([{ t: "took", r: refs[0]!, ok: true }]))!.messages[0]!);
-  assert.equal(await first, true);
+  assert.equal(await first, "took");
   const t0 = Date.now();
-  assert.equal(await second, false);
+  assert.equal(await second, "lost");
   assert.ok(Date.now() - t0 < 3000);
   remote.stop();
 });
 
-Deno.test("a hand-off to a node nobody listens for is refused at once on one Redis", async () => {
+Deno.test("a hand-off to a node nobody listens for is lost at once on one Redis", async () => {
   await using c = await client(redis.addr);
   const remote = remoteWith(c, () => null);
   const t0 = Date.now();
-  assert.equal(await remote.handOff(uniqueNode("nobody"), entry("m1"), "L1"), false);
+  assert.equal(
+    await remote.handOff(uniqueNode("nobody"), entry("m1"), "L1", 1, true, false),
+    "lost",
+  );
   assert.ok(Date.now() - t0 < 500, "no wait for an answer when the publish reached nobody");
+  remote.stop();
+});
+
+Deno.test("a numbered hand-off out of turn is dropped unanswered with the rest of its lane, so nothing overtakes a lost one", async () => {
+  await using c = await client(redis.addr);
+  const origin = uniqueNode("o");
+  await using answers = await listen(channelOf(origin));
+  const taken: string[] = [];
+  const remote = remoteWith(c, (e) => {
+    taken.push(e.id);
+    return Promise.resolve();
+  });
+  remote.receive(handOff(origin, "r1", "L1", "m1", 1));
+  // m2 (2) was lost on the way: m3 and m4 must not be shown before it.
+  remote.receive(handOff(origin, "r3", "L1", "m3", 3));
+  remote.receive(handOff(origin, "r4", "L1", "m4", 4));
+  // Another lane starts at 1, whatever came before.
+  remote.receive(handOff(origin, "r5", "L2", "m5", 1));
+  await until("two answers", () => answers.heard.length === 2);
+  await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(taken, ["m1", "m5"]);
+  assert.deepEqual(answers.heard, [
+    { t: "took", r: "r1", ok: true },
+    { t: "took", r: "r5", ok: true },
+  ]);
+  remote.stop();
+});
+
+Deno.test("a stored hand-off refused for want of a session does not refuse the later ones of its lane", async () => {
+  await using c = await client(redis.addr);
+  const origin = uniqueNode("o");
+  await using answers = await listen(channelOf(origin));
+  let session = false;
+  const remote = remoteWith(c, () => session ? Promise.resolve() : null);
+  const stored = (r: string, id: string, q: number): NodeMessage => ({
+    t: "msg",
+    e: entry(id),
+    a: true,
+    s: true,
+    h: { o: origin, r, l: "L1", q },
+  });
+  remote.receive(stored("r1", "m1", 1)); // logged out: refused
+  session = true; // logged in again (its inbox read has m1)
+  remote.receive(stored("r2", "m2", 2));
+  await until("two answers", () => answers.heard.length === 2);
+  assert.deepEqual(answers.heard, [
+    { t: "took", r: "r1", ok: false },
+    { t: "took", r: "r2", ok: true },
+  ]);
   remote.stop();
 });

@@ -1,16 +1,19 @@
 // Node liveness against a real Redis: one live instance per nodeid, take-over
-// of a dead instance's key, renewal after a lapse, and who counts as alive.
+// of a dead instance's key, renewal after a lapse, who counts as alive, and
+// the grace that keeps a node alive through a Redis outage.
 
 import assert from "node:assert/strict";
 import { hostname } from "node:os";
 import { ConfigError } from "../../src/errors.ts";
 import { Liveness, type LivenessTiming, readHolder } from "../../src/cluster/liveness.ts";
-import { nodeKey, NODES_KEY } from "../../src/cluster/keys.ts";
+import { channelOf, nodeKey, NODES_KEY } from "../../src/cluster/keys.ts";
+import { Redis } from "ioredis";
 import { type RedisServer, startRedis } from "../helpers/redis.ts";
+import type { RedisClient } from "../../src/store/redis_client.ts";
 import { client, quietLog, uniqueNode, until } from "./_redis.ts";
 
 // Fast timing so that a lapse takes a second, not ten.
-const FAST: LivenessTiming = { ttlMs: 1200, renewMs: 300, cacheMs: 100, pollMs: 50 };
+const FAST: LivenessTiming = { ttlMs: 1200, graceMs: 3000, renewMs: 300, cacheMs: 100, pollMs: 50 };
 
 let redis: RedisServer;
 Deno.test.beforeAll(async () => {
@@ -67,7 +70,7 @@ Deno.test("claim takes over before the TTL when the holder's process on this hos
   try {
     assert.equal((await readHolder(c, nodeKey(id)))?.token, live.token);
     // Taken over, not lapsed: the fresh key has our TTL, not what was left of the old one.
-    assert(await c.pttl(nodeKey(id)) <= FAST.ttlMs);
+    assert(await c.pttl(nodeKey(id)) <= FAST.ttlMs + FAST.graceMs);
   } finally {
     await live.stop();
   }
@@ -76,10 +79,9 @@ Deno.test("claim takes over before the TTL when the holder's process on this hos
 Deno.test("a renewal after the key lapsed claims it again and reports it", async () => {
   await using c = await client(redis.addr);
   const id = uniqueNode();
-  const live = await Liveness.claim(c, id, quietLog(), FAST);
+  let reclaimed = 0;
+  const live = await Liveness.claim(c, id, quietLog(), FAST, () => reclaimed++);
   try {
-    let reclaimed = 0;
-    live.onReclaimed = () => reclaimed++;
     await c.del(nodeKey(id)); // as if Redis lost it
     await until("liveness re-claimed", () => reclaimed === 1);
     assert.equal((await readHolder(c, nodeKey(id)))?.token, live.token);
@@ -121,5 +123,87 @@ Deno.test("a node that stops renewing counts as dead once its key lapses", async
     assert(!(await la.liveNodes()).includes(b));
   } finally {
     await la.stop();
+  }
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Leaves the key of a node that renewed `ago` ms ago (by Redis' clock) and then died. */
+async function staleKey(c: RedisClient, node: string, ago: number, host = "h") {
+  const [sec, usec] = await c.time();
+  const at = Number(sec) * 1000 + Math.floor(Number(usec) / 1000) - ago;
+  await c.hset(nodeKey(node), { token: "t", host, pid: "1", since: "x", seq: "4", at });
+  await c.pexpire(nodeKey(node), 60_000);
+  await c.sadd(NODES_KEY, node);
+}
+
+Deno.test("a node stays alive for its peers through a Redis outage longer than the TTL and shorter than the grace", async () => {
+  await using r = await startRedis();
+  await using ca = await client(r.addr);
+  await using cb = await client(r.addr);
+  const a = uniqueNode("a"), b = uniqueNode("b");
+  const la = await Liveness.claim(ca, a, quietLog(), FAST);
+  const lb = await Liveness.claim(cb, b, quietLog(), FAST);
+  try {
+    assert.equal(await lb.isAlive(a), true);
+    await r.kill();
+    await sleep(FAST.ttlMs + 300);
+    await r.restart();
+    // Every answer b gets once Redis is back says a is alive (none may say dead).
+    const answers: boolean[] = [];
+    const end = Date.now() + FAST.ttlMs + FAST.renewMs;
+    while (Date.now() < end) {
+      await lb.isAlive(a).then((alive) => answers.push(alive), () => {});
+      await sleep(20);
+    }
+    assert(answers.length > 0, "no answer after the restart");
+    assert.deepEqual(answers.filter((x) => !x), [], `${answers.length} answers`);
+  } finally {
+    await la.stop();
+    await lb.stop();
+  }
+});
+
+Deno.test("a node that stopped renewing is dead after the TTL when no outage excuses it", async () => {
+  await using c = await client(redis.addr);
+  const a = uniqueNode("a"), b = uniqueNode("b");
+  const la = await Liveness.claim(c, a, quietLog(), FAST);
+  try {
+    await staleKey(c, b, FAST.ttlMs - 400);
+    assert.equal(await la.isAlive(b), true);
+    await until("b seen dead", async () => !(await la.isAlive(b)));
+    assert(!(await la.liveNodes()).includes(b));
+  } finally {
+    await la.stop();
+  }
+});
+
+Deno.test("a node that cannot renew but still listens on its channel stays alive within the grace", async () => {
+  await using c = await client(redis.addr);
+  const a = uniqueNode("a"), b = uniqueNode("b");
+  const la = await Liveness.claim(c, a, quietLog(), FAST);
+  const sub = new Redis({ host: "127.0.0.1", port: redis.port, lazyConnect: true });
+  try {
+    await sub.connect();
+    await sub.subscribe(channelOf(b));
+    await staleKey(c, b, FAST.ttlMs + 500);
+    assert.equal(await la.isAlive(b), true);
+    await sub.quit();
+    await until("b seen dead once it stopped listening", async () => !(await la.isAlive(b)));
+  } finally {
+    sub.disconnect();
+    await la.stop();
+  }
+});
+
+Deno.test("claim takes over a key of another host that stopped renewing, before it lapses", async () => {
+  await using c = await client(redis.addr);
+  const id = uniqueNode();
+  await staleKey(c, id, 0, "elsewhere");
+  const live = await Liveness.claim(c, id, quietLog(), FAST);
+  try {
+    assert.equal((await readHolder(c, nodeKey(id)))?.token, live.token);
+  } finally {
+    await live.stop();
   }
 });

@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import {
   arrivals,
+  type HandOffResult,
   handoffs,
   LocalSessions,
   type Recipient,
@@ -31,8 +32,9 @@ function fakes() {
   const events: string[] = [];
   // Appends and locates wait until the test answers them (in call order).
   const appends: { id: string; answer: Deferred<number | null> }[] = [];
-  const locates: { jid: string; answer: Deferred<string | null> }[] = [];
-  const handed: { id: string; answer: Deferred<boolean> }[] = [];
+  const locates: { jid: string; answer: Deferred<string | null | undefined> }[] = [];
+  const handed: { id: string; lane: string; seq: number; answer: Deferred<HandOffResult> }[] = [];
+  const publishing = { ok: true };
   const writer = {
     append(e: InboxEntry, _online?: boolean): Promise<number | null> {
       events.push(`append ${e.id}`);
@@ -50,18 +52,18 @@ function fakes() {
     unregister: () => {},
     locate(jid) {
       events.push(`locate ${jid}`);
-      const answer = deferred<string | null>();
+      const answer = deferred<string | null | undefined>();
       locates.push({ jid, answer });
       return answer.promise;
     },
     publish(node, e, ack, stored) {
       events.push(`publish ${e.id} to ${node}${ack ? " ack" : ""}${stored ? " stored" : ""}`);
-      return Promise.resolve(true);
+      return Promise.resolve(publishing.ok);
     },
-    handOff(node, e) {
-      events.push(`handOff ${e.id} to ${node}`);
-      const answer = deferred<boolean>();
-      handed.push({ id: e.id, answer });
+    handOff(node, e, lane, seq, _ack, stored) {
+      events.push(`handOff ${e.id} to ${node}${stored ? " stored" : ""}`);
+      const answer = deferred<HandOffResult>();
+      handed.push({ id: e.id, lane, seq, answer });
       return answer.promise;
     },
     publishBlocked: () => Promise.resolve(true),
@@ -72,7 +74,19 @@ function fakes() {
   const offline: string[] = [];
   const onOffline = (e: InboxEntry, depth: number) => void offline.push(`${e.id}@${depth}`);
   const router = new Router({ local, writer, remote, onOffline });
-  return { events, appends, locates, handed, writer, remote, local, offline, onOffline, router };
+  return {
+    events,
+    appends,
+    locates,
+    handed,
+    publishing,
+    writer,
+    remote,
+    local,
+    offline,
+    onOffline,
+    router,
+  };
 }
 
 function recipient(jid: string, events: string[]): Recipient {
@@ -103,7 +117,7 @@ Deno.test("a packet sent while an unstored one is still being located waits for 
   assert.deepEqual(f.events, ["locate b@d", "publish m1 to n2", "locate b@d"]);
   f.locates[1]!.answer.resolve("n2");
   await turns();
-  f.handed[0]!.answer.resolve(true);
+  f.handed[0]!.answer.resolve("took");
   await second;
   assert.deepEqual(f.events.slice(3), ["handOff m2 to n2"]);
 });
@@ -117,14 +131,16 @@ Deno.test("a second packet without ack while the lane is busy is stored, not sen
   await turns();
   // m2 waits for m1's hand-off: a direct publish of m2 could overtake m1.
   assert.deepEqual(f.events, ["locate b@d", "handOff m1 to n2"]);
-  f.handed[0]!.answer.resolve(true);
+  f.handed[0]!.answer.resolve("took");
   await first;
   await turns();
   f.appends[0]!.answer.resolve(null);
   await turns();
   f.locates[1]!.answer.resolve("n2");
+  await turns();
+  f.handed[1]!.answer.resolve("took");
   await second;
-  assert.deepEqual(f.events.slice(2), ["append m2", "locate b@d", "publish m2 to n2 stored"]);
+  assert.deepEqual(f.events.slice(2), ["append m2", "locate b@d", "handOff m2 to n2 stored"]);
 });
 
 Deno.test("a store failure in the middle of a lane fails that message only, and the lane is left", async () => {
@@ -135,7 +151,7 @@ Deno.test("a store failure in the middle of a lane fails that message only, and 
   for (const l of f.locates) l.answer.resolve("n2");
   await turns();
   // Both refused: stored in send order.
-  for (const h of f.handed) h.answer.resolve(false);
+  for (const h of f.handed) h.answer.resolve("refused");
   await turns();
   f.appends[0]!.answer.reject(new Error("store down"));
   await assert.rejects(first, /store down/);
@@ -143,6 +159,8 @@ Deno.test("a store failure in the middle of a lane fails that message only, and 
   f.appends[1]!.answer.resolve(null);
   await turns();
   f.locates[2]!.answer.resolve("n2");
+  await turns();
+  f.handed[2]!.answer.resolve("took");
   await second;
   assert.deepEqual(f.events, [
     "locate b@d",
@@ -152,7 +170,7 @@ Deno.test("a store failure in the middle of a lane fails that message only, and 
     "append m1",
     "append m2",
     "locate b@d",
-    "publish m2 to n2 ack stored",
+    "handOff m2 to n2 stored",
   ]);
   // Nothing is left in the lane: an unstored packet goes straight to its node again.
   const third = f.router.deliver(entry("m3"), false);
@@ -168,7 +186,7 @@ Deno.test("a login during a hand-over: the stored message is left to the login's
   await turns();
   f.locates[0]!.answer.resolve("n2");
   await turns();
-  f.handed[0]!.answer.resolve(false);
+  f.handed[0]!.answer.resolve("refused");
   await turns();
   f.appends[0]!.answer.resolve(1);
   await turns();
@@ -221,7 +239,7 @@ Deno.test("hand-offs of one lane go out back to back after one lookup, and are n
   await turns();
   assert.equal(f.events.at(-1), "handOff m4 to n2");
   assert.equal(f.locates.length, 3);
-  for (const h of f.handed) h.answer.resolve(true);
+  for (const h of f.handed) h.answer.resolve("took");
   await Promise.all([...sent, fourth]);
   assert.equal(f.appends.length, 0);
 });
@@ -233,15 +251,15 @@ Deno.test("a refused hand-off is stored behind the earlier ones, and the rest of
   for (const l of f.locates) l.answer.resolve("n2");
   await turns();
   // m2 refused while m1 is still waiting: m2 must not be stored before m1 settles.
-  f.handed[1]!.answer.resolve(false);
-  f.handed[2]!.answer.resolve(false);
+  f.handed[1]!.answer.resolve("refused");
+  f.handed[2]!.answer.resolve("refused");
   await turns();
   assert.equal(f.appends.length, 0, "stored only once m1 settled");
   // A packet sent after the refusal takes the stored path, behind them.
   const fourth = f.router.deliver(entry("m4"), true);
   await turns();
   assert.ok(!f.events.includes("handOff m4 to n2"));
-  f.handed[0]!.answer.resolve(true);
+  f.handed[0]!.answer.resolve("took");
   await sent[0];
   // Each stored one is appended and handed over before the next.
   for (let i = 0; i < 3; i++) {
@@ -249,13 +267,15 @@ Deno.test("a refused hand-off is stored behind the earlier ones, and the rest of
     f.appends[i]!.answer.resolve(null);
     await turns();
     f.locates[3 + i]!.answer.resolve("n2");
+    await turns();
+    f.handed[3 + i]!.answer.resolve("took");
   }
   await Promise.all([...sent, fourth]);
   assert.deepEqual(f.appends.map((a) => a.id), ["m2", "m3", "m4"]);
-  assert.deepEqual(f.events.filter((e) => e.startsWith("publish")), [
-    "publish m2 to n2 ack stored",
-    "publish m3 to n2 ack stored",
-    "publish m4 to n2 ack stored",
+  assert.deepEqual(f.events.filter((e) => e.endsWith("stored")), [
+    "handOff m2 to n2 stored",
+    "handOff m3 to n2 stored",
+    "handOff m4 to n2 stored",
   ]);
 });
 
@@ -269,7 +289,7 @@ Deno.test("a recipient that moves here while hand-offs are on their way gets lat
   const second = f.router.deliver(entry("m2"), false);
   await turns();
   assert.ok(!f.events.includes("push m2 to b@d"), "m2 waits for m1's hand-off");
-  f.handed[0]!.answer.resolve(true);
+  f.handed[0]!.answer.resolve("took");
   await Promise.all([first, second]);
   assert.deepEqual(f.events, ["locate b@d", "handOff m1 to n2", "push m2 to b@d"]);
 });
@@ -277,15 +297,229 @@ Deno.test("a recipient that moves here while hand-offs are on their way gets lat
 Deno.test("handoffs: taken by a session here (safe once acked or written), refused without one, blocked ones done at once", async () => {
   const f = fakes();
   const accept = handoffs(f.local, f.writer);
-  assert.equal(accept(entry("h1")), null);
+  assert.equal(accept(entry("h1"), true, false), null);
   f.local.set(recipient("b@d", f.events));
-  const taken = accept(entry("h2"));
+  const taken = accept(entry("h2"), true, false);
   assert.ok(taken);
   await turns();
   assert.deepEqual(f.events, ["push h2 to b@d", "append h2"]);
   f.appends[0]!.answer.resolve(null);
   await taken;
   f.local.set({ ...recipient("b@d", f.events), push: () => false });
-  await accept(entry("h3"));
+  await accept(entry("h3"), true, false);
   assert.equal(f.appends.length, 1, "a blocked one is neither delivered nor stored");
+  // Stored ones are in the inbox already: written to the session, never again to the store.
+  f.local.set(recipient("b@d", f.events));
+  await accept(entry("s1"), true, true);
+  await accept(entry("s2"), false, true);
+  assert.deepEqual(f.events.slice(2), ["push s1 to b@d", "push s2 to b@d", "remove s2"]);
+});
+
+/** Polls until `cond` holds (the retries run on real timers); throws after 3 s naming `what`. */
+async function waitFor(what: string, cond: () => boolean): Promise<void> {
+  const deadline = Date.now() + 3000;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`not within 3 s: ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** m1 stored and its hand-over lost: it is acked, and waits in its lane for a retry. */
+async function lostAfterStore(f: ReturnType<typeof fakes>): Promise<void> {
+  const first = f.router.deliver(entry("m1"), true);
+  await turns();
+  f.locates[0]!.answer.resolve("n2");
+  await turns();
+  f.handed[0]!.answer.resolve("refused");
+  await turns();
+  f.appends[0]!.answer.resolve(1);
+  await turns();
+  f.locates[1]!.answer.resolve("n2");
+  await turns();
+  f.handed[1]!.answer.resolve("lost");
+  await first;
+}
+
+Deno.test("a stored packet whose hand-over is lost is retried, and a later one waits behind it, without a login", async () => {
+  const f = fakes();
+  try {
+    await lostAfterStore(f);
+    // m2 comes while m1 waits: stored and queued behind it, not sent ahead of it.
+    const second = f.router.deliver(entry("m2"), true);
+    await turns();
+    f.appends[1]!.answer.resolve(1);
+    await second;
+    assert.ok(!f.events.includes("handOff m2 to n2 stored"), "m2 must not overtake m1");
+    await waitFor("the retry's lookup", () => f.locates.length === 3);
+    f.locates[2]!.answer.resolve("n2");
+    await waitFor("the retry's hand-overs", () => f.handed.length === 4);
+    assert.deepEqual(f.events.slice(-2), ["handOff m1 to n2 stored", "handOff m2 to n2 stored"]);
+    // Numbered 1 and 2 on a lane of their own: the receiving node keeps them in order.
+    assert.deepEqual(f.handed.slice(2).map((h) => h.seq), [1, 2]);
+    assert.equal(f.handed[2]!.lane, f.handed[3]!.lane);
+    assert.notEqual(f.handed[2]!.lane, f.handed[1]!.lane);
+    for (const h of f.handed.slice(2)) h.answer.resolve("took");
+    assert.equal(f.router.retried, 2);
+    // Both taken: the lane is free, and a packet without ack goes straight out again.
+    await turns();
+    const third = f.router.deliver(entry("m3"), false);
+    await turns();
+    f.locates[3]!.answer.resolve("n2");
+    await third;
+    assert.equal(f.events.at(-1), "publish m3 to n2");
+    assert.deepEqual(f.offline, []);
+  } finally {
+    f.router.stop();
+  }
+});
+
+Deno.test("a retry keeps trying while Redis is away and delivers once the recipient is found again", async () => {
+  const f = fakes();
+  try {
+    await lostAfterStore(f);
+    await waitFor("a first retry", () => f.locates.length === 3);
+    f.locates[2]!.answer.resolve(undefined); // Redis still away
+    await waitFor("a second retry", () => f.locates.length === 4);
+    f.locates[3]!.answer.resolve("n3"); // the recipient moved to n3 meanwhile
+    await waitFor("the hand-over", () => f.handed.length === 3);
+    assert.equal(f.events.at(-1), "handOff m1 to n3 stored");
+    // Not answered in time: tried again, on a fresh lane.
+    f.handed[2]!.answer.resolve("lost");
+    await waitFor("a third retry", () => f.locates.length === 5);
+    f.locates[4]!.answer.resolve("n3");
+    await waitFor("the hand-over again", () => f.handed.length === 4);
+    assert.notEqual(f.handed[3]!.lane, f.handed[2]!.lane);
+    f.handed[3]!.answer.resolve("took");
+    assert.deepEqual(f.offline, []);
+  } finally {
+    f.router.stop();
+  }
+});
+
+Deno.test("a retry that finds the recipient offline, or not on the node named, leaves its packets to the next login", async () => {
+  const f = fakes();
+  try {
+    await lostAfterStore(f);
+    await waitFor("a retry", () => f.locates.length === 3);
+    f.locates[2]!.answer.resolve(null);
+    await waitFor("offline", () => f.offline.length === 1);
+    assert.deepEqual(f.offline, ["m1@1"]);
+    // The lane is free again: the next packet is handed off unstored.
+    const next = f.router.deliver(entry("m2"), true);
+    await turns();
+    f.locates[3]!.answer.resolve("n2");
+    await turns();
+    assert.equal(f.events.at(-1), "handOff m2 to n2");
+    f.handed[2]!.answer.resolve("refused"); // refused: stored, handed over, refused again
+    await turns();
+    f.appends[1]!.answer.resolve(2);
+    await turns();
+    f.locates[4]!.answer.resolve("n2");
+    await turns();
+    f.handed[3]!.answer.resolve("refused");
+    await next;
+    assert.deepEqual(f.offline, ["m1@1", "m2@2"]);
+  } finally {
+    f.router.stop();
+  }
+});
+
+Deno.test("a retry for a recipient that logged in here pushes its queued packets in order", async () => {
+  const f = fakes();
+  try {
+    await lostAfterStore(f);
+    const second = f.router.deliver(entry("m2"), false);
+    await turns();
+    f.appends[1]!.answer.resolve(1);
+    await second;
+    await f.router.attach(recipient("b@d", f.events), "tcp");
+    // A packet sent now waits for the queued ones, although its recipient is here.
+    const third = f.router.deliver(entry("m3"), false);
+    await turns();
+    assert.ok(!f.events.includes("push m3 to b@d"));
+    await waitFor("the retry", () => f.events.includes("push m1 to b@d"));
+    await third;
+    assert.deepEqual(
+      f.events.filter((e) => e.startsWith("push") || e.startsWith("remove")),
+      ["push m1 to b@d", "push m2 to b@d", "remove m2", "push m3 to b@d"],
+    );
+  } finally {
+    f.router.stop();
+  }
+});
+
+Deno.test("packets lost out of order are retried in lane order", async () => {
+  const f = fakes();
+  try {
+    // m1 handed off; m2 and m3 (no ack) stored behind it and handed over back to back.
+    const sent = [
+      f.router.deliver(entry("m1"), true),
+      f.router.deliver(entry("m2"), false),
+      f.router.deliver(entry("m3"), false),
+    ];
+    await turns();
+    f.locates[0]!.answer.resolve("n2");
+    await turns();
+    f.handed[0]!.answer.resolve("took");
+    await turns();
+    f.appends[0]!.answer.resolve(1);
+    f.appends[1]!.answer.resolve(2);
+    await turns();
+    f.locates[1]!.answer.resolve("n2");
+    f.locates[2]!.answer.resolve("n2");
+    await turns();
+    assert.deepEqual(f.handed.slice(1).map((h) => `${h.id} ${h.seq}`), ["m2 1", "m3 2"]);
+    // m3's answer (lost) comes before m2's.
+    f.handed[2]!.answer.resolve("lost");
+    await turns();
+    f.handed[1]!.answer.resolve("lost");
+    await Promise.all(sent);
+    await waitFor("the retry", () => f.locates.length === 4);
+    f.locates[3]!.answer.resolve("n2");
+    await waitFor("the hand-overs", () => f.handed.length === 5);
+    assert.deepEqual(f.handed.slice(3).map((h) => h.id), ["m2", "m3"]);
+  } finally {
+    f.router.stop();
+  }
+});
+
+Deno.test("an unstored packet whose publish fails is stored and retried, not left for the next login", async () => {
+  const f = fakes();
+  try {
+    f.publishing.ok = false;
+    const sent = f.router.deliver(entry("m1"), false);
+    await turns();
+    f.locates[0]!.answer.resolve("n2");
+    await turns();
+    f.appends[0]!.answer.resolve(1);
+    await sent;
+    assert.deepEqual(f.offline, []);
+    await waitFor("the retry", () => f.locates.length === 2);
+    f.locates[1]!.answer.resolve("n2");
+    await waitFor("the hand-over", () => f.handed.length === 1);
+    assert.equal(f.events.at(-1), "handOff m1 to n2 stored");
+    f.handed[0]!.answer.resolve("took");
+  } finally {
+    f.router.stop();
+  }
+});
+
+Deno.test("a hand-off that needs no lookup waits for an earlier one still looking up", async () => {
+  const f = fakes();
+  const sent = [f.router.deliver(entry("m1"), true), f.router.deliver(entry("m2"), true)];
+  await turns();
+  f.locates[0]!.answer.resolve("n2");
+  await turns();
+  // The lane knows n2 now; m3 needs no lookup, but m2's is still on its way.
+  sent.push(f.router.deliver(entry("m3"), true));
+  await turns();
+  assert.deepEqual(f.events.filter((e) => e.startsWith("handOff")), ["handOff m1 to n2"]);
+  f.locates[1]!.answer.resolve("n2");
+  await turns();
+  assert.deepEqual(
+    f.handed.map((h) => `${h.id} ${h.seq}`),
+    ["m1 1", "m2 2", "m3 3"],
+  );
+  for (const h of f.handed) h.answer.resolve("took");
+  await Promise.all(sent);
 });

@@ -36,9 +36,23 @@ export class SaraProcess implements AsyncDisposable {
     this.status = child.status;
   }
 
-  /** Starts `deno run -A main.ts ...args`; with `nofile`, under that limit of open files. */
+  /**
+   * Starts `deno run -A main.ts ...args`; with `nofile`, under that limit of
+   * open files. The process is SIGKILLed by the kernel when the test process
+   * dies however it dies (a failed or killed test run): a node left behind
+   * once its Redis was gone spun retrying for hours.
+   */
   static start(args: string[], env: Record<string, string> = {}, nofile?: number): SaraProcess {
-    const run = [Deno.execPath(), "run", "--allow-all", MAIN, ...args];
+    const run = [
+      "setpriv",
+      "--pdeathsig",
+      "KILL",
+      Deno.execPath(),
+      "run",
+      "--allow-all",
+      MAIN,
+      ...args,
+    ];
     const argv = nofile === undefined ? run : ["prlimit", `--nofile=${nofile}:${nofile}`, ...run];
     const child = new Deno.Command(argv[0]!, {
       args: argv.slice(1),

@@ -1,0 +1,98 @@
+// Duplicates at the recipient (docs/delivery.md, "Duplicate suppression"): a
+// session shows a packet (sender, id) once, however often it is handed to it
+// (a retry from the inbox, a second copy after a failover), over real sockets.
+
+import assert from "node:assert/strict";
+import type { InboxEntry } from "../../src/store/store.ts";
+import { DELIVERED_MAX, DeliveredIds } from "../../src/session/delivered.ts";
+import { startTestServer } from "../helpers/server.ts";
+import { TestClient } from "../helpers/client.ts";
+
+function entry(id: string, from = "a@d"): InboxEntry {
+  const packet = JSON.stringify({ envelope: { id, type: 1, from, to: "b@d", ack: 1 } });
+  return { user: "b@d", id, from, type: 1, ct: Date.now(), packet };
+}
+
+/** The ids of the stored packets a login answer carries. */
+function storedIds(answer: unknown): string[] | undefined {
+  const delay = (answer as { delay?: { packets?: { envelope: { id: string } }[] } }).delay;
+  return delay?.packets?.map((p) => p.envelope.id);
+}
+
+Deno.test("a packet delivered twice to one session is shown once", async () => {
+  await using srv = await startTestServer();
+  await using b = (await TestClient.login(srv.port, "b@d")).client;
+  const router = srv.server.core.router;
+  const first = router.deliver(entry("twice"), true);
+  const second = router.deliver(entry("twice"), true);
+  assert.equal((await b.nextPacket()).json.envelope.id, "twice");
+  await b.ack("twice");
+  await Promise.all([first, second]);
+  await router.deliver(entry("after"), true);
+  // The next packet is the later one: the second copy never came.
+  assert.equal((await b.nextPacket()).json.envelope.id, "after");
+  await b.nothing();
+});
+
+Deno.test("a packet of the login answer is not shown again when it also arrives live", async () => {
+  await using srv = await startTestServer();
+  await srv.server.core.router.deliver(entry("stored"), true); // b offline: stored
+  const login = await TestClient.login(srv.port, "b@d");
+  await using b = login.client;
+  assert.deepEqual(
+    storedIds(login.answer.json),
+    ["stored"],
+  );
+  void srv.server.core.router.deliver(entry("stored"), true);
+  await b.nothing();
+});
+
+Deno.test("the same id from another sender is another packet for the session", async () => {
+  await using srv = await startTestServer();
+  await using b = (await TestClient.login(srv.port, "b@d")).client;
+  void srv.server.core.router.deliver(entry("same", "a@d"), true);
+  void srv.server.core.router.deliver(entry("same", "c@d"), true);
+  assert.equal((await b.nextPacket()).json.envelope.from, "a@d");
+  assert.equal((await b.nextPacket()).json.envelope.from, "c@d");
+});
+
+Deno.test("a new session of the user gets what an earlier session showed", async () => {
+  await using srv = await startTestServer();
+  {
+    await using b = (await TestClient.login(srv.port, "b@d")).client;
+    void srv.server.core.router.deliver(entry("again"), true);
+    assert.equal((await b.nextPacket()).json.envelope.id, "again");
+  }
+  // Not acked: the next session gets it from the inbox.
+  const login = await TestClient.login(srv.port, "b@d");
+  await using _b = login.client;
+  const ids = storedIds(login.answer.json);
+  assert.deepEqual(ids, ["again"]);
+});
+
+Deno.test("DeliveredIds remembers the last DELIVERED_MAX packets and forgets older ones", () => {
+  const d = new DeliveredIds();
+  for (let i = 0; i < DELIVERED_MAX; i++) assert.equal(d.seen("a@d", `m${i}`), false);
+  for (let i = 0; i < DELIVERED_MAX; i++) assert.equal(d.seen("a@d", `m${i}`), true, `m${i}`);
+  assert.equal(d.seen("a@d", "new"), false); // pushes m0 out
+  assert.equal(d.seen("a@d", "m0"), false);
+  assert.equal(d.seen("a@d", "m2"), true);
+  assert.equal(d.seen("b@d", "m2"), false);
+});
+
+Deno.test("DeliveredIds answers like a list of the last DELIVERED_MAX packets, across growth and wrap-around", () => {
+  const d = new DeliveredIds();
+  const last: string[] = [];
+  // Few distinct ids, so that repeats hit often, and enough rounds to wrap many times.
+  for (let i = 0; i < 20_000; i++) {
+    const id = `m${Math.floor(Math.random() * 600)}`;
+    const from = i % 3 === 0 ? "c@d" : "a@d";
+    const key = `${from} ${id}`;
+    const want = last.includes(key);
+    assert.equal(d.seen(from, id), want, `step ${i}: ${key}`);
+    if (!want) {
+      last.push(key);
+      if (last.length > DELIVERED_MAX) last.shift();
+    }
+  }
+});
