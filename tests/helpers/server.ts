@@ -88,3 +88,15 @@ export async function startTestServer(
     },
   };
 }
+
+/** Polls `/readyz` on `rpcPort` until it answers `status` (at most `ms`); returns the body. */
+export async function readyzUntil(rpcPort: number, status: number, ms: number): Promise<string> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const res = await fetch(`http://127.0.0.1:${rpcPort}/readyz`);
+    const body = await res.text();
+    if (res.status === status) return body;
+    if (Date.now() > deadline) throw new Error(`/readyz still ${res.status} (${body.trim()})`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

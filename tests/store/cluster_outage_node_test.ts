@@ -7,31 +7,21 @@ import assert from "node:assert/strict";
 import { userKeys } from "../../src/store/redis_keys.ts";
 import { TestClient } from "../helpers/client.ts";
 import { startRedisCluster } from "../helpers/redis.ts";
-import { startTestServer } from "../helpers/server.ts";
+import { readyzUntil, startTestServer } from "../helpers/server.ts";
 
-/** Polls /readyz until it answers `status`; returns the body. */
-async function readyz(port: number, status: number, ms = 15_000): Promise<string> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const res = await fetch(`http://127.0.0.1:${port}/readyz`);
-    const body = await res.text();
-    if (res.status === status) return body;
-    if (Date.now() > deadline) throw new Error(`/readyz still ${res.status} (${body.trim()})`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const READYZ_MS = 15_000;
 
 Deno.test("/readyz turns 503 while a Redis Cluster master is down and 200 once its replica took over, without a restart", async () => {
   await using c = await startRedisCluster({ replicas: 1, fullCoverage: false });
   await using srv = await startTestServer({ dbaddr: c.addr });
-  assert.equal(await readyz(srv.rpcPort, 200), "ready\n");
+  assert.equal(await readyzUntil(srv.rpcPort, 200, READYZ_MS), "ready\n");
   const victim = await c.masterOf("x");
   const replica = await c.replicaOf(victim);
   await victim.kill();
   // The other masters still answer pings: only the slot map says one is missing.
-  assert.equal(await readyz(srv.rpcPort, 503), "not ready: store unreachable\n");
+  assert.equal(await readyzUntil(srv.rpcPort, 503, READYZ_MS), "not ready: store unreachable\n");
   await c.waitPromoted(replica);
-  assert.equal(await readyz(srv.rpcPort, 200), "ready\n");
+  assert.equal(await readyzUntil(srv.rpcPort, 200, READYZ_MS), "ready\n");
   const metrics = await (await fetch(`http://127.0.0.1:${srv.rpcPort}/metrics`)).text();
   assert.match(metrics, /^sara_store_retries_total\{result="ok"\} \d+$/m);
 });
