@@ -12,6 +12,7 @@ import { parseArgs } from "node:util";
 import { sleep } from "../src/bench/context.ts";
 import { Ledger } from "../src/bench/ledger.ts";
 import { userKeys } from "../src/store/redis_keys.ts";
+import { type Owned, runEntry } from "./fault/entry.ts";
 import { LocalNodes, usePortRange } from "./fault/nodes.ts";
 import { figures, LATE_MS } from "./failover/figures.ts";
 import { WriteProbe } from "./failover/probe.ts";
@@ -142,7 +143,7 @@ function parseOptions(args: string[]): Options | string {
 }
 
 /** Processes an emergency exit must SIGKILL, and their dirs. */
-const owned: { dirs: string[]; killNow(): void }[] = [];
+const owned: Owned[] = [];
 
 async function waitFor(cond: () => boolean, ms: number): Promise<boolean> {
   const until = performance.now() + ms;
@@ -270,43 +271,13 @@ async function main(opts: Options): Promise<number> {
 }
 
 if (import.meta.main) {
-  let opts: Options | string;
-  try {
-    opts = parseOptions(Deno.args);
-  } catch (err) {
-    console.error(`failover: ${(err as Error).message}\n\n${HELP}`);
-    Deno.exit(2);
-  }
-  if (typeof opts === "string") {
-    console.log(opts);
-    Deno.exit(0);
-  }
-  const keep = opts.keep;
-  const abort = (why: string) => {
-    console.error(`failover: ${why}`);
-    for (const o of owned) o.killNow();
-    for (const dir of keep ? [] : owned.flatMap((o) => o.dirs)) {
-      try {
-        Deno.removeSync(dir, { recursive: true });
-      } catch {
-        // Removed already, or a dying process still wrote in it.
-      }
-    }
-    Deno.exit(2);
-  };
-  for (const sig of ["SIGINT", "SIGTERM"] as const) {
-    Deno.addSignalListener(sig, () => abort(`${sig}: stopped`));
-  }
-  // Bounded in time whatever happens: a hung run is a failed run.
-  const limit = opts.runs * (opts.durationMs + 3 * opts.drainMs + 120_000);
-  const watchdog = setTimeout(() => abort(`no result within ${limit / 1000} s`), limit);
-  let code: number;
-  try {
-    code = await main(opts);
-  } catch (err) {
-    console.error(`failover: ${(err as Error).message}`);
-    code = 2;
-  }
-  clearTimeout(watchdog);
-  Deno.exit(code);
+  await runEntry({
+    name: "failover",
+    help: HELP,
+    parse: parseOptions,
+    owned,
+    keep: (opts) => opts.keep,
+    limitMs: (opts) => opts.runs * (opts.durationMs + 3 * opts.drainMs + 120_000),
+    run: main,
+  });
 }

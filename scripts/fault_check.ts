@@ -7,6 +7,7 @@
 import { parseArgs } from "node:util";
 import { Ledger } from "../src/bench/ledger.ts";
 import { type ClientOptions, type Context, pause, Stats } from "./fault/context.ts";
+import { type Owned, runEntry } from "./fault/entry.ts";
 import { LocalNodes } from "./fault/nodes.ts";
 import { Recipient } from "./fault/recipient.ts";
 import { RedisProcess } from "./fault/redis.ts";
@@ -140,10 +141,6 @@ function parseOptions(args: string[]): CheckOptions | string {
 }
 
 /** Processes an emergency exit (watchdog, signal) must SIGKILL, and their dirs. */
-interface Owned {
-  readonly dir: string;
-  killNow(): void;
-}
 const owned: Owned[] = [];
 
 /** The nodes of the run: one embedded node, or `--nodes` nodes sharing `redis`. */
@@ -238,7 +235,7 @@ async function waitFor(cond: () => boolean, until: number): Promise<boolean> {
 
 async function check(opts: CheckOptions): Promise<number> {
   const redis = opts.store === "redis" ? await RedisProcess.create() : null;
-  if (redis) owned.push(redis);
+  if (redis) owned.push({ dirs: [redis.dir], killNow: () => redis.killNow() });
   let nodes: LocalNodes;
   try {
     nodes = await makeNodes(opts, redis);
@@ -246,7 +243,7 @@ async function check(opts: CheckOptions): Promise<number> {
     await redis?.close(opts.keep);
     throw err;
   }
-  owned.push(nodes);
+  owned.push({ dirs: [nodes.dir], killNow: () => nodes.killNow() });
   const say = (s: string) => opts.quiet || console.error(s);
   const ledger = new Ledger();
   for (let s = 0; s < opts.senders; s++) {
@@ -365,44 +362,13 @@ async function check(opts: CheckOptions): Promise<number> {
 }
 
 if (import.meta.main) {
-  let opts: CheckOptions | string;
-  try {
-    opts = parseOptions(Deno.args);
-  } catch (err) {
-    console.error(`fault_check: ${(err as Error).message}\n\n${HELP}`);
-    Deno.exit(2);
-  }
-  if (typeof opts === "string") {
-    console.log(opts);
-    Deno.exit(0);
-  }
-  // No process and no temp dir outlives the check, however it ends.
-  const keep = opts.keep;
-  const abort = (why: string) => {
-    console.error(`fault_check: ${why}`);
-    for (const o of owned) o.killNow();
-    for (const o of keep ? [] : owned) {
-      try {
-        Deno.removeSync(o.dir, { recursive: true });
-      } catch {
-        // Removed already, or a dying process still wrote in it: the OS temp dir keeps it.
-      }
-    }
-    Deno.exit(2);
-  };
-  for (const sig of ["SIGINT", "SIGTERM"] as const) {
-    Deno.addSignalListener(sig, () => abort(`${sig}: stopped`));
-  }
-  // Bounded in time whatever happens: a hung run is a failed run.
-  const limit = opts.durationMs + opts.drainMs + 60_000;
-  const watchdog = setTimeout(() => abort(`no result within ${limit / 1000} s`), limit);
-  let code: number;
-  try {
-    code = await check(opts);
-  } catch (err) {
-    console.error(`fault_check: ${(err as Error).message}`);
-    code = 2;
-  }
-  clearTimeout(watchdog);
-  Deno.exit(code);
+  await runEntry({
+    name: "fault_check",
+    help: HELP,
+    parse: parseOptions,
+    owned,
+    keep: (opts) => opts.keep,
+    limitMs: (opts) => opts.durationMs + opts.drainMs + 60_000,
+    run: check,
+  });
 }

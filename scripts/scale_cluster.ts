@@ -10,6 +10,7 @@
 import { parseArgs } from "node:util";
 import { sleep } from "../src/bench/context.ts";
 import { portsPerSourceAddress, readRssKib } from "../src/bench/system.ts";
+import { type Owned, runEntry } from "./fault/entry.ts";
 import { LocalNodes, usePortRange } from "./fault/nodes.ts";
 import { RedisCluster } from "./failover/redis_cluster.ts";
 import { ToolProcess } from "./scale/tool.ts";
@@ -95,7 +96,7 @@ function parseOptions(args: string[]): Options | string {
   };
 }
 
-const owned: { killNow(): void }[] = [];
+const owned: Owned[] = [];
 const mib = (kib: number | null) => kib === null ? null : Math.round(kib / 102.4) / 10;
 
 async function run(opts: Options) {
@@ -227,35 +228,18 @@ async function run(opts: Options) {
 }
 
 if (import.meta.main) {
-  let opts: Options | string;
-  try {
-    opts = parseOptions(Deno.args);
-  } catch (err) {
-    console.error(`scale_cluster: ${(err as Error).message}\n\n${HELP}`);
-    Deno.exit(2);
-  }
-  if (typeof opts === "string") {
-    console.log(opts);
-    Deno.exit(0);
-  }
-  const abort = (why: string) => {
-    console.error(`scale_cluster: ${why}`);
-    for (const o of owned) o.killNow();
-    Deno.exit(2);
-  };
-  for (const sig of ["SIGINT", "SIGTERM"] as const) {
-    Deno.addSignalListener(sig, () => abort(`${sig}: stopped`));
-  }
-  const watchdog = setTimeout(() => abort("no result within 20 min"), 20 * 60_000);
-  let code: number;
-  try {
-    const r = await run(opts);
-    console.log(JSON.stringify(r));
-    code = r.ok ? 0 : 1;
-  } catch (err) {
-    console.error(`scale_cluster: ${(err as Error).message}`);
-    code = 2;
-  }
-  clearTimeout(watchdog);
-  Deno.exit(code);
+  await runEntry({
+    name: "scale_cluster",
+    help: HELP,
+    parse: parseOptions,
+    owned,
+    // As before this entry existed: an aborted scale run leaves its temp dirs.
+    keep: () => true,
+    limitMs: () => 20 * 60_000,
+    run: async (opts) => {
+      const r = await run(opts);
+      console.log(JSON.stringify(r));
+      return r.ok ? 0 : 1;
+    },
+  });
 }
