@@ -7,6 +7,7 @@
 import type { InboxEntry } from "./store/store.ts";
 import type { InboxWriter } from "./store/inbox_writer.ts";
 import { Devices } from "./session/devices.ts";
+import { StoreError } from "./errors.ts";
 
 /** What the router needs of a logged-in session. */
 export interface Recipient {
@@ -299,6 +300,12 @@ interface Lane {
    */
   here: Promise<void> | null;
   /**
+   * Per sender, the first of its packets here that could not be stored, and
+   * the last packet that had entered the lane by then: the sender's packets
+   * in between fail too (Router#append).
+   */
+  failed: Map<string, { after: number; upTo: number }> | null;
+  /**
    * Stored packets whose hand-over failed, in lane order: retried until
    * delivered or their recipient is offline. While any waits, the lane's
    * later packets are stored and queued behind it instead of sent.
@@ -530,15 +537,9 @@ export class Router {
     // packet without ack is stored too when a publish cannot be confirmed
     // (a node may die unseen): the receiving node deletes it once written.
     // Hand-offs before it settle first, so that a refused one is stored before it.
-    let depth: number | null;
-    try {
-      if (lane.handed) await lane.handed;
-      if (hereBefore) await hereBefore;
-      depth = await this.writer.append(entry);
-    } catch (err) {
-      this.#leave(entry.user, lane);
-      throw err;
-    }
+    if (lane.handed) await lane.handed;
+    if (hereBefore) await hereBefore;
+    const depth = await this.#append(entry, lane, slot.order);
     // Acked only once handed over (or queued for a retry, see #handOver):
     // if this node dies between the write and the hand-over, the sender
     // resends, the retry is routed again and reaches an online recipient
@@ -570,20 +571,15 @@ export class Router {
     try {
       await before;
       const here = this.#local.get(entry.user);
-      if (here) {
+      if (here && !this.#mustFail(entry, lane, slot.order)) {
         this.#leave(entry.user, lane);
         const safe = this.#deliverHere(here, entry, ack); // pushed at once
         placed();
         return await safe;
       }
-      const appended = this.writer.append(entry);
+      const appended = this.#append(entry, lane, slot.order);
       placed();
-      try {
-        depth = await appended;
-      } catch (err) {
-        this.#leave(entry.user, lane);
-        throw err;
-      }
+      depth = await appended;
     } finally {
       placed();
       if (lane.here === mine) lane.here = null;
@@ -593,18 +589,11 @@ export class Router {
 
   /** A packet without ack, published without a store write when its recipient is online. */
   async #direct(remote: Remote, entry: InboxEntry, lane: Lane, slot: Slot): Promise<void> {
-    let node: string | null | undefined;
-    let depth: number | null;
-    try {
-      node = await remote.locate(entry.user);
-      if (node && await remote.publish(node, entry, false, false)) {
-        return this.#leave(entry.user, lane);
-      }
-      depth = await this.writer.append(entry);
-    } catch (err) {
-      this.#leave(entry.user, lane);
-      throw err;
+    const node = await remote.locate(entry.user);
+    if (node && await remote.publish(node, entry, false, false)) {
+      return this.#leave(entry.user, lane);
     }
+    const depth = await this.#append(entry, lane, slot.order);
     if (node === null) {
       this.#notElsewhere(entry, false, depth);
       return this.#leave(entry.user, lane);
@@ -643,20 +632,46 @@ export class Router {
     lane.refused = true;
     if (before) await before;
     const here = this.#local.get(entry.user);
-    if (here) {
+    if (here && !this.#mustFail(entry, lane, slot.order)) {
       this.#leave(entry.user, lane);
       await this.#deliverHere(here, entry, true);
       return false;
     }
-    let depth: number | null;
+    const depth = await this.#append(entry, lane, slot.order);
+    await this.#handOver(remote, entry, true, depth, lane, slot);
+    return false;
+  }
+
+  /**
+   * Writes a lane's packet to the inbox; a failure leaves the lane. Fails
+   * without writing when an earlier packet of the same sender in this lane
+   * could not be written while this one was already on its way: written
+   * now, it would be ahead of that one, which its sender sends again only
+   * once told (docs/protocol.md §12, "After a store_error"; the sender's
+   * session refuses what comes after the notice).
+   */
+  async #append(entry: InboxEntry, lane: Lane, order: number): Promise<number | null> {
     try {
-      depth = await this.writer.append(entry);
+      if (this.#mustFail(entry, lane, order)) {
+        throw new StoreError("an earlier message to this recipient could not be stored");
+      }
+      try {
+        return await this.writer.append(entry);
+      } catch (err) {
+        const f = (lane.failed ??= new Map()).get(entry.from);
+        if (!f || order > f.upTo) lane.failed.set(entry.from, { after: order, upTo: lane.entered });
+        throw err;
+      }
     } catch (err) {
       this.#leave(entry.user, lane);
       throw err;
     }
-    await this.#handOver(remote, entry, true, depth, lane, slot);
-    return false;
+  }
+
+  /** Whether `entry` (at `order` in `lane`) follows a packet of its sender that failed (#append). */
+  #mustFail(entry: InboxEntry, lane: Lane, order: number): boolean {
+    const f = lane.failed?.get(entry.from);
+    return f !== undefined && order > f.after && order <= f.upTo;
   }
 
   #join(user: string): Lane {
@@ -679,6 +694,7 @@ export class Router {
         decided: Promise.resolve(),
         handTurn: Promise.resolve(),
         here: null,
+        failed: null,
         queued: [],
         retrying: false,
       };

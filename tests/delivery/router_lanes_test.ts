@@ -15,6 +15,7 @@ import {
   type Remote,
   Router,
 } from "../../src/router.ts";
+import { StoreError } from "../../src/errors.ts";
 import type { InboxWriter } from "../../src/store/inbox_writer.ts";
 import type { InboxEntry } from "../../src/store/store.ts";
 import { type Deferred, deferred } from "../helpers/deferred.ts";
@@ -143,41 +144,74 @@ Deno.test("a second packet without ack while the lane is busy is stored, not sen
   assert.deepEqual(f.events.slice(2), ["append m2", "locate b@d", "handOff m2 to n2 stored"]);
 });
 
-Deno.test("a store failure in the middle of a lane fails that message only, and the lane is left", async () => {
+Deno.test("a store failure in a lane fails its sender's later packets already on their way, not other senders', and the lane is left", async () => {
+  const f = fakes();
+  const first = f.router.deliver(entry("m1"), true);
+  const second = f.router.deliver(entry("m2"), true);
+  const other = f.router.deliver({ ...entry("c1"), from: "c@d" }, true);
+  await turns();
+  for (const l of f.locates) l.answer.resolve("n2");
+  await turns();
+  // All refused: stored in send order.
+  for (const h of f.handed) h.answer.resolve("refused");
+  await turns();
+  f.appends[0]!.answer.reject(new Error("store down"));
+  await assert.rejects(first, /store down/);
+  // Written now, m2 would be ahead of m1, which a@d sends again only once
+  // told: it fails unwritten. c@d's packet is written.
+  await assert.rejects(second, StoreError);
+  await turns();
+  f.appends[1]!.answer.resolve(null);
+  await turns();
+  f.locates[3]!.answer.resolve("n2");
+  await turns();
+  f.handed[3]!.answer.resolve("took");
+  await other;
+  assert.deepEqual(f.events, [
+    "locate b@d",
+    "locate b@d",
+    "locate b@d",
+    "handOff m1 to n2",
+    "handOff m2 to n2",
+    "handOff c1 to n2",
+    "append m1",
+    "append c1",
+    "locate b@d",
+    "handOff c1 to n2 stored",
+  ]);
+  // Nothing is left in the lane: an unstored packet goes straight to its node again.
+  const third = f.router.deliver(entry("m3"), false);
+  await turns();
+  f.locates[4]!.answer.resolve("n2");
+  await third;
+  assert.deepEqual(f.events.slice(10), ["locate b@d", "publish m3 to n2"]);
+});
+
+Deno.test("after a store failure, a packet of the sender that entered the lane later is written as usual", async () => {
   const f = fakes();
   const first = f.router.deliver(entry("m1"), true);
   const second = f.router.deliver(entry("m2"), true);
   await turns();
   for (const l of f.locates) l.answer.resolve("n2");
   await turns();
-  // Both refused: stored in send order.
-  for (const h of f.handed) h.answer.resolve("refused");
+  f.handed[0]!.answer.resolve("refused");
   await turns();
+  // m2's hand-off is still out, so the lane lives on past m1's failure.
   f.appends[0]!.answer.reject(new Error("store down"));
   await assert.rejects(first, /store down/);
+  // Sent after the failure (its sender's session refuses what follows a
+  // store_error notice, so this is another session's or a resend).
+  const third = f.router.deliver(entry("m3"), true);
+  f.handed[1]!.answer.resolve("refused");
+  await assert.rejects(second, StoreError);
   await turns();
+  assert.deepEqual(f.appends.map((a) => a.id), ["m1", "m3"]);
   f.appends[1]!.answer.resolve(null);
   await turns();
-  f.locates[2]!.answer.resolve("n2");
+  f.locates.at(-1)!.answer.resolve("n2");
   await turns();
-  f.handed[2]!.answer.resolve("took");
-  await second;
-  assert.deepEqual(f.events, [
-    "locate b@d",
-    "locate b@d",
-    "handOff m1 to n2",
-    "handOff m2 to n2",
-    "append m1",
-    "append m2",
-    "locate b@d",
-    "handOff m2 to n2 stored",
-  ]);
-  // Nothing is left in the lane: an unstored packet goes straight to its node again.
-  const third = f.router.deliver(entry("m3"), false);
-  await turns();
-  f.locates[3]!.answer.resolve("n2");
+  f.handed.at(-1)!.answer.resolve("took");
   await third;
-  assert.deepEqual(f.events.slice(8), ["locate b@d", "publish m3 to n2"]);
 });
 
 Deno.test("a login during a hand-over: the stored message is pushed to the new session, whose inbox read may have come before the write", async () => {
