@@ -577,6 +577,10 @@ export class Session implements ConnHandler, Recipient {
     // Not awaited: later packets of this client go on while this one is written.
     r.safe.then(
       () => {
+        if (this.#refused && to !== undefined) {
+          const bare = bareJid(to);
+          if (bare) this.#refused.stored(bare, id);
+        }
         if (!r.ack) return;
         this.deps.metrics.serverAck();
         this.#answer(serverAck(id, r.ct));

@@ -494,14 +494,18 @@ for (const backend of OUTAGES) {
         await t.close();
       }
     }, 30_000);
+    // The refused message goes again first, as SDKs resend (docs/protocol.md §12).
     await until("a reaches b across nodes", async () => {
-      const id = await a.chat("b@d", "after the outage", { ack: 1 });
+      await a.chat("b@d", "during the outage", { ack: 1, id: lost });
       const answer = (await a.nextPacket()).json;
       if (answer.envelope.type !== 3) return false; // store_error while reconnecting
       const got = (await b.nextPacket()).json;
       await b.ack(got.envelope.id);
-      return got.envelope.id === id;
+      return got.envelope.id === lost;
     }, 30_000);
+    const after = await a.chat("b@d", "after the outage", { ack: 1 });
+    assert.deepEqual([(await a.nextPacket()).json.envelope.type], [3]);
+    assert.equal((await b.nextPacket()).json.envelope.id, after);
     assert.equal(await n2.isOnline("a@d"), true);
     // Neither process died on the way.
     for (const n of nodes) assert.equal(await settledNow(n.proc!.status), false);
