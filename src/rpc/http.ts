@@ -120,6 +120,8 @@ interface RpcRequest {
   method: unknown;
   params: unknown;
   token: unknown;
+  /** The request JSON as received. */
+  text: string;
 }
 
 function parseRequest(text: string | null): RpcRequest {
@@ -138,7 +140,7 @@ function parseRequest(text: string | null): RpcRequest {
   }
   const r = value as Record<string, unknown>;
   const sn = typeof r.sn === "string" || typeof r.sn === "number" ? r.sn : "";
-  return { sn, service: r.service, method: r.method, params: r.params, token: r.token };
+  return { sn, service: r.service, method: r.method, params: r.params, token: r.token, text };
 }
 
 async function call(opts: RpcOptions, r: RpcRequest, loopback: boolean): Promise<RpcResult> {
@@ -166,7 +168,7 @@ async function call(opts: RpcOptions, r: RpcRequest, loopback: boolean): Promise
     : null;
   if (method === null) throw new RpcError(RpcCode.unknownMethod, `unknown method ${name}`);
   if (opts.log.enabled(3)) opts.log.debug(`rpc ${name}`, { sn: r.sn });
-  return await method({ sn: r.sn, params: r.params, trusted, loopback });
+  return await method({ sn: r.sn, params: r.params, text: r.text, trusted, loopback });
 }
 
 /**
