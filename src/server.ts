@@ -288,7 +288,7 @@ async function assemble(
   const bind = (port: number) => ({ hostname: config.bind, port });
   const starters: [boolean, () => Listener | Promise<Listener>][] = [
     [config.enable_tcp, () => startTcp(admission, bind(config.port), guard)],
-    [true, () => startRpc(rpc, bind(config.rpcport), guard)],
+    [true, () => startRpc(rpc, bind(config.rpcport), guard, config.idle_timeout * 1000)],
     [true, () => startThriftListener(core, thrift)],
     [config.enable_ws, () => startWs(admission, bind(config.wsport), guard)],
     [config.enable_tls, () => startTls(admission, bind(config.tlsport), config, guard)],

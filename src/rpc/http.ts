@@ -1,11 +1,11 @@
 // The HTTP RPC interface on `rpcport` (docs/protocol.md §6), lightrpc-compatible: a
 // pure `(Request) => Promise<Response>` handler over the service table, and
-// the Deno.serve listener that runs it.
+// the listener that runs it and closes idle connections.
 
 import { RpcCode, RpcError } from "../errors.ts";
 import { readLimited } from "../http_body.ts";
 import { errMsg, type Logger } from "../log.ts";
-import type { AcceptGuard } from "../transports/accept_guard.ts";
+import { acceptEach, type AcceptGuard } from "../transports/accept_guard.ts";
 import { type BindOptions, type Listener, listenError } from "../listener.ts";
 import { isLoopback } from "./loopback.ts";
 import { MAX_DEPTH, nestsDeeper } from "../protocol/packet.ts";
@@ -29,7 +29,7 @@ export interface RpcOptions {
   protectedMode?: boolean;
 }
 
-/** Who sent a request: Deno.serve's handler info. */
+/** Who sent a request: its connection's remote address. */
 export interface RequestInfo {
   remoteAddr: { hostname: string };
 }
@@ -204,51 +204,116 @@ function reply(sn: string | number, result: RpcResult, status = 200): Response {
   });
 }
 
+/** One HTTP connection as Deno.serveHttp serves it: its requests, in order. */
+interface HttpConn extends AsyncIterable<HttpRequestEvent> {
+  close(): void;
+}
+
+interface HttpRequestEvent {
+  request: Request;
+  respondWith(answer: Promise<Response>): Promise<void>;
+}
+
+// Deno.serve keeps a connection for as long as its client likes: it has no
+// idle or header timeout, and it never shows the handler the connection.
+// So the RPC accepts its sockets itself and serves each with Deno.serveHttp,
+// which Deno 2 left out of its type declarations but still ships (the RPC
+// tests fail if it goes).
+const serveHttp = (Deno as unknown as { serveHttp(conn: Deno.Conn): HttpConn }).serveHttp;
+
 /**
- * Starts the RPC listener. Deno.serve
- * ends for good when an accept fails (EMFILE): it is then started again on
- * the same port, backing off through `guard`, until it binds.
+ * Starts the RPC listener. A connection on which no request began or was
+ * answered for `idleMs` (`idle_timeout`) is closed; accepts that fail
+ * (EMFILE) back off through `guard` and go on.
  * @throws {Error} naming the listener and address when the port cannot be bound.
  */
-export function startRpc(opts: RpcOptions, bind: BindOptions, guard: AcceptGuard): Listener {
+export function startRpc(
+  opts: RpcOptions,
+  bind: BindOptions,
+  guard: AcceptGuard,
+  idleMs: number,
+): Listener {
   const handler = rpcHandler(opts);
-  const serve = (port: number) =>
-    Deno.serve({
-      hostname: bind.hostname,
-      port,
-      onListen: () => {}, // the composition root logs the start
-    }, handler);
-  let server: Deno.HttpServer<Deno.NetAddr>;
+  let listener: Deno.TcpListener;
   try {
-    server = serve(bind.port);
+    listener = Deno.listen({ hostname: bind.hostname, port: bind.port, transport: "tcp" });
   } catch (err) {
     throw listenError("rpc", bind, err);
   }
-  const port = server.addr.port;
-  let stopping = false;
-  const watch = (s: Deno.HttpServer<Deno.NetAddr>): void => {
-    s.finished.catch(async (err) => {
-      while (!stopping) {
-        await guard.failed("rpc", err);
-        if (stopping) return;
-        try {
-          server = serve(port);
-        } catch (again) {
-          err = again;
-          continue;
-        }
-        guard.ok("rpc");
-        return watch(server);
-      }
-    });
-  };
-  watch(server);
+  const open = new Set<Served>();
+  const accepting = acceptEach(listener, "rpc", guard, (socket) => {
+    const info = { remoteAddr: socket.remoteAddr };
+    const served = serveConn(serveHttp(socket), (req) => handler(req, info), idleMs);
+    open.add(served);
+    served.done.finally(() => open.delete(served));
+  });
   return {
     name: "rpc",
-    port,
-    close: () => {
-      stopping = true;
-      return server.shutdown();
+    port: listener.addr.port,
+    async close() {
+      listener.close();
+      await accepting;
+      for (const c of open) c.stop();
+      await Promise.all([...open].map((c) => c.done));
     },
+  };
+}
+
+/** A connection being served. */
+interface Served {
+  /** Closes it now if no request is being answered, else once that answer is sent. */
+  stop(): void;
+  /** Settles once the connection is closed. */
+  done: Promise<void>;
+}
+
+/** Answers the requests of one connection until it ends, is idle for `idleMs`, or is stopped. */
+function serveConn(
+  http: HttpConn,
+  handle: (req: Request) => Promise<Response>,
+  idleMs: number,
+): Served {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let answering = 0;
+  let stopping = false;
+  const close = () => {
+    clearTimeout(timer);
+    try {
+      http.close();
+    } catch {
+      // Already closed by the client.
+    }
+  };
+  // Each request and each answer restarts the clock; a request still being
+  // answered does not stop it, so a body that stalls halfway counts as idle too.
+  const active = () => {
+    clearTimeout(timer);
+    if (stopping && answering === 0) return close();
+    timer = setTimeout(close, idleMs);
+  };
+  const answered = () => {
+    answering--;
+    active();
+  };
+  const serve = async () => {
+    active();
+    try {
+      for await (const { request, respondWith } of http) {
+        answering++;
+        active();
+        // Rejects when the client left before its answer: nothing to tell anyone.
+        respondWith(handle(request)).then(answered, answered);
+      }
+    } catch {
+      // The connection broke (or was closed here): nothing left to serve.
+    }
+    close();
+  };
+  return {
+    stop: () => {
+      stopping = true;
+      active();
+    },
+    done: serve(),
   };
 }
