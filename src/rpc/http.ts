@@ -3,6 +3,7 @@
 // the listener that runs it and closes idle connections.
 
 import { RpcCode, RpcError } from "../errors.ts";
+import { decodeUtf8 } from "../bytes.ts";
 import { readLimited } from "../http_body.ts";
 import { errMsg, type Logger } from "../log.ts";
 import { acceptEach, type AcceptGuard } from "../transports/accept_guard.ts";
@@ -97,13 +98,13 @@ async function handle(opts: RpcOptions, req: Request, loopback: boolean): Promis
   if (isGet && path === "/" && !url.searchParams.has("body")) {
     return new Response(null, { status: 302, headers: { ...CORS, location: "/console/" } });
   }
-  const text = await requestText(req, url, opts.maxBody);
-  if (text === TOO_LARGE) {
-    const reason = `body over rpc_max_body (${opts.maxBody} bytes)`;
-    return reply("", { success: false, entity: { errCode: RpcCode.badBody, reason } }, 413);
-  }
   let sn: string | number = "";
   try {
+    const text = await requestText(req, url, opts.maxBody);
+    if (text === TOO_LARGE) {
+      const reason = `body over rpc_max_body (${opts.maxBody} bytes)`;
+      return reply("", { success: false, entity: { errCode: RpcCode.badBody, reason } }, 413);
+    }
     const request = parseRequest(text);
     sn = request.sn;
     return reply(sn, await call(opts, request, loopback));
@@ -175,6 +176,8 @@ async function call(opts: RpcOptions, r: RpcRequest, loopback: boolean): Promise
  * The request JSON: the raw POST body, or its form field `body`, else the
  * query parameter `body` (GET, or POST as Go's FormValue read it).
  * Null when there is none; TOO_LARGE past `max` bytes, read no further.
+ * @throws {RpcError} when the body or the field is not UTF-8: replacing such
+ * bytes would make two different jids one (SECURITY.md, input rules).
  */
 async function requestText(
   req: Request,
@@ -182,19 +185,46 @@ async function requestText(
   max: number,
 ): Promise<string | null | typeof TOO_LARGE> {
   if (url.search.length > max) return TOO_LARGE;
-  const query = url.searchParams.get("body");
+  const query = formField(url.search.slice(1), "body");
   if (req.method !== "POST") return query;
   if (Number(req.headers.get("content-length") ?? 0) > max) return TOO_LARGE;
   const bytes = await readLimited(req.body, max);
   if (bytes === null) return TOO_LARGE;
-  const raw = new TextDecoder().decode(bytes);
+  const raw = decodeUtf8(bytes);
+  if (raw === null) throw new RpcError(RpcCode.badBody, "body is not UTF-8");
   // A JSON body starts with "{", which no form field does: so `curl -d '{…}'`
   // (raw JSON sent as a form) works too, and so do SDKs that send a form
   // without its content type.
   if (raw.trimStart().startsWith("{")) return raw;
   // Neither JSON nor a form holding `body`: handed on as it is, so that the
   // answer says "body is not JSON" rather than "body missing".
-  return new URLSearchParams(raw).get("body") ?? query ?? raw;
+  return formField(raw, "body") ?? query ?? raw;
+}
+
+/**
+ * The first value of `name` in the form (or query) `form`, or null.
+ * URLSearchParams would turn escapes that are not UTF-8 (`%FF`) into U+FFFD;
+ * decodeURIComponent refuses them.
+ * @throws {RpcError} when that value is not percent-encoded UTF-8.
+ */
+function formField(form: string, name: string): string | null {
+  const decode = (s: string) => decodeURIComponent(s.replaceAll("+", " "));
+  for (const pair of form.split("&")) {
+    const eq = pair.indexOf("=");
+    let key: string;
+    try {
+      key = decode(eq === -1 ? pair : pair.slice(0, eq));
+    } catch {
+      continue; // a name that does not decode is not `name`
+    }
+    if (key !== name) continue;
+    try {
+      return eq === -1 ? "" : decode(pair.slice(eq + 1));
+    } catch {
+      throw new RpcError(RpcCode.badBody, `form field ${name} is not percent-encoded UTF-8`);
+    }
+  }
+  return null;
 }
 
 function reply(sn: string | number, result: RpcResult, status = 200): Response {

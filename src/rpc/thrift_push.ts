@@ -30,7 +30,7 @@ export const MAX_FRAME_BYTES = 1024 * 1024;
  * TApplicationException INTERNAL_ERROR (the error itself is only logged).
  */
 export interface PushHandler {
-  (licence: string, sn: string, contents: string[]): Promise<string>;
+  (licence: string, sn: string, contents: (string | null)[]): Promise<string>;
 }
 
 /** Log sink of the listener; lines never contain the licence. */

@@ -1,7 +1,7 @@
 // Protected mode and blacklist proof (SECURITY.md). Tests may only send
 // traffic to loopback, so a non-loopback client is simulated by handing the
-// RPC handler a Request with a non-loopback remote address (what Deno.serve
-// passes it); loopback traffic goes over real sockets.
+// RPC handler a Request with a non-loopback remote address (what the RPC
+// listener passes it); loopback traffic goes over real sockets.
 
 import assert from "node:assert/strict";
 import { startTestServer } from "../helpers/server.ts";

@@ -10,7 +10,7 @@ const LICENCE = "licence-that-must-never-be-logged";
 
 interface Fake {
   handler: PushHandler;
-  calls: [string, string, string[]][];
+  calls: [string, string, (string | null)[]][];
 }
 
 function fakeHandler(answer = "success"): Fake {
@@ -208,6 +208,32 @@ Deno.test("a hand-encoded framed binary call gets a framed REPLY carrying the an
       assert.deepEqual(fake.calls, [[LICENCE, "s", ["a", "b"]]]);
     });
   });
+});
+
+Deno.test("a content that is not UTF-8 reaches the handler as null, never with its bytes replaced", async () => {
+  const fake = fakeHandler("success");
+  await withPush(fake.handler, async (port) => {
+    await withRawConn(port, async (conn) => {
+      const bad = concat(
+        enc.encode('{"envelope":{"from":"a'),
+        Uint8Array.of(0xff),
+        enc.encode('@d"}}'),
+      );
+      const list = concat(
+        fieldHeader(15, 3),
+        new Uint8Array([11]),
+        i32(2),
+        str("ok"),
+        concat(i32(bad.length), bad),
+      );
+      await writeAll(conn, callFrame("process_batch", 5, stringField(1, LICENCE), list));
+      assert.deepEqual((await readReply(conn)).fields, { 0: "success" });
+      const one = concat(fieldHeader(11, 3), i32(bad.length), bad);
+      await writeAll(conn, callFrame("process", 6, stringField(1, LICENCE), one));
+      assert.deepEqual((await readReply(conn)).fields, { 0: "success" });
+    });
+  });
+  assert.deepEqual(fake.calls, [[LICENCE, "", ["ok", null]], [LICENCE, "", [null]]]);
 });
 
 Deno.test("calls pipelined on one connection are answered in order with their own seqids", async () => {
