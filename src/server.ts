@@ -289,7 +289,7 @@ async function assemble(
   const starters: [boolean, () => Listener | Promise<Listener>][] = [
     [config.enable_tcp, () => startTcp(admission, bind(config.port), guard)],
     [true, () => startRpc(rpc, bind(config.rpcport), guard, config.idle_timeout * 1000)],
-    [true, () => startThriftListener(core, thrift)],
+    [true, () => startThriftListener(core, thrift, guard)],
     [config.enable_ws, () => startWs(admission, bind(config.wsport), guard)],
     [config.enable_tls, () => startTls(admission, bind(config.tlsport), config, guard)],
     [config.enable_wss, () => startWs(admission, bind(config.wssport), guard, config)],
