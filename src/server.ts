@@ -241,6 +241,7 @@ async function assemble(
       store,
       auth: core.auth,
       openLogin: config.auth_secret === "" && loginCallback === null,
+      logins: core.logins,
       // Applied to the owner's session on whichever node holds it.
       notify: (owner, jid, blocked) => router.notifyBlocked(owner, jid, blocked),
     }),

@@ -11,7 +11,7 @@ import { type BindOptions, type Listener, listenError } from "../listener.ts";
 import { isLoopback } from "./loopback.ts";
 import { MAX_DEPTH, nestsDeeper } from "../protocol/packet.ts";
 import { sameSecret } from "./secret.ts";
-import type { RpcResult, ServiceTable } from "./services.ts";
+import type { RpcCall, RpcResult, ServiceTable } from "./services.ts";
 
 /** What the handler needs. */
 export interface RpcOptions {
@@ -32,7 +32,7 @@ export interface RpcOptions {
 
 /** Who sent a request: its connection's remote address. */
 export interface RequestInfo {
-  remoteAddr: { hostname: string };
+  remoteAddr: { hostname: string; port: number };
 }
 
 const PROTECTED = "sara: protected mode: accesstoken is empty, so the RPC, /metrics and " +
@@ -56,7 +56,13 @@ export function rpcHandler(
   return async (req, info) => {
     try {
       // Without info the caller is in this process (tests): loopback.
-      return await handle(opts, req, info ? isLoopback(info.remoteAddr.hostname) : true);
+      const from = info
+        ? {
+          loopback: isLoopback(info.remoteAddr.hostname),
+          remote: `${info.remoteAddr.hostname}:${info.remoteAddr.port}`,
+        }
+        : { loopback: true, remote: "" };
+      return await handle(opts, req, from);
     } catch (err) {
       opts.log.error(`rpc: ${errMsg(err)}`);
       return reply("", {
@@ -67,7 +73,10 @@ export function rpcHandler(
   };
 }
 
-async function handle(opts: RpcOptions, req: Request, loopback: boolean): Promise<Response> {
+/** Where a request came from, as a method sees it. */
+type Caller = Pick<RpcCall, "loopback" | "remote">;
+
+async function handle(opts: RpcOptions, req: Request, from: Caller): Promise<Response> {
   if (req.method === "OPTIONS") {
     const asked = req.headers.get("access-control-request-headers");
     const headers = { ...CORS, "access-control-allow-headers": asked ?? "content-type" };
@@ -76,7 +85,7 @@ async function handle(opts: RpcOptions, req: Request, loopback: boolean): Promis
   const url = new URL(req.url);
   const path = url.pathname;
   if (
-    !loopback && opts.protectedMode && opts.accesstoken === "" && path !== "/healthz" &&
+    !from.loopback && opts.protectedMode && opts.accesstoken === "" && path !== "/healthz" &&
     path !== "/readyz"
   ) {
     return new Response(PROTECTED, { status: 403, headers: CORS });
@@ -107,7 +116,7 @@ async function handle(opts: RpcOptions, req: Request, loopback: boolean): Promis
     }
     const request = parseRequest(text);
     sn = request.sn;
-    return reply(sn, await call(opts, request, loopback));
+    return reply(sn, await call(opts, request, from));
   } catch (err) {
     if (!(err instanceof RpcError)) throw err;
     return reply(sn, { success: false, entity: { errCode: err.code, reason: err.reason } });
@@ -144,7 +153,7 @@ function parseRequest(text: string | null): RpcRequest {
   return { sn, service: r.service, method: r.method, params: r.params, token: r.token, text };
 }
 
-async function call(opts: RpcOptions, r: RpcRequest, loopback: boolean): Promise<RpcResult> {
+async function call(opts: RpcOptions, r: RpcRequest, from: Caller): Promise<RpcResult> {
   // Caller-chosen text, echoed in reasons: kept short.
   const name = `${r.service}.${r.method}`.slice(0, 100);
   // hasOwn: "constructor" or "__proto__" must not find Object's own members.
@@ -169,7 +178,7 @@ async function call(opts: RpcOptions, r: RpcRequest, loopback: boolean): Promise
     : null;
   if (method === null) throw new RpcError(RpcCode.unknownMethod, `unknown method ${name}`);
   if (opts.log.enabled(3)) opts.log.debug(`rpc ${name}`, { sn: r.sn });
-  return await method({ sn: r.sn, params: r.params, text: r.text, trusted, loopback });
+  return await method({ sn: r.sn, params: r.params, text: r.text, trusted, ...from });
 }
 
 /**

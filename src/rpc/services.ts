@@ -23,6 +23,8 @@ export interface RpcCall {
   trusted: boolean;
   /** The caller connected from this machine (127.0.0.0/8, ::1). */
   loopback: boolean;
+  /** The caller's "host:port" ("" for a caller in this process). */
+  remote: string;
 }
 
 /** A method's answer; `entity` is left out of the reply when undefined. */
