@@ -281,6 +281,8 @@ export function startRpc(
   }
   const open = new Set<Served>();
   const accepting = acceptEach(listener, "rpc", guard, (socket) => {
+    // A keep-alive answer must not wait for the ack of the one before (Nagle).
+    socket.setNoDelay(true);
     const info = { remoteAddr: socket.remoteAddr };
     const served = serveConn(serveHttp(socket), (req) => handler(req, info), idleMs);
     open.add(served);
