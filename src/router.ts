@@ -296,6 +296,8 @@ interface Lane {
   decided: Promise<void>;
   /** Settles once the latest unstored hand-off was sent (or found it cannot be). */
   handTurn: Promise<void>;
+  /** Unstored hand-offs waiting for `handTurn` (their own lookup, or an earlier one's). */
+  turns: number;
   /**
    * Settles once the latest packet for a session here (one waiting for the
    * lane's earlier packets) was pushed, or stored instead: the lane's later
@@ -636,16 +638,24 @@ export class Router {
     // there refuses, and the packet takes the stored path, which looks up.
     // Sent in lane order: one that needs no lookup waits for the earlier
     // ones still looking up.
-    const prev = lane.handTurn;
-    let sent!: () => void;
-    lane.handTurn = new Promise<void>((resolve) => sent = resolve);
-    const node = lane.node ?? await remote.locate(entry.user) ?? null;
-    await prev;
-    lane.node ??= node;
-    const answer = node !== null && node === lane.node
-      ? remote.handOff(node, entry, lane.id, ++lane.seq, true, false)
-      : null;
-    sent();
+    let answer: Promise<HandOffResult> | null;
+    if (lane.node !== null && lane.turns === 0) {
+      // Nothing earlier is still looking up: out at once (the usual case at load).
+      answer = remote.handOff(lane.node, entry, lane.id, ++lane.seq, true, false);
+    } else {
+      lane.turns++;
+      const prev = lane.handTurn;
+      let sent!: () => void;
+      lane.handTurn = new Promise<void>((resolve) => sent = resolve);
+      const node = lane.node ?? await remote.locate(entry.user) ?? null;
+      await prev;
+      lane.node ??= node;
+      answer = node !== null && node === lane.node
+        ? remote.handOff(node, entry, lane.id, ++lane.seq, true, false)
+        : null;
+      lane.turns--;
+      sent();
+    }
     if (answer && await answer === "took") return true; // the caller leaves the lane
     lane.refused = true;
     if (before) await before;
@@ -719,6 +729,7 @@ export class Router {
         storedSeq: 0,
         decided: Promise.resolve(),
         handTurn: Promise.resolve(),
+        turns: 0,
         here: null,
         failed: null,
         queued: [],
