@@ -1,7 +1,9 @@
 // A session's messages refused with `store_error`, per recipient, so that a
 // resend cannot land behind newer messages (docs/protocol.md §12, "After a
 // store_error"). Once a message to a recipient was refused, that recipient
-// takes this session's messages only in the order they were refused: each
+// takes this session's messages only in the order they were sent (`n`, the
+// session's count of messages routed or refused so far: refusals may come in
+// another order, a write failing before an earlier message's hand-off): each
 // must come again in its turn (the first of the line not yet on its way),
 // anything else (a newer message, or a refused one out of turn) is refused too
 // and joins the line. A message leaves the line once stored; one refused again
@@ -15,6 +17,8 @@ export const REFUSED_MAX = 1024;
 
 interface InLine {
   id: string;
+  /** Its place in the session's send order. */
+  n: number;
   /** Came again in its turn and is on its way: neither stored nor refused again yet. */
   going: boolean;
 }
@@ -30,18 +34,21 @@ export class RefusedSends {
    * waits, or `id` is in its turn (or on its way already: a repeat). When
    * not, `id` joins the line and must be refused.
    */
-  pass(to: string, id: string): boolean {
+  pass(to: string, id: string, n: number): boolean {
     const line = this.#lines.get(to);
     if (line === undefined) return true;
     const turn = line.find((m) => !m.going);
     if (turn?.id === id) return turn.going = true;
     if (line.some((m) => m.going && m.id === id)) return true;
-    this.refused(to, id);
+    this.refused(to, id, n);
     return false;
   }
 
-  /** Message `id` to `to` was refused (store_error): it and what is on its way behind it wait. */
-  refused(to: string, id: string): void {
+  /**
+   * Message `id` to `to`, the session's `n`th, was refused (store_error): it
+   * and what is on its way behind it wait.
+   */
+  refused(to: string, id: string, n: number): void {
     let line = this.#lines.get(to);
     if (line === undefined) this.#lines.set(to, line = []);
     const at = line.findIndex((m) => m.id === id);
@@ -49,7 +56,10 @@ export class RefusedSends {
       for (let i = at; i < line.length; i++) line[i]!.going = false;
       return;
     }
-    line.push({ id, going: false });
+    let i = line.length;
+    while (i > 0 && line[i - 1]!.n > n) i--;
+    line.splice(i, 0, { id, n, going: false });
+    for (let j = i + 1; j < line.length; j++) line[j]!.going = false;
     // Bounded: a client that never resends must not grow it without end.
     if (++this.#size > REFUSED_MAX) {
       const [oldest, dropped] = this.#lines.entries().next().value!;

@@ -169,8 +169,10 @@ export class Session implements ConnHandler, Recipient {
   #blocked: Set<string> = NONE_BLOCKED;
   // What this session delivered, built at its first delivery (see delivered.ts).
   #delivered: DeliveredIds | null = null;
-  // Its 1:1 messages refused with store_error, built at the first (see refused.ts).
+  // Its 1:1 messages refused with store_error, built at the first (see refused.ts),
+  // and how many it routed or refused so far (their send order).
   #refused: RefusedSends | null = null;
+  #sends = 0;
   // rate_limit: the current one-second window and its count (packets and heartbeats).
   #windowStart = 0;
   #windowCount = 0;
@@ -559,9 +561,10 @@ export class Session implements ConnHandler, Recipient {
     if (type !== Type.group) {
       // Behind a refused message to the same recipient: refused too, so
       // that the resend of the older one is stored first (refused.ts).
+      const n = ++this.#sends;
       const to = this.#refused ? bareJid(env.to) : null;
-      if (to && !this.#refused!.pass(to, id)) return this.#notice(id, "store_error");
-      return this.#settle(id, routeChat(this.deps, this.jid, text, p, id, type, sid), env.to);
+      if (to && !this.#refused!.pass(to, id, n)) return this.#notice(id, "store_error");
+      return this.#settle(id, routeChat(this.deps, this.jid, text, p, id, type, sid), env.to, n);
     }
     // The queue waits for the member lookup, so later packets keep their order.
     this.#moveTo("awaiting_members");
@@ -571,8 +574,11 @@ export class Session implements ConnHandler, Recipient {
     );
   }
 
-  /** `to`: the recipient of a 1:1 message, whose later messages wait if this one fails. */
-  #settle(id: string, r: Routed | NoticeReason, to?: unknown): void {
+  /**
+   * `to`: the recipient of a 1:1 message, the session's `n`th, whose later
+   * messages wait if this one fails.
+   */
+  #settle(id: string, r: Routed | NoticeReason, to?: unknown, n = 0): void {
     if (typeof r === "string") return this.#notice(id, r);
     // Not awaited: later packets of this client go on while this one is written.
     r.safe.then(
@@ -587,7 +593,7 @@ export class Session implements ConnHandler, Recipient {
       },
       (err) => {
         const bare = to === undefined ? null : bareJid(to);
-        if (bare) (this.#refused ??= new RefusedSends()).refused(bare, id);
+        if (bare) (this.#refused ??= new RefusedSends()).refused(bare, id, n);
         this.#storeFailed(id, err);
       },
     );

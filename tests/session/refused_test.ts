@@ -1,65 +1,76 @@
 // A session's line of store_error'd messages per recipient (src/session/refused.ts).
+// `n` is the message's place in the session's send order.
 
 import assert from "node:assert/strict";
 import { REFUSED_MAX, RefusedSends } from "../../src/session/refused.ts";
 
 Deno.test("with nothing refused every message passes", () => {
   const r = new RefusedSends();
-  assert.equal(r.pass("b@d", "m1"), true);
+  assert.equal(r.pass("b@d", "m1", 1), true);
   r.stored("b@d", "m1");
   assert.equal(r.size, 0);
 });
 
-Deno.test("after a refusal, a recipient takes messages only in the order they were refused", () => {
+Deno.test("after a refusal, a recipient takes messages only in send order", () => {
   const r = new RefusedSends();
-  r.refused("b@d", "m1");
+  r.refused("b@d", "m1", 1);
   // Newer: refused and in line behind m1.
-  assert.equal(r.pass("b@d", "m2"), false);
-  assert.equal(r.pass("b@d", "m3"), false);
+  assert.equal(r.pass("b@d", "m2", 2), false);
+  assert.equal(r.pass("b@d", "m3", 3), false);
   // Out of turn: refused again, its place kept.
-  assert.equal(r.pass("b@d", "m2"), false);
+  assert.equal(r.pass("b@d", "m2", 4), false);
   assert.equal(r.size, 3);
   // Another recipient is not held up.
-  assert.equal(r.pass("c@d", "x1"), true);
+  assert.equal(r.pass("c@d", "x1", 5), true);
   // Resent in order, back to back: each goes in its turn, before the one before is stored.
-  for (const id of ["m1", "m2", "m3"]) assert.equal(r.pass("b@d", id), true, id);
-  assert.equal(r.pass("b@d", "m4"), false, "newer, while the line is on its way");
+  for (const [i, id] of ["m1", "m2", "m3"].entries()) assert.equal(r.pass("b@d", id, 6 + i), true);
+  assert.equal(r.pass("b@d", "m4", 9), false, "newer, while the line is on its way");
   for (const id of ["m1", "m2", "m3", "m4"]) r.stored("b@d", id);
-  assert.equal(r.pass("b@d", "m4"), true);
+  assert.equal(r.pass("b@d", "m4", 10), true);
   r.stored("b@d", "m4");
   assert.equal(r.size, 0);
-  assert.equal(r.pass("b@d", "m5"), true);
+  assert.equal(r.pass("b@d", "m5", 11), true);
+});
+
+Deno.test("refusals that come out of send order line up in send order", () => {
+  const r = new RefusedSends();
+  // m2's write failed before m1's hand-off did.
+  r.refused("b@d", "m2", 2);
+  r.refused("b@d", "m1", 1);
+  assert.equal(r.pass("b@d", "m2", 3), false, "m1 first");
+  assert.equal(r.pass("b@d", "m1", 4), true);
+  assert.equal(r.pass("b@d", "m2", 5), true);
 });
 
 Deno.test("a message refused again goes back to its turn, with those on their way behind it", () => {
   const r = new RefusedSends();
-  r.refused("b@d", "m1");
-  r.refused("b@d", "m2");
-  assert.equal(r.pass("b@d", "m1"), true);
-  assert.equal(r.pass("b@d", "m2"), true);
+  r.refused("b@d", "m1", 1);
+  r.refused("b@d", "m2", 2);
+  assert.equal(r.pass("b@d", "m1", 3), true);
+  assert.equal(r.pass("b@d", "m2", 4), true);
   // The store fails again: m1 first, and m2 behind it.
-  r.refused("b@d", "m1");
-  r.refused("b@d", "m2");
-  assert.equal(r.pass("b@d", "m2"), false, "m1's turn again");
-  assert.equal(r.pass("b@d", "m1"), true);
+  r.refused("b@d", "m1", 3);
+  r.refused("b@d", "m2", 4);
+  assert.equal(r.pass("b@d", "m2", 5), false, "m1's turn again");
+  assert.equal(r.pass("b@d", "m1", 6), true);
   r.stored("b@d", "m1");
-  assert.equal(r.pass("b@d", "m2"), true);
+  assert.equal(r.pass("b@d", "m2", 7), true);
   r.stored("b@d", "m2");
   assert.equal(r.size, 0);
 });
 
 Deno.test("a repeat of a message on its way passes (duplicate suppression answers it)", () => {
   const r = new RefusedSends();
-  r.refused("b@d", "m1");
-  assert.equal(r.pass("b@d", "m1"), true);
-  assert.equal(r.pass("b@d", "m1"), true);
+  r.refused("b@d", "m1", 1);
+  assert.equal(r.pass("b@d", "m1", 2), true);
+  assert.equal(r.pass("b@d", "m1", 3), true);
 });
 
 Deno.test("the lines are bounded: beyond REFUSED_MAX ids the oldest recipient's line is dropped", () => {
   const r = new RefusedSends();
-  r.refused("old@d", "o1");
-  for (let i = 0; i < REFUSED_MAX; i++) r.refused("b@d", `m${i}`);
+  r.refused("old@d", "o1", 0);
+  for (let i = 0; i < REFUSED_MAX; i++) r.refused("b@d", `m${i}`, i + 1);
   assert.ok(r.size <= REFUSED_MAX);
-  assert.equal(r.pass("old@d", "o2"), true, "its line is gone");
-  assert.equal(r.pass("b@d", "m0"), true);
+  assert.equal(r.pass("old@d", "o2", REFUSED_MAX + 1), true, "its line is gone");
+  assert.equal(r.pass("b@d", "m0", REFUSED_MAX + 2), true);
 });
