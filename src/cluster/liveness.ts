@@ -9,7 +9,7 @@ import { hostname } from "node:os";
 import { Redis } from "ioredis";
 import { ConfigError } from "../errors.ts";
 import { errMsg, type Logger } from "../log.ts";
-import { SingleFlight } from "../async.ts";
+import { SingleFlight, withTimeout } from "../async.ts";
 import { channelOf, nodeKey, NODES_KEY } from "./keys.ts";
 import { defineScript, type RedisClient, type Script } from "../store/redis_client.ts";
 
@@ -38,6 +38,13 @@ export const LIVENESS: LivenessTiming = {
   cacheMs: 1_000,
   pollMs: 250,
 };
+
+// A liveness check Redis has not answered within this long gets the last
+// answer Redis gave (if it is younger than the grace) instead: while a Redis
+// Cluster master fails over, commands for its slots (a node's liveness key
+// among them) wait for its replica's promotion, seconds, and every delivery
+// to that node's users would wait with them.
+const SLOW_CHECK_MS = 250;
 
 /** Who holds a liveness key: the fields of its hash. */
 export interface Holder {
@@ -100,7 +107,12 @@ export class Liveness {
   readonly #ageScript: Script;
   // Shared answers (the promise itself, so that lookups made in order finish
   // in order: deliveries to one recipient are published in send order).
-  readonly #cache = new Map<string, { alive: Promise<boolean>; until: number }>();
+  readonly #cache = new Map<
+    string,
+    { alive: Promise<boolean>; until: number; settled: boolean }
+  >();
+  // The last answer Redis gave about each node, and when (for SLOW_CHECK_MS).
+  readonly #known = new Map<string, { alive: boolean; at: number }>();
   #timer: ReturnType<typeof setTimeout> | undefined;
   #stopped = false;
   // When this node last failed to reach Redis (renewal or check), ms since the epoch.
@@ -236,19 +248,31 @@ export class Liveness {
    * its renewals may have failed for a reason that is not its death: it
    * still listens on its channel, or this node itself failed to reach Redis
    * within the grace (an outage stops every node's renewals). Answers are
-   * reused for `cacheMs`.
+   * reused for `cacheMs`; a check Redis leaves unanswered for SLOW_CHECK_MS
+   * gets the last answer Redis gave, if it is younger than the grace.
    */
   isAlive(node: string): Promise<boolean> {
     if (node === this.nodeid) return Promise.resolve(true);
     const now = Date.now();
-    const c = this.#cache.get(node);
-    if (c && c.until > now) return c.alive;
-    const alive = this.#check(node);
-    const entry = { alive, until: now + this.timing.cacheMs };
-    this.#cache.set(node, entry);
-    // A failed check is not reused.
-    alive.catch(() => this.#cache.get(node) === entry && this.#cache.delete(node));
-    return alive;
+    let c = this.#cache.get(node);
+    if (!c || c.until <= now) {
+      const alive = this.#check(node);
+      const entry = c = { alive, until: now + this.timing.cacheMs, settled: false as boolean };
+      this.#cache.set(node, entry);
+      alive.then((a) => {
+        entry.settled = true;
+        this.#known.set(node, { alive: a, at: Date.now() });
+      }, () => {
+        entry.settled = true;
+        // A failed check is not reused.
+        if (this.#cache.get(node) === entry) this.#cache.delete(node);
+      });
+    }
+    if (c.settled) return c.alive;
+    const known = this.#known.get(node);
+    if (!known || now - known.at > this.timing.graceMs) return c.alive;
+    const pending = c.alive;
+    return withTimeout(SLOW_CHECK_MS, () => pending, () => known.alive);
   }
 
   async #check(node: string): Promise<boolean> {

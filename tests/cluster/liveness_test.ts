@@ -8,7 +8,7 @@ import { ConfigError } from "../../src/errors.ts";
 import { Liveness, type LivenessTiming, readHolder } from "../../src/cluster/liveness.ts";
 import { channelOf, nodeKey, NODES_KEY } from "../../src/cluster/keys.ts";
 import { Redis } from "ioredis";
-import { type RedisServer, startRedis } from "../helpers/redis.ts";
+import { redisCommand, type RedisServer, startRedis } from "../helpers/redis.ts";
 import type { RedisClient } from "../../src/store/redis_client.ts";
 import { client, quietLog, uniqueNode, until } from "./_redis.ts";
 
@@ -205,5 +205,27 @@ Deno.test("claim takes over a key of another host that stopped renewing, before 
     assert.equal((await readHolder(c, nodeKey(id)))?.token, live.token);
   } finally {
     await live.stop();
+  }
+});
+
+Deno.test("a liveness check Redis is slow to answer gets the last answer instead of waiting for Redis", async () => {
+  await using r = await startRedis();
+  await using ca = await client(r.addr);
+  await using cb = await client(r.addr);
+  const a = uniqueNode("a"), b = uniqueNode("b");
+  const la = await Liveness.claim(ca, a, quietLog(), FAST);
+  const lb = await Liveness.claim(cb, b, quietLog(), FAST);
+  try {
+    assert.equal(await lb.isAlive(a), true);
+    await sleep(FAST.cacheMs + 50);
+    // Every command waits (as for the slots of a master failing over) until the pause ends.
+    await redisCommand(r.port, "CLIENT", "PAUSE", "3000", "ALL");
+    const paused = redisCommand(r.port, "PING").then(() => "redis answered");
+    const first = await Promise.race([lb.isAlive(a).then((v) => `alive ${v}`), paused]);
+    assert.equal(first, "alive true");
+    await paused;
+  } finally {
+    await la.stop();
+    await lb.stop();
   }
 });
