@@ -329,6 +329,14 @@ const RETRY_BATCH = 256;
 // Lane ids stay unique across restarts of this node: a receiving node may
 // still remember a refused lane of this node's earlier life.
 const LANE_EPOCH = Date.now().toString(36);
+
+// A lane that ended with every hand-off taken leaves its node behind as the
+// next lane's start, for this long after the last one taken: without it each
+// lane (one per window of a sender, at load) began with a registry lookup.
+// A stale one costs no order or safety: the node refuses, and the packet takes
+// the stored path, which looks up (docs/architecture.md, "Across nodes").
+const HINT_MS = 1000;
+const HINTS_MAX = 100_000;
 let laneSeq = 0;
 
 function newLaneId(): string {
@@ -346,6 +354,8 @@ export class Router {
   // With multi_login on a cluster, per user: the last delivery still waiting
   // for its turn to hand over (see #deliverCluster).
   readonly #turns = new Map<string, Promise<void>>();
+  // Per recipient: the node its last lane handed off to, and until when that is reused.
+  readonly #hints = new Map<string, { node: string; until: number }>();
   // Scheduled retries; cleared by stop().
   readonly #timers = new Set<ReturnType<typeof setTimeout>>();
   #stopped = false;
@@ -619,7 +629,7 @@ export class Router {
         busy: 0,
         direct: null,
         handing: 0,
-        node: null,
+        node: this.#hint(user),
         handed: null,
         refused: false,
         tail: Promise.resolve(),
@@ -640,7 +650,21 @@ export class Router {
   }
 
   #leave(user: string, lane: Lane): void {
-    if (--lane.busy === 0 && this.#lanes.get(user) === lane) this.#lanes.delete(user);
+    if (--lane.busy !== 0 || this.#lanes.get(user) !== lane) return;
+    this.#lanes.delete(user);
+    // Every hand-off of the lane was taken there (none refused or lost).
+    if (lane.node === null || lane.refused || lane.seq === 0) return;
+    this.#hints.delete(user);
+    this.#hints.set(user, { node: lane.node, until: Date.now() + HINT_MS });
+    if (this.#hints.size > HINTS_MAX) this.#hints.delete(this.#hints.keys().next().value!);
+  }
+
+  /** The node `user`'s last lane handed off to, while it may be reused. */
+  #hint(user: string): string | null {
+    const h = this.#hints.get(user);
+    if (h === undefined) return null;
+    this.#hints.delete(user);
+    return h.until > Date.now() ? h.node : null;
   }
 
   /**

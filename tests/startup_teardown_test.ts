@@ -9,7 +9,7 @@ import type { Config } from "../src/config/config.ts";
 import { silentLogger } from "../src/log.ts";
 import { openStore, startServer } from "../src/server.ts";
 import type { Store } from "../src/store/store.ts";
-import { makeCerts } from "./helpers/certs.ts";
+import { allListenersConfig, makeCerts } from "./helpers/certs.ts";
 import { freePort } from "./helpers/ports.ts";
 import { startRedis } from "./helpers/redis.ts";
 import { testConfig } from "./helpers/server.ts";
@@ -42,23 +42,6 @@ function assertFree(port: number, what: string): void {
   }
 }
 
-/** Every listener on, each on a known free port (TLS ones with real certs). */
-async function allListeners(certs: { certfile: string; keyfile: string }): Promise<Config> {
-  return await testConfig({
-    port: freePort(),
-    rpcport: freePort(),
-    nodeaddr: `127.0.0.1:${freePort()}`,
-    wsport: freePort(),
-    tlsport: freePort(),
-    wssport: freePort(),
-    enable_ws: true,
-    enable_tls: true,
-    enable_wss: true,
-    certfile: certs.certfile,
-    keyfile: certs.keyfile,
-  });
-}
-
 // In start order; each entry names the port that startup fails on.
 const STAGES: [string, (c: Config) => number][] = [
   ["tcp", (c) => c.port],
@@ -85,7 +68,7 @@ for (const [i, [name, portOf]] of STAGES.entries()) {
   Deno.test(`a ${name} listener that cannot start releases everything acquired before it`, async () => {
     await using certs = await makeCerts();
     await using redis = await startRedis();
-    const config = await allListeners(certs);
+    const config = await allListenersConfig(certs);
     config.dbaddr = redis.addr;
     config.nodeid = uniqueNode();
     const busyPort = portOf(config);

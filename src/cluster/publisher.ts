@@ -14,11 +14,17 @@ import { encodeBatch, type NodeMessage } from "./channel.ts";
 const MAX_BATCH_MESSAGES = 512;
 const MAX_BATCH_CHARS = 1 << 20;
 
-/** Messages waiting for the end of the turn, for one channel. */
+/**
+ * Messages waiting for the end of the turn, for one channel, and the one
+ * promise they all share: a promise and a callback per message, alive until
+ * the PUBLISH answers, were a large part of the sending node's garbage
+ * (BENCHMARKS.md, cross-node profile).
+ */
 interface Queue {
   messages: NodeMessage[];
   chars: number;
-  waiters: ((receivers: number | Error) => void)[];
+  sent: Promise<number>;
+  settle: (receivers: Promise<number>) => void;
 }
 
 /** Publishes through one connection while it works. */
@@ -41,20 +47,18 @@ export class Publisher {
    */
   send(channel: string, m: NodeMessage): Promise<number> {
     let q = this.#queues.get(channel);
-    if (!q) this.#queues.set(channel, q = { messages: [], chars: 0, waiters: [] });
+    if (!q) this.#queues.set(channel, q = newQueue());
     q.messages.push(m);
     q.chars += m.t === "msg" ? m.e.packet.length + 100 : 100;
     if (!this.#scheduled) {
       this.#scheduled = true;
       setImmediate(() => this.#flush());
     }
-    return new Promise((resolve, reject) => {
-      q.waiters.push((r) => typeof r === "number" ? resolve(r) : reject(r));
-      if (q.messages.length >= MAX_BATCH_MESSAGES || q.chars >= MAX_BATCH_CHARS) {
-        this.#queues.delete(channel);
-        this.#publish(channel, q);
-      }
-    });
+    if (q.messages.length >= MAX_BATCH_MESSAGES || q.chars >= MAX_BATCH_CHARS) {
+      this.#queues.delete(channel);
+      this.#publish(channel, q);
+    }
+    return q.sent;
   }
 
   #flush(): void {
@@ -66,10 +70,7 @@ export class Publisher {
 
   #publish(channel: string, q: Queue): void {
     // Issued synchronously, so publishes leave in the order they were made.
-    this.publish(channel, encodeBatch(q.messages)).then(
-      (receivers) => q.waiters.forEach((w) => w(receivers)),
-      (err) => q.waiters.forEach((w) => w(err instanceof Error ? err : new Error(String(err)))),
-    );
+    q.settle(this.publish(channel, encodeBatch(q.messages)));
   }
 
   /** One PUBLISH of `text`; resolves to the receivers the server that took it counted. */
@@ -95,6 +96,12 @@ export class Publisher {
     this.#pinned = sorted[(hash(this.seed) + this.#offset) % sorted.length]!;
     return this.#pinned;
   }
+}
+
+function newQueue(): Queue {
+  let settle!: Queue["settle"];
+  const sent = new Promise<number>((resolve) => settle = resolve);
+  return { messages: [], chars: 0, sent, settle };
 }
 
 function key(r: Redis): string {

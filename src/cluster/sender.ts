@@ -12,6 +12,8 @@ import { Publisher } from "./publisher.ts";
 /** Sends messages to other nodes; one per node. */
 export class Sender {
   readonly #publisher: Publisher;
+  // The answer of each batch still being published, by the Publisher's promise for it.
+  readonly #batches = new WeakMap<Promise<number>, Batch>();
   /** Publishes to other nodes, and those that surely did not arrive (metrics). */
   readonly published = { ok: 0, failed: 0 };
 
@@ -33,16 +35,33 @@ export class Sender {
    * Publishes `m` on `node`'s channel (batched with everything else for that
    * node in this turn); false when it surely did not arrive. Never rejects.
    */
-  async send(node: string, m: NodeMessage): Promise<boolean> {
-    try {
-      const receivers = await this.#publisher.send(channelOf(node), m);
-      const ok = !this.publishConfirms || receivers > 0;
-      this.published[ok ? "ok" : "failed"]++;
-      return ok;
-    } catch (err) {
-      this.published.failed++;
-      this.log.warn(`cluster: cannot publish to ${node}: ${errMsg(err)}`);
-      return false;
-    }
+  send(node: string, m: NodeMessage): Promise<boolean> {
+    const sent = this.#publisher.send(channelOf(node), m);
+    // One answer per batch, shared by its messages: a promise per message,
+    // alive until the PUBLISH answers, was garbage (BENCHMARKS.md, cross-node).
+    let b = this.#batches.get(sent);
+    if (!b) this.#batches.set(sent, b = this.#answer(node, sent));
+    b.messages++;
+    return b.answer;
   }
+
+  #answer(node: string, sent: Promise<number>): Batch {
+    const b = { messages: 0 } as Batch;
+    b.answer = sent.then((receivers) => {
+      const ok = !this.publishConfirms || receivers > 0;
+      this.published[ok ? "ok" : "failed"] += b.messages;
+      return ok;
+    }, (err) => {
+      this.published.failed += b.messages;
+      this.log.warn(`cluster: cannot publish ${b.messages} messages to ${node}: ${errMsg(err)}`);
+      return false;
+    });
+    return b;
+  }
+}
+
+/** What one batch's messages learn, and how many there are (for the metrics). */
+interface Batch {
+  answer: Promise<boolean>;
+  messages: number;
 }

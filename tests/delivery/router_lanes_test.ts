@@ -244,6 +244,41 @@ Deno.test("hand-offs of one lane go out back to back after one lookup, and are n
   assert.equal(f.appends.length, 0);
 });
 
+Deno.test("a lane whose hand-offs were all taken leaves its node to the next lane; one refused, the next lane looks up", async () => {
+  const f = fakes();
+  const first = f.router.deliver(entry("m1"), true);
+  await turns();
+  f.locates[0]!.answer.resolve("n2");
+  await turns();
+  f.handed[0]!.answer.resolve("took");
+  await first;
+  // The lane ended; the next packet starts a new one at the same node, without a lookup.
+  const second = f.router.deliver(entry("m2"), true);
+  await turns();
+  assert.equal(f.locates.length, 1);
+  assert.equal(f.events.at(-1), "handOff m2 to n2");
+  assert.notEqual(f.handed[1]!.lane, f.handed[0]!.lane, "a new lane, numbered from 1");
+  assert.equal(f.handed[1]!.seq, 1);
+  // Refused there (the recipient moved): stored, located, handed over.
+  f.handed[1]!.answer.resolve("refused");
+  await turns();
+  f.appends[0]!.answer.resolve(null);
+  await turns();
+  f.locates[1]!.answer.resolve("n3");
+  await turns();
+  f.handed[2]!.answer.resolve("took");
+  await second;
+  // That lane left no node behind: the next one looks up.
+  const third = f.router.deliver(entry("m3"), true);
+  await turns();
+  assert.equal(f.locates.length, 3);
+  f.locates[2]!.answer.resolve("n3");
+  await turns();
+  assert.equal(f.events.at(-1), "handOff m3 to n3");
+  f.handed[3]!.answer.resolve("took");
+  await third;
+});
+
 Deno.test("a refused hand-off is stored behind the earlier ones, and the rest of its lane is stored after it", async () => {
   const f = fakes();
   const sent = ["m1", "m2", "m3"].map((id) => f.router.deliver(entry(id), true));

@@ -2,6 +2,10 @@
 // IP 127.0.0.1) with the openssl command at test time; no key material is
 // committed. `await using` removes it.
 
+import type { Config } from "../../src/config/config.ts";
+import { freePort } from "./ports.ts";
+import { testConfig } from "./server.ts";
+
 /** A PEM pair on disk, and the certificate text for clients' `caCerts`. */
 export interface TestCerts extends AsyncDisposable {
   dir: string;
@@ -58,4 +62,28 @@ async function openssl(args: string[]): Promise<void> {
   if (!out.success) {
     throw new Error(`openssl ${args[0]} failed: ${new TextDecoder().decode(out.stderr)}`);
   }
+}
+
+/**
+ * A test config with every listener on (TCP, RPC, Thrift push, WS, TLS, WSS),
+ * each on a known free port, so a test can name the port a stage binds.
+ */
+export function allListenersConfig(
+  certs: TestCerts,
+  overrides: Partial<Config> = {},
+): Promise<Config> {
+  return testConfig({
+    port: freePort(),
+    rpcport: freePort(),
+    nodeaddr: `127.0.0.1:${freePort()}`,
+    wsport: freePort(),
+    tlsport: freePort(),
+    wssport: freePort(),
+    enable_ws: true,
+    enable_tls: true,
+    enable_wss: true,
+    certfile: certs.certfile,
+    keyfile: certs.keyfile,
+    ...overrides,
+  });
 }

@@ -385,19 +385,17 @@ async function packetsModeAcrossNodes(p1: Node, p2: Node, cb: CallbackServer, db
   }
 }
 
-Deno.test("two nodes on one Redis: blacklist, offline cap, type 100/101 policies and both offline delivery modes work across nodes", async (t) => {
-  await using redis = await startRedis();
-  await using cb = CallbackServer.start();
-  await using nodes = await startNodes([
-    ["n1", parityConf(redis.addr, cb, "delay")],
-    ["n2", parityConf(redis.addr, cb, "delay")],
-    ["p1", parityConf(redis.addr, cb, "packets")],
-    ["p2", parityConf(redis.addr, cb, "packets")],
-  ]);
-  const [n1, n2, p1, p2] = nodes as unknown as [Node, Node, Node, Node];
+/** The parity steps both topologies (one Redis, Redis Cluster) must pass with two nodes. */
+async function parityAcrossNodes(
+  t: Deno.TestContext,
+  n1: Node,
+  n2: Node,
+  cb: CallbackServer,
+  dbaddr: string,
+): Promise<void> {
   await t.step(
     "a blacklist set on one node's RPC applies at once to the owner on the other node; remove restores",
-    () => blacklistAcrossNodes(n1, n2, cb, redis.addr),
+    () => blacklistAcrossNodes(n1, n2, cb, dbaddr),
   );
   await t.step(
     "blacklist changes made on one node's RPC are in force on the other once the RPC answers",
@@ -413,8 +411,21 @@ Deno.test("two nodes on one Redis: blacklist, offline cap, type 100/101 policies
   );
   await t.step(
     "packets with and without ack: 1 keep their send order across nodes, online and stored",
-    () => mixedAcksInOrder(n1, n2, cb, redis.addr),
+    () => mixedAcksInOrder(n1, n2, cb, dbaddr),
   );
+}
+
+Deno.test("two nodes on one Redis: blacklist, offline cap, type 100/101 policies and both offline delivery modes work across nodes", async (t) => {
+  await using redis = await startRedis();
+  await using cb = CallbackServer.start();
+  await using nodes = await startNodes([
+    ["n1", parityConf(redis.addr, cb, "delay")],
+    ["n2", parityConf(redis.addr, cb, "delay")],
+    ["p1", parityConf(redis.addr, cb, "packets")],
+    ["p2", parityConf(redis.addr, cb, "packets")],
+  ]);
+  const [n1, n2, p1, p2] = nodes as unknown as [Node, Node, Node, Node];
+  await parityAcrossNodes(t, n1, n2, cb, redis.addr);
   await t.step(
     "offline_delivery packets: a client acking only ack: 1 packets gets the rest on the other node",
     () => packetsModeAcrossNodes(p1, p2, cb, redis.addr),
@@ -429,24 +440,5 @@ Deno.test("two nodes on a 3-master Redis Cluster: blacklist, offline cap, type 1
     ["n2", parityConf(redis.addr, cb, "delay")],
   ]);
   const [n1, n2] = nodes as unknown as [Node, Node];
-  await t.step(
-    "a blacklist set on one node's RPC applies at once to the owner on the other node; remove restores",
-    () => blacklistAcrossNodes(n1, n2, cb, redis.addr),
-  );
-  await t.step(
-    "blacklist changes made on one node's RPC are in force on the other once the RPC answers",
-    () => blacklistInForceOnAnswer(n1, n2),
-  );
-  await t.step(
-    "offline_max keeps the newest 10 in order, for 1:1 and group copies from both nodes",
-    () => capAcrossNodes(n1, n2, cb),
-  );
-  await t.step(
-    "type 100 keeps the first and type 101 the last per sender, senders on both nodes",
-    () => policiesAcrossNodes(n1, n2),
-  );
-  await t.step(
-    "packets with and without ack: 1 keep their send order across nodes, online and stored",
-    () => mixedAcksInOrder(n1, n2, cb, redis.addr),
-  );
+  await parityAcrossNodes(t, n1, n2, cb, redis.addr);
 });

@@ -5,29 +5,12 @@ import assert from "node:assert/strict";
 import type { Config } from "../../src/config/config.ts";
 import { Logger, silentLogger } from "../../src/log.ts";
 import { startServer } from "../../src/server.ts";
-import { testConfig } from "../helpers/server.ts";
-import { makeCerts, type TestCerts } from "../helpers/certs.ts";
+import { allListenersConfig, makeCerts } from "../helpers/certs.ts";
 import { freePort } from "../helpers/ports.ts";
 
 /** Throws (AddrInUse) unless nothing listens on `port` any more. */
 function assertFree(port: number): void {
   Deno.listen({ hostname: "127.0.0.1", port }).close();
-}
-
-/** Config with every stream/WebSocket listener on and on a known free port. */
-function allOn(certs: TestCerts, overrides: Partial<Config> = {}): Promise<Config> {
-  return testConfig({
-    port: freePort(),
-    wsport: freePort(),
-    tlsport: freePort(),
-    wssport: freePort(),
-    enable_ws: true,
-    enable_tls: true,
-    enable_wss: true,
-    certfile: certs.certfile,
-    keyfile: certs.keyfile,
-    ...overrides,
-  });
 }
 
 /**
@@ -54,7 +37,7 @@ async function startupError(config: Config, busy?: number): Promise<string> {
 Deno.test("a missing certfile stops startup naming tls, its address and the file", async () => {
   await using certs = await makeCerts();
   const missing = `${certs.dir}/nope/server.pem`;
-  const config = await allOn(certs, { certfile: missing });
+  const config = await allListenersConfig(certs, { certfile: missing });
   const msg = await startupError(config);
   assert.ok(msg.startsWith(`tls listener on [127.0.0.1:${config.tlsport}] failed`), msg);
   assert.ok(msg.includes(missing), msg);
@@ -63,7 +46,7 @@ Deno.test("a missing certfile stops startup naming tls, its address and the file
 Deno.test("a certfile that cannot be read stops startup naming it", async () => {
   await using certs = await makeCerts();
   // A directory: unreadable as a file even for root.
-  const config = await allOn(certs, { enable_tls: false, certfile: certs.dir });
+  const config = await allListenersConfig(certs, { enable_tls: false, certfile: certs.dir });
   const msg = await startupError(config);
   assert.ok(msg.startsWith(`wss listener on [127.0.0.1:${config.wssport}] failed`), msg);
   assert.ok(msg.includes(`(${certs.dir})`), msg);
@@ -71,7 +54,7 @@ Deno.test("a certfile that cannot be read stops startup naming it", async () => 
 
 Deno.test("a keyfile without a private key stops startup naming the keyfile", async () => {
   await using certs = await makeCerts();
-  const config = await allOn(certs, { keyfile: certs.certfile });
+  const config = await allListenersConfig(certs, { keyfile: certs.certfile });
   const msg = await startupError(config);
   assert.ok(msg.includes(`tls listener on [127.0.0.1:${config.tlsport}]`), msg);
   assert.ok(msg.includes(`(${certs.certfile}): no PEM private key in keyfile`), msg);
@@ -79,7 +62,7 @@ Deno.test("a keyfile without a private key stops startup naming the keyfile", as
 
 Deno.test("a certfile without a certificate stops startup naming the certfile", async () => {
   await using certs = await makeCerts();
-  const config = await allOn(certs, { enable_tls: false, certfile: certs.keyfile });
+  const config = await allListenersConfig(certs, { enable_tls: false, certfile: certs.keyfile });
   const msg = await startupError(config);
   assert.ok(msg.includes(`wss listener on [127.0.0.1:${config.wssport}]`), msg);
   assert.ok(msg.includes(`(${certs.keyfile}): no PEM certificate in certfile`), msg);
@@ -88,7 +71,7 @@ Deno.test("a certfile without a certificate stops startup naming the certfile", 
 Deno.test("a key that does not fit the certificate stops startup naming both files", async () => {
   await using certs = await makeCerts();
   await using other = await makeCerts();
-  const config = await allOn(certs, { keyfile: other.keyfile });
+  const config = await allListenersConfig(certs, { keyfile: other.keyfile });
   const msg = await startupError(config);
   assert.ok(msg.includes(`tls listener on [127.0.0.1:${config.tlsport}]`), msg);
   assert.ok(msg.includes(`certfile ${certs.certfile}, keyfile ${other.keyfile}`), msg);
@@ -100,7 +83,7 @@ for (const name of ["ws", "tls", "wss"] as const) {
     const port = freePort();
     const busy = Deno.listen({ hostname: "127.0.0.1", port });
     try {
-      const config = await allOn(certs, { [`${name}port`]: port });
+      const config = await allListenersConfig(certs, { [`${name}port`]: port });
       const msg = await startupError(config, port);
       assert.ok(msg.startsWith(`${name} listener on [127.0.0.1:${port}] failed`), msg);
       assert.ok(!msg.includes(certs.certfile), msg);
@@ -112,7 +95,7 @@ for (const name of ["ws", "tls", "wss"] as const) {
 
 Deno.test("each listener started logs one INFO line with its address", async () => {
   await using certs = await makeCerts();
-  const config = await allOn(certs);
+  const config = await allListenersConfig(certs);
   const logfile = `${config.datadir}/sara.log`;
   const log = new Logger({ level: 2, format: "text", file: logfile, stdout: false });
   try {
