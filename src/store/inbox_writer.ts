@@ -119,7 +119,9 @@ export class InboxWriter {
       (online === "local" ? this.#local : online ? this.#later : this.#soon).push(p);
       const q = this.#byUser.get(entry.user);
       if (!q) {
-        this.#byUser.set(entry.user, { list: [p], byId: new Map([[entry.id, p]]) });
+        const byId = new Map<string, Pending>();
+        byId.set(entry.id, p);
+        this.#byUser.set(entry.user, { list: [p], byId });
         this.#waiting++;
       } else {
         q.list.push(p);
