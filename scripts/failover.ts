@@ -38,10 +38,13 @@ One JSON line per run on stdout:
   reordered     per sender and recipient, a first receipt older than an earlier one
                 (reordered_after_store_error: of those, messages refused with
                 store_error once and sent again while newer ones were in flight)
-  duplicates    receipts of an id already received (clients count before dedup)
+  duplicates    receipts of an id already received (clients count before dedup);
+                duplicates_at_relogin: those the final login brought
   write_stall_healthy_ms
                 longest send-to-ack wait of a message to a user whose keys are on
-                a master that was not killed (resends after store_error included)
+                a master that was not killed (resends after store_error included);
+                write_stall_healthy_worst: that message's first send and ack (ms
+                after the kill) and its store_error notices
   redis_refused_victim_ms, redis_refused_healthy_ms
                 time the probe's writes to the killed master's slots (and, worst
                 of the others, to a healthy master's) failed
@@ -221,6 +224,7 @@ async function run(opts: Options, n: number, say: (s: string) => void) {
       return p.received >= p.expected;
     }, Math.min(opts.drainMs, 5000));
     // The login the contract promises: whatever still waits in an inbox comes now.
+    l.duplicatesLive = ledger.summary().duplicates;
     l.final = true;
     const logins = users.map((u) => u.loginsDone);
     for (const u of users) u.relogin();

@@ -7,6 +7,7 @@
 import type { InboxEntry } from "./store/store.ts";
 import type { InboxWriter } from "./store/inbox_writer.ts";
 import { Devices } from "./session/devices.ts";
+import { StoreError } from "./errors.ts";
 
 /** What the router needs of a logged-in session. */
 export interface Recipient {
@@ -194,10 +195,15 @@ export function arrivals(
       if (!stored) storedOffline(onOffline, entry, await writer.append(entry));
       return;
     }
-    const delivered = s.push(entry);
-    // Done once written (no ack will come), or blocked: out of the inbox.
-    if (stored && (!delivered || !ack)) writer.remove(entry.user, entry.id);
+    if (stored) pushStored(s, writer, entry, ack);
+    else s.push(entry);
   };
+}
+
+/** Hands a stored entry to a session here. */
+function pushStored(s: Recipient, writer: InboxWriter, entry: InboxEntry, ack: boolean): void {
+  // Done once written (no ack will come), or blocked: out of the inbox.
+  if (!s.push(entry) || !ack) writer.remove(entry.user, entry.id);
 }
 
 /** multi_login: a delivery (always stored) or a carbon (never) for sessions here. */
@@ -245,14 +251,12 @@ export function handoffs(
   return (entry, ack, stored) => {
     const s = local.get(entry.user);
     if (!s) return null;
-    const delivered = s.push(entry);
     if (stored) {
-      // Done once written (no ack will come), or blocked: out of the inbox.
-      if (!delivered || !ack) writer.remove(entry.user, entry.id);
+      pushStored(s, writer, entry, ack);
       return Promise.resolve();
     }
     // Blocked: neither delivered nor stored, and the sender is not told.
-    if (!delivered) return Promise.resolve();
+    if (!s.push(entry)) return Promise.resolve();
     return writer.append(entry, true).then(noop);
   };
 }
@@ -290,6 +294,18 @@ interface Lane {
   decided: Promise<void>;
   /** Settles once the latest unstored hand-off was sent (or found it cannot be). */
   handTurn: Promise<void>;
+  /**
+   * Settles once the latest packet for a session here (one waiting for the
+   * lane's earlier packets) was pushed, or stored instead: the lane's later
+   * stored packets go behind it.
+   */
+  here: Promise<void> | null;
+  /**
+   * Per sender, the first of its packets here that could not be stored, and
+   * the last packet that had entered the lane by then: the sender's packets
+   * in between fail too (Router#append).
+   */
+  failed: Map<string, { after: number; upTo: number }> | null;
   /**
    * Stored packets whose hand-over failed, in lane order: retried until
    * delivered or their recipient is offline. While any waits, the lane's
@@ -490,17 +506,13 @@ export class Router {
     before: Promise<void>,
     slot: Slot,
   ) {
+    // Taken now: a packet for a session here that entered the lane later
+    // waits for this one, so this one must not wait for it.
+    const hereBefore = lane.here;
     // The recipient moved here while packets to it were on their way
     // through other nodes: delivered here once they all settled.
-    const here = this.#local.get(entry.user);
-    if (here) {
-      try {
-        await before;
-      } finally {
-        this.#leave(entry.user, lane);
-      }
-      await this.#deliverHere(here, entry, ack);
-      return;
+    if (this.#local.get(entry.user)) {
+      return await this.#hereInLane(remote, entry, ack, lane, before, slot);
     }
     // Behind an unstored packet still finding its way: it goes first.
     if (lane.direct) await lane.direct;
@@ -537,14 +549,9 @@ export class Router {
     // packet without ack is stored too when a publish cannot be confirmed
     // (a node may die unseen): the receiving node deletes it once written.
     // Hand-offs before it settle first, so that a refused one is stored before it.
-    let depth: number | null;
-    try {
-      if (lane.handed) await lane.handed;
-      depth = await this.writer.append(entry);
-    } catch (err) {
-      this.#leave(entry.user, lane);
-      throw err;
-    }
+    if (lane.handed) await lane.handed;
+    if (hereBefore) await hereBefore;
+    const depth = await this.#append(entry, lane, slot.order);
     // Acked only once handed over (or queued for a retry, see #handOver):
     // if this node dies between the write and the hand-over, the sender
     // resends, the retry is routed again and reaches an online recipient
@@ -553,22 +560,55 @@ export class Router {
     await this.#handOver(remote, entry, ack, depth, lane, slot);
   }
 
-  /** A packet without ack, published without a store write when its recipient is online. */
-  async #direct(remote: Remote, entry: InboxEntry, lane: Lane, slot: Slot): Promise<void> {
-    let node: string | null | undefined;
+  /**
+   * A packet for a session here, behind the lane's earlier packets (still
+   * on their way through other nodes). The session is looked up again once
+   * they settled: the one seen on entry may have closed while it waited (a
+   * packet pushed to a closed session would wait in the inbox for the next
+   * login, behind the lane's later packets); gone, the packet takes the
+   * stored path in its place.
+   */
+  async #hereInLane(
+    remote: Remote,
+    entry: InboxEntry,
+    ack: boolean,
+    lane: Lane,
+    before: Promise<void>,
+    slot: Slot,
+  ): Promise<void> {
+    let placed!: () => void;
+    const mine = new Promise<void>((resolve) => placed = resolve);
+    lane.here = mine;
     let depth: number | null;
     try {
-      node = await remote.locate(entry.user);
-      if (node && await remote.publish(node, entry, false, false)) {
-        return this.#leave(entry.user, lane);
+      await before;
+      const here = this.#local.get(entry.user);
+      if (here && !this.#mustFail(entry, lane, slot.order)) {
+        this.#leave(entry.user, lane);
+        const safe = this.#deliverHere(here, entry, ack); // pushed at once
+        placed();
+        await safe;
+        return;
       }
-      depth = await this.writer.append(entry);
-    } catch (err) {
-      this.#leave(entry.user, lane);
-      throw err;
+      const appended = this.#append(entry, lane, slot.order);
+      placed();
+      depth = await appended;
+    } finally {
+      placed();
+      if (lane.here === mine) lane.here = null;
     }
+    await this.#handOver(remote, entry, ack, depth, lane, slot);
+  }
+
+  /** A packet without ack, published without a store write when its recipient is online. */
+  async #direct(remote: Remote, entry: InboxEntry, lane: Lane, slot: Slot): Promise<void> {
+    const node = await remote.locate(entry.user);
+    if (node && await remote.publish(node, entry, false, false)) {
+      return this.#leave(entry.user, lane);
+    }
+    const depth = await this.#append(entry, lane, slot.order);
     if (node === null) {
-      this.#stored(entry, depth);
+      this.#notElsewhere(entry, false, depth);
       return this.#leave(entry.user, lane);
     }
     // Redis away, or the publish failed: its recipient is still online somewhere.
@@ -605,20 +645,46 @@ export class Router {
     lane.refused = true;
     if (before) await before;
     const here = this.#local.get(entry.user);
-    if (here) {
+    if (here && !this.#mustFail(entry, lane, slot.order)) {
       this.#leave(entry.user, lane);
       await this.#deliverHere(here, entry, true);
       return false;
     }
-    let depth: number | null;
+    const depth = await this.#append(entry, lane, slot.order);
+    await this.#handOver(remote, entry, true, depth, lane, slot);
+    return false;
+  }
+
+  /**
+   * Writes a lane's packet to the inbox; a failure leaves the lane. Fails
+   * without writing when an earlier packet of the same sender in this lane
+   * could not be written while this one was already on its way: written
+   * now, it would be ahead of that one, which its sender sends again only
+   * once told (docs/protocol.md §12, "After a store_error"; the sender's
+   * session refuses what comes after the notice).
+   */
+  async #append(entry: InboxEntry, lane: Lane, order: number): Promise<number | null> {
     try {
-      depth = await this.writer.append(entry);
+      if (this.#mustFail(entry, lane, order)) {
+        throw new StoreError("an earlier message to this recipient could not be stored");
+      }
+      try {
+        return await this.writer.append(entry);
+      } catch (err) {
+        const f = (lane.failed ??= new Map()).get(entry.from);
+        if (!f || order > f.upTo) lane.failed.set(entry.from, { after: order, upTo: lane.entered });
+        throw err;
+      }
     } catch (err) {
       this.#leave(entry.user, lane);
       throw err;
     }
-    await this.#handOver(remote, entry, true, depth, lane, slot);
-    return false;
+  }
+
+  /** Whether `entry` (at `order` in `lane`) follows a packet of its sender that failed (#append). */
+  #mustFail(entry: InboxEntry, lane: Lane, order: number): boolean {
+    const f = lane.failed?.get(entry.from);
+    return f !== undefined && order > f.after && order <= f.upTo;
   }
 
   #join(user: string): Lane {
@@ -640,6 +706,8 @@ export class Router {
         storedSeq: 0,
         decided: Promise.resolve(),
         handTurn: Promise.resolve(),
+        here: null,
+        failed: null,
         queued: [],
         retrying: false,
       };
@@ -695,7 +763,7 @@ export class Router {
     }
     if (node === null) {
       decided();
-      this.#stored(entry, depth);
+      this.#notElsewhere(entry, ack, depth);
       return this.#leave(entry.user, lane);
     }
     const id = lane.storedId;
@@ -707,8 +775,22 @@ export class Router {
       if (lane.storedId === id) [lane.storedId, lane.storedSeq] = [newLaneId(), 0];
       return queue();
     }
-    if (r === "refused") this.#stored(entry, depth);
+    if (r === "refused") this.#notElsewhere(entry, ack, depth);
     this.#leave(entry.user, lane);
+  }
+
+  /**
+   * A stored packet that no other node holds a session for: pushed to its
+   * recipient's session if one logged in here meanwhile, else left to the
+   * next login. Pushed even though that login read the inbox: the read may
+   * have come before this packet's write (then nothing else would deliver
+   * it, and the lane's later packets would overtake it), and a session drops
+   * a packet it already showed (docs/delivery.md, "Duplicate suppression").
+   */
+  #notElsewhere(entry: InboxEntry, ack: boolean, depth: number | null): void {
+    const here = this.#local.get(entry.user);
+    if (here) pushStored(here, this.writer, entry, ack);
+    else this.#stored(entry, depth);
   }
 
   /** Queues a stored packet in its lane's retry, in lane order. */
@@ -773,16 +855,13 @@ export class Router {
   async #redeliver(remote: Remote, user: string, batch: Queued[]): Promise<number> {
     const here = this.#local.get(user);
     if (here) {
-      for (const q of batch) {
-        // Done once written (no ack will come), or blocked: out of the inbox.
-        if (!here.push(q.entry) || !q.ack) this.writer.remove(user, q.entry.id);
-      }
+      for (const q of batch) pushStored(here, this.writer, q.entry, q.ack);
       return batch.length;
     }
     const node = await remote.locate(user);
     if (node === undefined) return 0;
     if (node === null) {
-      for (const q of batch) this.#stored(q.entry, q.depth);
+      for (const q of batch) this.#notElsewhere(q.entry, q.ack, q.depth);
       return batch.length;
     }
     const id = newLaneId();
@@ -793,7 +872,9 @@ export class Router {
     while (n < answers.length && answers[n] === "took") n++;
     if (answers[n] !== "refused") return n;
     // No session there: the recipient went offline (its next login reads the inbox).
-    batch.forEach((q, i) => i >= n && answers[i] !== "took" && this.#stored(q.entry, q.depth));
+    batch.forEach((q, i) => {
+      if (i >= n && answers[i] !== "took") this.#notElsewhere(q.entry, q.ack, q.depth);
+    });
     return batch.length;
   }
 

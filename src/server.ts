@@ -245,6 +245,7 @@ async function assemble(
       store,
       auth: core.auth,
       openLogin: config.auth_secret === "" && loginCallback === null,
+      logins: core.logins,
       // Applied to the owner's session on whichever node holds it.
       notify: (owner, jid, blocked) => router.notifyBlocked(owner, jid, blocked),
     }),
@@ -292,8 +293,8 @@ async function assemble(
   const bind = (port: number) => ({ hostname: config.bind, port });
   const starters: [boolean, () => Listener | Promise<Listener>][] = [
     [config.enable_tcp, () => startTcp(admission, bind(config.port), guard)],
-    [true, () => startRpc(rpc, bind(config.rpcport), guard)],
-    [true, () => startThriftListener(core, thrift)],
+    [true, () => startRpc(rpc, bind(config.rpcport), guard, config.idle_timeout * 1000)],
+    [true, () => startThriftListener(core, thrift, guard)],
     [config.enable_ws, () => startWs(admission, bind(config.wsport), guard)],
     [config.enable_tls, () => startTls(admission, bind(config.tlsport), config, guard)],
     [config.enable_wss, () => startWs(admission, bind(config.wssport), guard, config)],

@@ -36,12 +36,19 @@ export interface Figures {
   reordered: number;
   reordered_after_store_error: number;
   duplicates: number;
+  /** Of the duplicates, those the final login brought (the rest came live). */
+  duplicates_at_relogin: number;
   /** Longest time from the later of send and promotion to first receipt. */
   delivery_after_promotion_max_ms: number;
   promoted_after_kill_ms: number;
   redis_refused_victim_ms: number;
   redis_refused_healthy_ms: number;
   write_stall_healthy_ms: number;
+  /**
+   * The message of that longest wait: first sent and acked (ms after the
+   * kill), and how many store_error notices it got on the way.
+   */
+  write_stall_healthy_worst: { sent_ms: number; acked_ms: number; store_errors: number } | null;
   write_stall_healthy_beyond_redis_ms: number;
   write_stall_victim_ms: number;
   ack_wait_p99_before_kill_ms: number;
@@ -82,12 +89,13 @@ export function figures(
     if (r.relogin || after > LATE_MS) late++;
   }
   let healthy = 0;
+  let worstHealthy: (typeof load.acks)[number] | null = null;
   let hit = 0;
   const before: number[] = [];
   for (const a of load.acks) {
     const wait = a.at - a.sentAt;
     if (masterOf[a.recipient] === victim) hit = Math.max(hit, wait);
-    else healthy = Math.max(healthy, wait);
+    else if (wait > healthy) [healthy, worstHealthy] = [wait, a];
     if (a.at < t.kill) before.push(wait);
   }
   before.sort((a, b) => a - b);
@@ -103,11 +111,17 @@ export function figures(
     reordered: sum.reordered,
     reordered_after_store_error: reorderedRefused,
     duplicates: sum.duplicates,
+    duplicates_at_relogin: sum.duplicates - load.duplicatesLive,
     delivery_after_promotion_max_ms: ms(worst),
     promoted_after_kill_ms: ms(t.promoted - t.kill),
     redis_refused_victim_ms: probe.find((p) => p.victim)?.refused_ms ?? 0,
     redis_refused_healthy_ms: refusedHealthy,
     write_stall_healthy_ms: ms(healthy),
+    write_stall_healthy_worst: worstHealthy && {
+      sent_ms: ms(worstHealthy.sentAt - t.kill),
+      acked_ms: ms(worstHealthy.at - t.kill),
+      store_errors: worstHealthy.refusals,
+    },
     write_stall_healthy_beyond_redis_ms: ms(Math.max(0, healthy - refusedHealthy)),
     write_stall_victim_ms: ms(hit),
     ack_wait_p99_before_kill_ms: ms(before[Math.floor(before.length * 0.99)] ?? 0),

@@ -40,6 +40,8 @@ export interface AckRecord {
   recipient: number;
   sentAt: number;
   at: number;
+  /** store_error notices it got before the ack. */
+  refusals: number;
 }
 
 /** What the users share. */
@@ -56,6 +58,8 @@ export class Load {
   done = false;
   unexpected = 0;
   retries = 0;
+  /** Duplicates received before the final login (the rest came with it). */
+  duplicatesLive = 0;
 
   constructor(
     readonly ledger: Ledger,
@@ -89,6 +93,7 @@ interface Pending {
   retryAt: number;
   /** Refused at least once: its recipient is held until it is acked. */
   refused: boolean;
+  refusals: number;
 }
 
 /** One user `u<index>@failover`. */
@@ -199,6 +204,7 @@ export class User {
         failed: false,
         retryAt: 0,
         refused: false,
+        refusals: 0,
       });
       conn.send(text);
     }
@@ -233,6 +239,7 @@ export class User {
         m.retryAt = performance.now() + RETRY_MS;
         if (!m.refused) this.#held.set(m.recipient, (this.#held.get(m.recipient) ?? 0) + 1);
         m.refused = true;
+        m.refusals++;
         this.load.refused.add(msgKey(m.stream, m.seq));
       }
     } else this.#message(conn, p);
@@ -255,6 +262,7 @@ export class User {
       recipient: m.recipient,
       sentAt: m.sentAt,
       at: performance.now(),
+      refusals: m.refusals,
     });
   }
 

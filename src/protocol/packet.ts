@@ -1,6 +1,8 @@
 // Packet shapes of docs/protocol.md §2 and the answers the server builds. Pure: no I/O.
 // Forwarded packets keep every field as sent; only `ct` is stamped.
 
+import { memberSpan } from "./json_text.ts";
+
 /** The envelope as it arrives: fields are checked before use, unknown ones kept. */
 export interface Envelope {
   id?: unknown;
@@ -128,7 +130,7 @@ export function parsePacket(text: string): Packet | null {
  * the envelope cannot be serialised.
  */
 export function stampPacket(text: string, envelope: Envelope, ct: number): string | null {
-  const span = envelopeSpan(text);
+  const span = memberSpan(text, "envelope");
   if (span === null) return null;
   let json: string;
   try {
@@ -167,67 +169,6 @@ export function stampCt(text: string, envelope: Envelope, ct: number): string | 
     }
   }
   return stampPacket(text, envelope, ct);
-}
-
-/** Start and end of the value of the (last) top-level "envelope" key of a valid JSON object. */
-function envelopeSpan(text: string): [number, number] | null {
-  let span: [number, number] | null = null;
-  let i = skipWs(text, 0) + 1;
-  for (;;) {
-    i = skipWs(text, i);
-    if (i >= text.length || text.charCodeAt(i) !== 0x22) return span; // "}"
-    const keyEnd = stringEnd(text, i);
-    const key = text.slice(i, keyEnd);
-    const start = skipWs(text, skipWs(text, keyEnd) + 1);
-    const end = valueEnd(text, start);
-    if (key.includes("\\") ? JSON.parse(key) === "envelope" : key === '"envelope"') {
-      span = [start, end];
-    }
-    i = skipWs(text, end) + 1; // past "," (or the final "}")
-  }
-}
-
-function skipWs(text: string, i: number): number {
-  for (; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) break;
-  }
-  return i;
-}
-
-/** Index after the string starting at `i` (its opening quote). */
-function stringEnd(text: string, i: number): number {
-  // The native indexOf jumps to each quote; a quote after an odd run of
-  // backslashes is escaped.
-  for (let q = text.indexOf('"', i + 1); q !== -1; q = text.indexOf('"', q + 1)) {
-    let b = q;
-    while (text.charCodeAt(b - 1) === 0x5c) b--;
-    if ((q - b) % 2 === 0) return q + 1;
-  }
-  return text.length;
-}
-
-/** Index after the JSON value starting at `i`. */
-function valueEnd(text: string, i: number): number {
-  const c = text.charCodeAt(i);
-  if (c === 0x22) return stringEnd(text, i);
-  if (c === 0x7b || c === 0x5b) {
-    let depth = 0;
-    for (; i < text.length; i++) {
-      const d = text.charCodeAt(i);
-      if (d === 0x22) i = stringEnd(text, i) - 1;
-      else if (d === 0x7b || d === 0x5b) depth++;
-      else if ((d === 0x7d || d === 0x5d) && --depth === 0) return i + 1;
-    }
-    return i;
-  }
-  for (; i < text.length; i++) {
-    const d = text.charCodeAt(i);
-    if (
-      d === 0x2c || d === 0x7d || d === 0x5d || d === 0x20 || d === 0x0a || d === 0x0d || d === 0x09
-    ) break;
-  }
-  return i;
 }
 
 /** A fresh packet id for server-made packets. */

@@ -5,6 +5,7 @@
 import { RpcCode, RpcError } from "../errors.ts";
 import { bareJid } from "../protocol/packet.ts";
 import type { Authenticator } from "../session/auth.ts";
+import type { LoginThrottle } from "../session/login_throttle.ts";
 import type { Store } from "../store/store.ts";
 import { paramsObject, type RpcCall, type Service } from "./services.ts";
 
@@ -24,11 +25,18 @@ export interface BlacklistDeps {
    * accesstoken) may act for a user.
    */
   openLogin: boolean;
+  /**
+   * The node's throttle of failed logins: a `pwd` refused here counts as a
+   * failed login of the owner, so the blacklist is no way around it.
+   */
+  logins: Pick<LoginThrottle, "delay" | "failed">;
   notify: BlockNotifier;
 }
 
 /** The `emsg_black_list` service: append, remove, fetch. */
-export function blacklistService({ store, auth, openLogin, notify }: BlacklistDeps): Service {
+export function blacklistService(
+  { store, auth, openLogin, logins, notify }: BlacklistDeps,
+): Service {
   // The owner is `to`; `pwd` is checked like a login of `to` unless the
   // caller is a backend with the accesstoken.
   const owner = async (call: RpcCall, p: Record<string, unknown>): Promise<string> => {
@@ -43,7 +51,11 @@ export function blacklistService({ store, auth, openLogin, notify }: BlacklistDe
       if (p.pwd !== undefined && typeof p.pwd !== "string") {
         throw new RpcError(RpcCode.badParams, "pwd must be a string");
       }
-      if (!(await auth(to, p.pwd as string | undefined))) {
+      const wait = logins.delay(to, call.remote);
+      // Throttled: refused unchecked after the delay, as a login would be.
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      if (wait > 0 || !(await auth(to, p.pwd as string | undefined))) {
+        logins.failed(to, call.remote);
         throw new RpcError(RpcCode.badPwd, "pwd refused");
       }
     }

@@ -1,16 +1,17 @@
 // The HTTP RPC interface on `rpcport` (docs/protocol.md §6), lightrpc-compatible: a
 // pure `(Request) => Promise<Response>` handler over the service table, and
-// the Deno.serve listener that runs it.
+// the listener that runs it and closes idle connections.
 
 import { RpcCode, RpcError } from "../errors.ts";
+import { decodeUtf8 } from "../bytes.ts";
 import { readLimited } from "../http_body.ts";
 import { errMsg, type Logger } from "../log.ts";
-import type { AcceptGuard } from "../transports/accept_guard.ts";
+import { acceptEach, type AcceptGuard } from "../transports/accept_guard.ts";
 import { type BindOptions, type Listener, listenError } from "../listener.ts";
 import { isLoopback } from "./loopback.ts";
 import { MAX_DEPTH, nestsDeeper } from "../protocol/packet.ts";
 import { sameSecret } from "./secret.ts";
-import type { RpcResult, ServiceTable } from "./services.ts";
+import type { RpcCall, RpcResult, ServiceTable } from "./services.ts";
 
 /** What the handler needs. */
 export interface RpcOptions {
@@ -29,9 +30,9 @@ export interface RpcOptions {
   protectedMode?: boolean;
 }
 
-/** Who sent a request: Deno.serve's handler info. */
+/** Who sent a request: its connection's remote address. */
 export interface RequestInfo {
-  remoteAddr: { hostname: string };
+  remoteAddr: { hostname: string; port: number };
 }
 
 const PROTECTED = "sara: protected mode: accesstoken is empty, so the RPC, /metrics and " +
@@ -55,7 +56,13 @@ export function rpcHandler(
   return async (req, info) => {
     try {
       // Without info the caller is in this process (tests): loopback.
-      return await handle(opts, req, info ? isLoopback(info.remoteAddr.hostname) : true);
+      const from = info
+        ? {
+          loopback: isLoopback(info.remoteAddr.hostname),
+          remote: `${info.remoteAddr.hostname}:${info.remoteAddr.port}`,
+        }
+        : { loopback: true, remote: "" };
+      return await handle(opts, req, from);
     } catch (err) {
       opts.log.error(`rpc: ${errMsg(err)}`);
       return reply("", {
@@ -66,7 +73,10 @@ export function rpcHandler(
   };
 }
 
-async function handle(opts: RpcOptions, req: Request, loopback: boolean): Promise<Response> {
+/** Where a request came from, as a method sees it. */
+type Caller = Pick<RpcCall, "loopback" | "remote">;
+
+async function handle(opts: RpcOptions, req: Request, from: Caller): Promise<Response> {
   if (req.method === "OPTIONS") {
     const asked = req.headers.get("access-control-request-headers");
     const headers = { ...CORS, "access-control-allow-headers": asked ?? "content-type" };
@@ -75,7 +85,7 @@ async function handle(opts: RpcOptions, req: Request, loopback: boolean): Promis
   const url = new URL(req.url);
   const path = url.pathname;
   if (
-    !loopback && opts.protectedMode && opts.accesstoken === "" && path !== "/healthz" &&
+    !from.loopback && opts.protectedMode && opts.accesstoken === "" && path !== "/healthz" &&
     path !== "/readyz"
   ) {
     return new Response(PROTECTED, { status: 403, headers: CORS });
@@ -97,16 +107,16 @@ async function handle(opts: RpcOptions, req: Request, loopback: boolean): Promis
   if (isGet && path === "/" && !url.searchParams.has("body")) {
     return new Response(null, { status: 302, headers: { ...CORS, location: "/console/" } });
   }
-  const text = await requestText(req, url, opts.maxBody);
-  if (text === TOO_LARGE) {
-    const reason = `body over rpc_max_body (${opts.maxBody} bytes)`;
-    return reply("", { success: false, entity: { errCode: RpcCode.badBody, reason } }, 413);
-  }
   let sn: string | number = "";
   try {
+    const text = await requestText(req, url, opts.maxBody);
+    if (text === TOO_LARGE) {
+      const reason = `body over rpc_max_body (${opts.maxBody} bytes)`;
+      return reply("", { success: false, entity: { errCode: RpcCode.badBody, reason } }, 413);
+    }
     const request = parseRequest(text);
     sn = request.sn;
-    return reply(sn, await call(opts, request, loopback));
+    return reply(sn, await call(opts, request, from));
   } catch (err) {
     if (!(err instanceof RpcError)) throw err;
     return reply(sn, { success: false, entity: { errCode: err.code, reason: err.reason } });
@@ -120,6 +130,8 @@ interface RpcRequest {
   method: unknown;
   params: unknown;
   token: unknown;
+  /** The request JSON as received. */
+  text: string;
 }
 
 function parseRequest(text: string | null): RpcRequest {
@@ -138,10 +150,10 @@ function parseRequest(text: string | null): RpcRequest {
   }
   const r = value as Record<string, unknown>;
   const sn = typeof r.sn === "string" || typeof r.sn === "number" ? r.sn : "";
-  return { sn, service: r.service, method: r.method, params: r.params, token: r.token };
+  return { sn, service: r.service, method: r.method, params: r.params, token: r.token, text };
 }
 
-async function call(opts: RpcOptions, r: RpcRequest, loopback: boolean): Promise<RpcResult> {
+async function call(opts: RpcOptions, r: RpcRequest, from: Caller): Promise<RpcResult> {
   // Caller-chosen text, echoed in reasons: kept short.
   const name = `${r.service}.${r.method}`.slice(0, 100);
   // hasOwn: "constructor" or "__proto__" must not find Object's own members.
@@ -166,13 +178,15 @@ async function call(opts: RpcOptions, r: RpcRequest, loopback: boolean): Promise
     : null;
   if (method === null) throw new RpcError(RpcCode.unknownMethod, `unknown method ${name}`);
   if (opts.log.enabled(3)) opts.log.debug(`rpc ${name}`, { sn: r.sn });
-  return await method({ sn: r.sn, params: r.params, trusted, loopback });
+  return await method({ sn: r.sn, params: r.params, text: r.text, trusted, ...from });
 }
 
 /**
  * The request JSON: the raw POST body, or its form field `body`, else the
  * query parameter `body` (GET, or POST as Go's FormValue read it).
  * Null when there is none; TOO_LARGE past `max` bytes, read no further.
+ * @throws {RpcError} when the body or the field is not UTF-8: replacing such
+ * bytes would make two different jids one (SECURITY.md, input rules).
  */
 async function requestText(
   req: Request,
@@ -180,19 +194,46 @@ async function requestText(
   max: number,
 ): Promise<string | null | typeof TOO_LARGE> {
   if (url.search.length > max) return TOO_LARGE;
-  const query = url.searchParams.get("body");
+  const query = formField(url.search.slice(1), "body");
   if (req.method !== "POST") return query;
   if (Number(req.headers.get("content-length") ?? 0) > max) return TOO_LARGE;
   const bytes = await readLimited(req.body, max);
   if (bytes === null) return TOO_LARGE;
-  const raw = new TextDecoder().decode(bytes);
+  const raw = decodeUtf8(bytes);
+  if (raw === null) throw new RpcError(RpcCode.badBody, "body is not UTF-8");
   // A JSON body starts with "{", which no form field does: so `curl -d '{…}'`
   // (raw JSON sent as a form) works too, and so do SDKs that send a form
   // without its content type.
   if (raw.trimStart().startsWith("{")) return raw;
   // Neither JSON nor a form holding `body`: handed on as it is, so that the
   // answer says "body is not JSON" rather than "body missing".
-  return new URLSearchParams(raw).get("body") ?? query ?? raw;
+  return formField(raw, "body") ?? query ?? raw;
+}
+
+/**
+ * The first value of `name` in the form (or query) `form`, or null.
+ * URLSearchParams would turn escapes that are not UTF-8 (`%FF`) into U+FFFD;
+ * decodeURIComponent refuses them.
+ * @throws {RpcError} when that value is not percent-encoded UTF-8.
+ */
+function formField(form: string, name: string): string | null {
+  const decode = (s: string) => decodeURIComponent(s.replaceAll("+", " "));
+  for (const pair of form.split("&")) {
+    const eq = pair.indexOf("=");
+    let key: string;
+    try {
+      key = decode(eq === -1 ? pair : pair.slice(0, eq));
+    } catch {
+      continue; // a name that does not decode is not `name`
+    }
+    if (key !== name) continue;
+    try {
+      return eq === -1 ? "" : decode(pair.slice(eq + 1));
+    } catch {
+      throw new RpcError(RpcCode.badBody, `form field ${name} is not percent-encoded UTF-8`);
+    }
+  }
+  return null;
 }
 
 function reply(sn: string | number, result: RpcResult, status = 200): Response {
@@ -202,51 +243,118 @@ function reply(sn: string | number, result: RpcResult, status = 200): Response {
   });
 }
 
+/** One HTTP connection as Deno.serveHttp serves it: its requests, in order. */
+interface HttpConn extends AsyncIterable<HttpRequestEvent> {
+  close(): void;
+}
+
+interface HttpRequestEvent {
+  request: Request;
+  respondWith(answer: Promise<Response>): Promise<void>;
+}
+
+// Deno.serve keeps a connection for as long as its client likes: it has no
+// idle or header timeout, and it never shows the handler the connection.
+// So the RPC accepts its sockets itself and serves each with Deno.serveHttp,
+// which Deno 2 left out of its type declarations but still ships (the RPC
+// tests fail if it goes).
+const serveHttp = (Deno as unknown as { serveHttp(conn: Deno.Conn): HttpConn }).serveHttp;
+
 /**
- * Starts the RPC listener. Deno.serve
- * ends for good when an accept fails (EMFILE): it is then started again on
- * the same port, backing off through `guard`, until it binds.
+ * Starts the RPC listener. A connection on which no request began or was
+ * answered for `idleMs` (`idle_timeout`) is closed; accepts that fail
+ * (EMFILE) back off through `guard` and go on.
  * @throws {Error} naming the listener and address when the port cannot be bound.
  */
-export function startRpc(opts: RpcOptions, bind: BindOptions, guard: AcceptGuard): Listener {
+export function startRpc(
+  opts: RpcOptions,
+  bind: BindOptions,
+  guard: AcceptGuard,
+  idleMs: number,
+): Listener {
   const handler = rpcHandler(opts);
-  const serve = (port: number) =>
-    Deno.serve({
-      hostname: bind.hostname,
-      port,
-      onListen: () => {}, // the composition root logs the start
-    }, handler);
-  let server: Deno.HttpServer<Deno.NetAddr>;
+  let listener: Deno.TcpListener;
   try {
-    server = serve(bind.port);
+    listener = Deno.listen({ hostname: bind.hostname, port: bind.port, transport: "tcp" });
   } catch (err) {
     throw listenError("rpc", bind, err);
   }
-  const port = server.addr.port;
-  let stopping = false;
-  const watch = (s: Deno.HttpServer<Deno.NetAddr>): void => {
-    s.finished.catch(async (err) => {
-      while (!stopping) {
-        await guard.failed("rpc", err);
-        if (stopping) return;
-        try {
-          server = serve(port);
-        } catch (again) {
-          err = again;
-          continue;
-        }
-        guard.ok("rpc");
-        return watch(server);
-      }
-    });
-  };
-  watch(server);
+  const open = new Set<Served>();
+  const accepting = acceptEach(listener, "rpc", guard, (socket) => {
+    // A keep-alive answer must not wait for the ack of the one before (Nagle).
+    socket.setNoDelay(true);
+    const info = { remoteAddr: socket.remoteAddr };
+    const served = serveConn(serveHttp(socket), (req) => handler(req, info), idleMs);
+    open.add(served);
+    served.done.finally(() => open.delete(served));
+  });
   return {
     name: "rpc",
-    port,
-    close: () => {
-      stopping = true;
-      return server.shutdown();
+    port: listener.addr.port,
+    async close() {
+      listener.close();
+      await accepting;
+      for (const c of open) c.stop();
+      await Promise.all([...open].map((c) => c.done));
     },
+  };
+}
+
+/** A connection being served. */
+interface Served {
+  /** Closes it now if no request is being answered, else once that answer is sent. */
+  stop(): void;
+  /** Settles once the connection is closed. */
+  done: Promise<void>;
+}
+
+/** Answers the requests of one connection until it ends, is idle for `idleMs`, or is stopped. */
+function serveConn(
+  http: HttpConn,
+  handle: (req: Request) => Promise<Response>,
+  idleMs: number,
+): Served {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let answering = 0;
+  let stopping = false;
+  const close = () => {
+    clearTimeout(timer);
+    try {
+      http.close();
+    } catch {
+      // Already closed by the client.
+    }
+  };
+  // Each request and each answer restarts the clock; a request still being
+  // answered does not stop it, so a body that stalls halfway counts as idle too.
+  const active = () => {
+    clearTimeout(timer);
+    if (stopping && answering === 0) return close();
+    timer = setTimeout(close, idleMs);
+  };
+  const answered = () => {
+    answering--;
+    active();
+  };
+  const serve = async () => {
+    active();
+    try {
+      for await (const { request, respondWith } of http) {
+        answering++;
+        active();
+        // Rejects when the client left before its answer: nothing to tell anyone.
+        respondWith(handle(request)).then(answered, answered);
+      }
+    } catch {
+      // The connection broke (or was closed here): nothing left to serve.
+    }
+    close();
+  };
+  return {
+    stop: () => {
+      stopping = true;
+      active();
+    },
+    done: serve(),
   };
 }

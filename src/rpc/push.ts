@@ -4,7 +4,7 @@
 
 import type { NoticeReason } from "../errors.ts";
 import { errMsg, type Logger } from "../log.ts";
-import { bareJid, type Packet, parsePacket, SERVER_ACK, Type, typeOf } from "../protocol/packet.ts";
+import { bareJid, parsePacket, SERVER_ACK, Type, typeOf } from "../protocol/packet.ts";
 import { routeChat, type Routed, routeGroup, type Routing } from "../session/messages.ts";
 
 /** What the push API works with: the routing every session uses, and a logger. */
@@ -25,7 +25,7 @@ export interface PushResult {
 }
 
 /**
- * Routes `contents` (packet JSON strings or objects) in order. A packet counts
+ * Routes `contents` (packet JSON texts; anything else is refused) in order. A packet counts
  * as accepted once the server has taken responsibility for it (the moment a
  * client would get its server ack); a bad one never stops the others.
  */
@@ -59,9 +59,11 @@ function route(
   core: Routing,
   content: unknown,
 ): Routed | NoticeReason | Promise<Routed | NoticeReason> {
-  const parsed = toPacket(content);
-  if (parsed === null) return "bad_packet";
-  const { text, p } = parsed;
+  if (typeof content !== "string") return "bad_packet";
+  // Checked like a client's packet (nesting included), then forwarded as sent.
+  const text = content;
+  const p = parsePacket(text);
+  if (p === null) return "bad_packet";
   const env = p.envelope;
   const type = typeOf(env.type);
   if (typeof env.id !== "string" || type === null || type === Type.open) return "bad_packet";
@@ -71,19 +73,4 @@ function route(
   if (sender === null) return "bad_from";
   if (type === Type.group) return routeGroup(core, sender, text, p, env.id);
   return routeChat(core, sender, text, p, env.id, type);
-}
-
-/**
- * The packet and its text: a string content is forwarded as sent; an object
- * (parsed with the RPC body, which was checked for nesting) is serialised.
- */
-function toPacket(content: unknown): { text: string; p: Packet } | null {
-  if (typeof content === "string") {
-    const p = parsePacket(content);
-    return p && { text: content, p };
-  }
-  if (typeof content !== "object" || content === null || Array.isArray(content)) return null;
-  const env = (content as { envelope?: unknown }).envelope;
-  if (typeof env !== "object" || env === null || Array.isArray(env)) return null;
-  return { text: JSON.stringify(content), p: content as Packet };
 }

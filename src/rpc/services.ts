@@ -3,6 +3,7 @@
 // rows of the same table.
 
 import { RpcCode, RpcError } from "../errors.ts";
+import { elementTexts, memberText } from "../protocol/json_text.ts";
 import { bareJid } from "../protocol/packet.ts";
 import type { Groups } from "../session/groups.ts";
 import type { Presence } from "./presence.ts";
@@ -12,10 +13,18 @@ import { type PushDeps, pushPackets, type PushResult } from "./push.ts";
 export interface RpcCall {
   sn: string | number;
   params: unknown;
+  /**
+   * The request JSON as received, `params` included: a method that forwards
+   * part of it takes those bytes from here (memberText) rather than
+   * serialising the parsed copy again.
+   */
+  text: string;
   /** The request carried the (non-empty) `accesstoken`: a backend, not a user. */
   trusted: boolean;
   /** The caller connected from this machine (127.0.0.0/8, ::1). */
   loopback: boolean;
+  /** The caller's "host:port" ("" for a caller in this process). */
+  remote: string;
 }
 
 /** A method's answer; `entity` is left out of the reply when undefined. */
@@ -100,19 +109,22 @@ export function coreServices({ push, groups, presence }: ServiceDeps): ServiceTa
     emsg_inf_push: {
       access: "push",
       methods: {
-        process: async ({ params }) => {
+        process: async ({ params, text }) => {
           const content = paramsObject(params).content;
           if (typeof content !== "string" && (typeof content !== "object" || content === null)) {
             throw new RpcError(RpcCode.badParams, "content must be a packet: JSON text or object");
           }
-          return pushAnswer(await pushPackets(push, [content]));
+          const sent = typeof content === "string" ? content : paramText(text, "content");
+          return pushAnswer(await pushPackets(push, [sent]));
         },
-        process_batch: async ({ params }) => {
+        process_batch: async ({ params, text }) => {
           const contents = paramsObject(params).contents;
           if (!Array.isArray(contents)) {
             throw new RpcError(RpcCode.badParams, "contents must be an array of packets");
           }
-          return pushAnswer(await pushPackets(push, contents));
+          const texts = contents.some(isObject) ? elementTexts(paramText(text, "contents"))! : [];
+          const sent = contents.map((c, i) => isObject(c) ? texts[i] : c);
+          return pushAnswer(await pushPackets(push, sent));
         },
       },
     },
@@ -126,6 +138,19 @@ export function paramsObject(params: unknown): Record<string, unknown> {
     throw new RpcError(RpcCode.badParams, "params must be an object");
   }
   return params as Record<string, unknown>;
+}
+
+/**
+ * The bytes of `params.<key>` in the request JSON `text`, which JSON.parse
+ * read with `params` an object holding `key`: a packet pushed as an object is
+ * forwarded as written, numbers beyond 2^53 included (SECURITY.md, input rules).
+ */
+function paramText(text: string, key: string): string {
+  return memberText(memberText(text, "params")!, key)!;
+}
+
+function isObject(v: unknown): v is object {
+  return typeof v === "object" && v !== null;
 }
 
 /** Success only when every packet was accepted; the entity lists the refused ones. */

@@ -4,6 +4,7 @@
 
 import { ConfigError } from "../errors.ts";
 import type { Listener } from "../listener.ts";
+import type { AcceptGuard } from "../transports/accept_guard.ts";
 import { type PushDeps, pushPackets, type PushResult } from "./push.ts";
 import { sameSecret } from "./secret.ts";
 import { type PushHandler, startThriftPush } from "./thrift_push.ts";
@@ -47,15 +48,17 @@ function answer(r: PushResult, total: number): string {
  * Starts the listener on `hostname` and the port of `nodeaddr`.
  * @throws {ConfigError} when nodeaddr has no port; Error when it cannot listen.
  */
-export async function startThriftListener(
+export function startThriftListener(
   push: PushDeps,
   opts: { hostname: string; nodeaddr: string; accesstoken: string },
-): Promise<Listener> {
+  guard: AcceptGuard,
+): Listener {
   const log = push.log;
-  const server = await startThriftPush({
+  const server = startThriftPush({
     hostname: opts.hostname,
     port: nodeaddrPort(opts.nodeaddr),
     handler: thriftPushHandler(push, opts.accesstoken),
+    guard,
     // Its start and connection events are details: the composition root logs the start.
     log: (level, msg) => level === "info" ? log.debug(msg) : log[level](msg),
   });

@@ -1,7 +1,7 @@
 // Thrift push listener on `nodeaddr` (docs/protocol.md §6): serves emsg_inf_push over the
 // framed transport and binary protocol, and hands every call to an injected handler.
 
-import { type AddressInfo, createServer, type Server, type Socket } from "node:net";
+import { acceptEach, type AcceptGuard } from "../transports/accept_guard.ts";
 import {
   isPushMethod,
   type PushCall,
@@ -30,7 +30,7 @@ export const MAX_FRAME_BYTES = 1024 * 1024;
  * TApplicationException INTERNAL_ERROR (the error itself is only logged).
  */
 export interface PushHandler {
-  (licence: string, sn: string, contents: string[]): Promise<string>;
+  (licence: string, sn: string, contents: (string | null)[]): Promise<string>;
 }
 
 /** Log sink of the listener; lines never contain the licence. */
@@ -41,6 +41,8 @@ export interface ThriftPushOptions {
   hostname: string;
   port: number;
   handler: PushHandler;
+  /** Backs off accepts that fail (EMFILE) and tells /readyz and /metrics. */
+  guard: AcceptGuard;
   log?: PushLog;
 }
 
@@ -56,20 +58,27 @@ export interface ThriftPush {
 }
 
 /**
- * Starts the Thrift push listener.
+ * Starts the Thrift push listener. Its accept loop is acceptEach, like every
+ * listener's: node:net's server stops accepting for good, without an error,
+ * once the process runs out of file descriptors.
  * @throws {Error} naming "thrift push", the host and the port when it cannot listen.
  */
-export async function startThriftPush(opts: ThriftPushOptions): Promise<ThriftPush> {
+export function startThriftPush(opts: ThriftPushOptions): ThriftPush {
   const log: PushLog = opts.log ?? (() => {});
+  const where = hostPort(opts.hostname, opts.port);
+  let listener: Deno.TcpListener;
+  try {
+    listener = Deno.listen({ hostname: opts.hostname, port: opts.port, transport: "tcp" });
+  } catch (err) {
+    throw new Error(`thrift push: cannot listen on ${where}: ${errMsg(err)}`, { cause: err });
+  }
   const connections = new Set<PushConnection>();
-  const server = createServer((socket) => {
+  const accepting = acceptEach(listener, "thrift push", opts.guard, (socket) => {
     const conn = new PushConnection(socket, opts.handler, log);
     connections.add(conn);
     conn.closed.then(() => connections.delete(conn));
   });
-  await listen(server, opts.hostname, opts.port);
-  server.on("error", (err) => log("error", `thrift push: listener error: ${err.message}`));
-  const port = (server.address() as AddressInfo).port;
+  const port = listener.addr.port;
   log("info", `thrift push: listening on ${hostPort(opts.hostname, port)}`);
 
   let closing: Promise<void> | undefined;
@@ -77,30 +86,13 @@ export async function startThriftPush(opts: ThriftPushOptions): Promise<ThriftPu
     port,
     close() {
       closing ??= (async () => {
-        const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
-        const closed = [...connections].map((conn) => conn.shutdown());
-        await Promise.all([stopped, ...closed]);
+        listener.close();
+        await accepting;
+        await Promise.all([...connections].map((conn) => conn.shutdown()));
       })();
       return closing;
     },
   };
-}
-
-function listen(server: Server, hostname: string, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const fail = (err: Error) => {
-      reject(
-        new Error(`thrift push: cannot listen on ${hostPort(hostname, port)}: ${err.message}`, {
-          cause: err,
-        }),
-      );
-    };
-    server.once("error", fail);
-    server.listen(port, hostname, () => {
-      server.off("error", fail);
-      resolve();
-    });
-  });
 }
 
 function hostPort(hostname: string, port: number): string {
@@ -113,74 +105,70 @@ interface Outcome {
   closeReason?: string;
 }
 
+/** Bytes read at once; a frame is at most MAX_FRAME_BYTES, gathered across reads. */
+const READ_BYTES = 16 * 1024;
+
 /**
- * One client connection. Frames are answered one at a time, in order; reading pauses while a
+ * One client connection. Frames are answered one at a time, in order; nothing is read while a
  * call is in progress, so a client that floods calls is held back by TCP, not buffered here.
  */
 class PushConnection {
-  /** Resolves once the socket is closed. */
+  /** Resolves once the connection is closed. */
   readonly closed: Promise<void>;
-  readonly #socket: Socket;
+  readonly #conn: Deno.Conn;
   readonly #handler: PushHandler;
   readonly #log: PushLog;
   readonly #peer: string;
-  readonly #frames: TTransport[] = [];
   #busy = false;
   #draining = false;
 
-  constructor(socket: Socket, handler: PushHandler, log: PushLog) {
-    this.#socket = socket;
+  constructor(conn: Deno.Conn, handler: PushHandler, log: PushLog) {
+    this.#conn = conn;
     this.#handler = handler;
     this.#log = log;
-    this.#peer = hostPort(socket.remoteAddress ?? "?", socket.remotePort ?? 0);
-    this.closed = new Promise((resolve) => socket.once("close", () => resolve()));
-    const receive = TFramedTransport.receiver(
-      (frame) => {
-        this.#frames.push(frame);
-        void this.#pump();
-      },
-      undefined,
-      MAX_FRAME_BYTES,
-    );
-    socket.on("data", (chunk: Uint8Array) => {
-      try {
-        receive(chunk);
-      } catch (err) {
-        this.#drop(`bad frame: ${errMsg(err)}`);
-      }
-    });
-    socket.on("error", (err) => {
-      this.#log("info", `thrift push: connection from ${this.#peer}: ${err.message}`);
-    });
+    const remote = conn.remoteAddr as Deno.NetAddr;
+    this.#peer = hostPort(remote.hostname, remote.port);
+    this.closed = this.#serve();
   }
 
   /** Closes now when idle, else after the call in progress is answered. */
   shutdown(): Promise<void> {
     this.#draining = true;
-    if (!this.#busy) this.#socket.destroy();
+    if (!this.#busy) this.#close();
     return this.closed;
   }
 
-  async #pump(): Promise<void> {
-    if (this.#busy) return;
-    this.#busy = true;
-    this.#socket.pause();
-    for (let frame = this.#frames.shift(); frame; frame = this.#frames.shift()) {
-      if (!this.#socket.writable) break;
-      const { reply, closeReason } = await this.#answer(frame);
-      // Waiting for drain keeps a client that sends calls but never reads answers bounded.
-      if (reply && this.#socket.writable && !this.#socket.write(reply)) {
-        await drained(this.#socket);
+  async #serve(): Promise<void> {
+    const frames: TTransport[] = [];
+    const receive = TFramedTransport.receiver((f) => frames.push(f), undefined, MAX_FRAME_BYTES);
+    const buf = new Uint8Array(READ_BYTES);
+    try {
+      for (;;) {
+        const n = await this.#conn.read(buf);
+        if (n === null) return;
+        try {
+          // A copy: the receiver keeps the bytes of a frame not complete yet.
+          receive(buf.slice(0, n));
+        } catch (err) {
+          return this.#drop(`bad frame: ${errMsg(err)}`);
+        }
+        this.#busy = true;
+        for (let frame = frames.shift(); frame; frame = frames.shift()) {
+          const { reply, closeReason } = await this.#answer(frame);
+          // Awaiting the whole write keeps a client that never reads its answers bounded.
+          if (reply) await writeAll(this.#conn, reply);
+          if (closeReason) return this.#drop(closeReason);
+          if (this.#draining) return;
+        }
+        this.#busy = false;
       }
-      if (closeReason) {
-        this.#drop(closeReason);
-        break;
+    } catch (err) {
+      if (!this.#draining) {
+        this.#log("info", `thrift push: connection from ${this.#peer}: ${errMsg(err)}`);
       }
-      if (this.#draining) break;
+    } finally {
+      this.#close();
     }
-    this.#busy = false;
-    if (this.#draining) this.#close();
-    else if (this.#socket.writable) this.#socket.resume();
   }
 
   /** Decodes one frame and calls the handler; never throws. */
@@ -198,18 +186,22 @@ class PushConnection {
     }
   }
 
-  /** Closes this connection only; answers already written still reach the client. */
+  /** Why this connection (only) closes; answers already written still reach the client. */
   #drop(reason: string): void {
-    if (!this.#socket.writable) return;
     this.#log("warn", `thrift push: closing connection from ${this.#peer}: ${reason}`);
-    this.#close();
   }
 
   #close(): void {
-    this.#socket.pause();
-    // end() flushes what was written; destroy() then closes without waiting for the peer's FIN.
-    if (this.#socket.writable) this.#socket.end(() => this.#socket.destroy());
+    try {
+      this.#conn.close();
+    } catch {
+      // Already closed.
+    }
   }
+}
+
+async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  for (let at = 0; at < bytes.length;) at += await conn.write(bytes.subarray(at));
 }
 
 const utf8 = new TextDecoder();
@@ -241,18 +233,6 @@ function decodeCall(
   } catch (err) {
     return { closeReason: `bad frame: ${errMsg(err)}` };
   }
-}
-
-function drained(socket: Socket): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      socket.off("drain", done);
-      socket.off("close", done);
-      resolve();
-    };
-    socket.on("drain", done);
-    socket.on("close", done);
-  });
 }
 
 function encodeReply(method: PushMethod, seqid: number, answer: string): Uint8Array {

@@ -26,6 +26,7 @@ import { routeChat, type Routed, routeGroup, type Routing, wantsAck } from "./me
 import { Close, type CloseReason } from "./close_reason.ts";
 import type { Authenticator } from "./auth.ts";
 import { DeliveredIds } from "./delivered.ts";
+import { RefusedSends } from "./refused.ts";
 import { ANSWER_PACKETS, storedThatFit } from "./login_answer.ts";
 import type { LoginThrottle } from "./login_throttle.ts";
 
@@ -168,6 +169,8 @@ export class Session implements ConnHandler, Recipient {
   #blocked: Set<string> = NONE_BLOCKED;
   // What this session delivered, built at its first delivery (see delivered.ts).
   #delivered: DeliveredIds | null = null;
+  // Its 1:1 messages refused with store_error, built at the first (see refused.ts).
+  #refused: RefusedSends | null = null;
   // rate_limit: the current one-second window and its count (packets and heartbeats).
   #windowStart = 0;
   #windowCount = 0;
@@ -554,7 +557,11 @@ export class Session implements ConnHandler, Recipient {
     }
     const sid = this.deps.router.multi ? this.sid : undefined;
     if (type !== Type.group) {
-      return this.#settle(id, routeChat(this.deps, this.jid, text, p, id, type, sid));
+      // Behind a refused message to the same recipient: refused too, so
+      // that the resend of the older one is stored first (refused.ts).
+      const to = this.#refused ? bareJid(env.to) : null;
+      if (to && !this.#refused!.pass(to, id)) return this.#notice(id, "store_error");
+      return this.#settle(id, routeChat(this.deps, this.jid, text, p, id, type, sid), env.to);
     }
     // The queue waits for the member lookup, so later packets keep their order.
     this.#moveTo("awaiting_members");
@@ -564,16 +571,25 @@ export class Session implements ConnHandler, Recipient {
     );
   }
 
-  #settle(id: string, r: Routed | NoticeReason): void {
+  /** `to`: the recipient of a 1:1 message, whose later messages wait if this one fails. */
+  #settle(id: string, r: Routed | NoticeReason, to?: unknown): void {
     if (typeof r === "string") return this.#notice(id, r);
     // Not awaited: later packets of this client go on while this one is written.
     r.safe.then(
       () => {
+        if (this.#refused && to !== undefined) {
+          const bare = bareJid(to);
+          if (bare) this.#refused.stored(bare, id);
+        }
         if (!r.ack) return;
         this.deps.metrics.serverAck();
         this.#answer(serverAck(id, r.ct));
       },
-      (err) => this.#storeFailed(id, err),
+      (err) => {
+        const bare = to === undefined ? null : bareJid(to);
+        if (bare) (this.#refused ??= new RefusedSends()).refused(bare, id);
+        this.#storeFailed(id, err);
+      },
     );
   }
 

@@ -206,6 +206,19 @@ export class InboxWriter {
     this.#closed = true;
   }
 
+  /** Rejects `user`'s queued entries with `err`. */
+  #failQueued(user: string, err: unknown): void {
+    const q = this.#byUser.get(user);
+    if (!q) return;
+    this.#byUser.delete(user);
+    this.#waiting -= q.byId.size;
+    for (const p of q.list) {
+      p.done = true;
+      p.reject(err);
+    }
+    this.#wake(user);
+  }
+
   /** True while `user` has entries or removes not yet handed to the store. */
   #queued(user: string): boolean {
     return this.#byUser.has(user) || this.#removes.some((r) => r.user === user);
@@ -337,6 +350,10 @@ export class InboxWriter {
       },
       (err) => {
         for (const p of live) p.reject(err);
+        // Their users' entries queued behind them fail too: stored now,
+        // they would be ahead of the failed ones, which their senders send
+        // again only once told (docs/protocol.md §12, "After a store_error").
+        for (const user of new Set(live.map((p) => p.entry.user))) this.#failQueued(user, err);
         // Acks and sent ids must not be forgotten while the store is away:
         // retry them (bounded), or ghosts come back and retries duplicate.
         if (this.#removes.length < MAX_RETRY) this.#removes.unshift(...batch.removes);

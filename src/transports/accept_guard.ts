@@ -44,3 +44,28 @@ export class AcceptGuard {
     if (this.#failing.delete(transport)) this.log.warn(`${transport} accepting again`);
   }
 }
+
+/**
+ * Accepts from `listener` until it is closed, handing each socket to `take`.
+ * A failing accept (EMFILE, ENFILE) backs off through `guard` and the loop
+ * goes on: the listener recovers once descriptors are free again.
+ */
+export async function acceptEach<C extends Deno.Conn>(
+  listener: Deno.Listener<C>,
+  transport: string,
+  guard: AcceptGuard,
+  take: (socket: C) => void,
+): Promise<void> {
+  for (;;) {
+    let socket: C;
+    try {
+      socket = await listener.accept();
+    } catch (err) {
+      if (err instanceof Deno.errors.BadResource || err instanceof Deno.errors.Interrupted) return;
+      await guard.failed(transport, err);
+      continue;
+    }
+    guard.ok(transport);
+    take(socket);
+  }
+}

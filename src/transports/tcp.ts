@@ -3,7 +3,7 @@
 
 import type { Admission } from "../session/conn.ts";
 import { type Framing, STREAM_FRAMING } from "../protocol/framing.ts";
-import type { AcceptGuard } from "./accept_guard.ts";
+import { acceptEach, type AcceptGuard } from "./accept_guard.ts";
 import { type BindOptions, type Listener, listenError } from "../listener.ts";
 import { type ConnContext, StreamConn } from "./stream_conn.ts";
 
@@ -30,9 +30,8 @@ export function startTcp(node: Admission, opts: BindOptions, guard: AcceptGuard)
 }
 
 /**
- * Accepts until the listener closes. `prepare` may wrap or configure each
- * socket; a failing accept (EMFILE, ENFILE) backs off through `guard` and
- * the loop goes on: the listener recovers once descriptors are free again.
+ * Accepts until the listener closes (acceptEach: EMFILE backs off and goes
+ * on). `prepare` may wrap or configure each socket.
  */
 export async function acceptLoop<C extends Deno.Conn>(
   node: Admission,
@@ -48,18 +47,9 @@ export async function acceptLoop<C extends Deno.Conn>(
     admit: (conn) => node.admit(conn),
     pending: new Set(),
   };
-  for (;;) {
-    let socket: C;
-    try {
-      socket = await listener.accept();
-    } catch (err) {
-      if (err instanceof Deno.errors.BadResource || err instanceof Deno.errors.Interrupted) break;
-      await guard.failed(transport, err);
-      continue;
-    }
-    guard.ok(transport);
+  await acceptEach(listener, transport, guard, (socket) => {
     new StreamConn(transport, prepare(socket), framing, ctx).serve();
-  }
+  });
   // Sessions are closed by the server; handshakes that never finished close here.
   for (const conn of [...ctx.pending]) conn.close();
 }

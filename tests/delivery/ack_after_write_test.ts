@@ -126,3 +126,46 @@ Deno.test("an ack that overtakes the inbox write still removes the entry (no gho
   await using b2 = await TestClient.connect(srv.port);
   assert.deepEqual((await b2.login("b@d")).json.delay, { total: 0 });
 });
+
+Deno.test("after a store_error, newer messages to that recipient are refused until the refused one comes again, so the inbox keeps send order", async () => {
+  const { srv, store } = await startFaultyServer();
+  await using _srv = srv;
+  await using a = (await TestClient.login(srv.port, "a@d")).client;
+  store.failing = true;
+  const m1 = await a.chat("b@d", "first", { ack: 1 });
+  assert.deepEqual((await a.nextPacket()).json, storeError(m1));
+  store.failing = false;
+  // Sent before a's client saw the notice, say: refused unwritten, as the
+  // store would have stored it ahead of m1's resend.
+  const m2 = await a.chat("b@d", "second", { ack: 1 });
+  assert.deepEqual((await a.nextPacket()).json, storeError(m2));
+  assert.ok(!store.appended("b@d").includes(m2));
+  // Another recipient is not held up.
+  const other = await a.chat("c@d", "elsewhere", { ack: 1 });
+  assert.equal((await a.nextPacket()).json.envelope.id, other);
+  // Out of turn (m1 first): refused again.
+  await a.chat("b@d", "second", { ack: 1, id: m2 });
+  assert.deepEqual((await a.nextPacket()).json, storeError(m2));
+  for (const [id, text] of [[m1, "first"], [m2, "second"]]) {
+    await a.chat("b@d", text!, { ack: 1, id });
+    assert.deepEqual([(await a.nextPacket()).json.envelope.id], [id]);
+  }
+  await using b = await TestClient.connect(srv.port);
+  assert.deepEqual(delayIds(await b.login("b@d")), [m1, m2]);
+});
+
+Deno.test("messages queued behind a write that fails fail with it, unwritten", async () => {
+  const { srv, store } = await startFaultyServer();
+  await using _srv = srv;
+  await using a = (await TestClient.login(srv.port, "a@d")).client;
+  const release = store.gate();
+  const m1 = await a.chat("b@d", "first", { ack: 1 });
+  await until(() => store.appended("b@d").includes(m1), "the batch holding the first");
+  const m2 = await a.chat("b@d", "second", { ack: 1 });
+  await a.nothing(100);
+  store.failing = true;
+  release();
+  assert.deepEqual((await a.nextPacket()).json, storeError(m1));
+  assert.deepEqual((await a.nextPacket()).json, storeError(m2));
+  assert.deepEqual(store.appended("b@d"), [m1]);
+});

@@ -15,6 +15,7 @@ import {
   type Remote,
   Router,
 } from "../../src/router.ts";
+import { StoreError } from "../../src/errors.ts";
 import type { InboxWriter } from "../../src/store/inbox_writer.ts";
 import type { InboxEntry } from "../../src/store/store.ts";
 import { type Deferred, deferred } from "../helpers/deferred.ts";
@@ -143,44 +144,77 @@ Deno.test("a second packet without ack while the lane is busy is stored, not sen
   assert.deepEqual(f.events.slice(2), ["append m2", "locate b@d", "handOff m2 to n2 stored"]);
 });
 
-Deno.test("a store failure in the middle of a lane fails that message only, and the lane is left", async () => {
+Deno.test("a store failure in a lane fails its sender's later packets already on their way, not other senders', and the lane is left", async () => {
+  const f = fakes();
+  const first = f.router.deliver(entry("m1"), true);
+  const second = f.router.deliver(entry("m2"), true);
+  const other = f.router.deliver({ ...entry("c1"), from: "c@d" }, true);
+  await turns();
+  for (const l of f.locates) l.answer.resolve("n2");
+  await turns();
+  // All refused: stored in send order.
+  for (const h of f.handed) h.answer.resolve("refused");
+  await turns();
+  f.appends[0]!.answer.reject(new Error("store down"));
+  await assert.rejects(first, /store down/);
+  // Written now, m2 would be ahead of m1, which a@d sends again only once
+  // told: it fails unwritten. c@d's packet is written.
+  await assert.rejects(second, StoreError);
+  await turns();
+  f.appends[1]!.answer.resolve(null);
+  await turns();
+  f.locates[3]!.answer.resolve("n2");
+  await turns();
+  f.handed[3]!.answer.resolve("took");
+  await other;
+  assert.deepEqual(f.events, [
+    "locate b@d",
+    "locate b@d",
+    "locate b@d",
+    "handOff m1 to n2",
+    "handOff m2 to n2",
+    "handOff c1 to n2",
+    "append m1",
+    "append c1",
+    "locate b@d",
+    "handOff c1 to n2 stored",
+  ]);
+  // Nothing is left in the lane: an unstored packet goes straight to its node again.
+  const third = f.router.deliver(entry("m3"), false);
+  await turns();
+  f.locates[4]!.answer.resolve("n2");
+  await third;
+  assert.deepEqual(f.events.slice(10), ["locate b@d", "publish m3 to n2"]);
+});
+
+Deno.test("after a store failure, a packet of the sender that entered the lane later is written as usual", async () => {
   const f = fakes();
   const first = f.router.deliver(entry("m1"), true);
   const second = f.router.deliver(entry("m2"), true);
   await turns();
   for (const l of f.locates) l.answer.resolve("n2");
   await turns();
-  // Both refused: stored in send order.
-  for (const h of f.handed) h.answer.resolve("refused");
+  f.handed[0]!.answer.resolve("refused");
   await turns();
+  // m2's hand-off is still out, so the lane lives on past m1's failure.
   f.appends[0]!.answer.reject(new Error("store down"));
   await assert.rejects(first, /store down/);
+  // Sent after the failure (its sender's session refuses what follows a
+  // store_error notice, so this is another session's or a resend).
+  const third = f.router.deliver(entry("m3"), true);
+  f.handed[1]!.answer.resolve("refused");
+  await assert.rejects(second, StoreError);
   await turns();
+  assert.deepEqual(f.appends.map((a) => a.id), ["m1", "m3"]);
   f.appends[1]!.answer.resolve(null);
   await turns();
-  f.locates[2]!.answer.resolve("n2");
+  f.locates.at(-1)!.answer.resolve("n2");
   await turns();
-  f.handed[2]!.answer.resolve("took");
-  await second;
-  assert.deepEqual(f.events, [
-    "locate b@d",
-    "locate b@d",
-    "handOff m1 to n2",
-    "handOff m2 to n2",
-    "append m1",
-    "append m2",
-    "locate b@d",
-    "handOff m2 to n2 stored",
-  ]);
-  // Nothing is left in the lane: an unstored packet goes straight to its node again.
-  const third = f.router.deliver(entry("m3"), false);
-  await turns();
-  f.locates[3]!.answer.resolve("n2");
+  f.handed.at(-1)!.answer.resolve("took");
   await third;
-  assert.deepEqual(f.events.slice(8), ["locate b@d", "publish m3 to n2"]);
 });
 
-Deno.test("a login during a hand-over: the stored message is left to the login's inbox read, never pushed twice", async () => {
+Deno.test("a login during a hand-over: the stored message is pushed to the new session, whose inbox read may have come before the write", async () => {
   const f = fakes();
   const sending = f.router.deliver(entry("m1"), true);
   await turns();
@@ -188,21 +222,50 @@ Deno.test("a login during a hand-over: the stored message is left to the login's
   await turns();
   f.handed[0]!.answer.resolve("refused");
   await turns();
+  // b logs in here while m1 is being written: its login may read the inbox
+  // before m1 is in it, and nothing else would deliver m1 then.
+  await f.router.attach(recipient("b@d", f.events), "tcp");
   f.appends[0]!.answer.resolve(1);
   await turns();
-  const before = ["locate b@d", "handOff m1 to n2", "append m1", "locate b@d"];
-  assert.deepEqual(f.events, before);
-  // b logs in here while the lookup is on its way; it reads its inbox after registering.
-  await f.router.attach(recipient("b@d", f.events), "tcp");
+  assert.deepEqual(f.events, ["locate b@d", "handOff m1 to n2", "append m1", "locate b@d"]);
   // The registry now names this node, which locate reports as "not another node".
   f.locates[1]!.answer.resolve(null);
   await sending;
-  assert.deepEqual(f.events, before, "not pushed: it is in the inbox");
-  assert.deepEqual(f.offline, ["m1@1"]);
+  // (A session drops a packet its login answer already carried: delivered.ts.)
+  assert.equal(f.events.at(-1), "push m1 to b@d");
+  assert.deepEqual(f.offline, [], "online here: no offline notification");
   // Later messages reach the new session directly.
-  const next = f.router.deliver(entry("m2"), false);
-  await next;
-  assert.deepEqual(f.events.slice(4), ["push m2 to b@d"]);
+  await f.router.deliver(entry("m2"), false);
+  assert.deepEqual(f.events.slice(5), ["push m2 to b@d"]);
+});
+
+Deno.test("a packet waiting in its lane for a session here that closes meanwhile is stored in its place, ahead of later ones", async () => {
+  const f = fakes();
+  const first = f.router.deliver(entry("m1"), true);
+  await turns();
+  f.locates[0]!.answer.resolve("n2");
+  await turns();
+  // b logs in here while m1's hand-off waits for n2: m2 waits behind m1 for b ...
+  const b = recipient("b@d", f.events);
+  await f.router.attach(b, "tcp");
+  const second = f.router.deliver(entry("m2"), true);
+  // ... and b closes before m1 is through: m3 finds nobody here.
+  f.router.detach(b);
+  const third = f.router.deliver(entry("m3"), true);
+  await turns();
+  f.handed[0]!.answer.resolve("took");
+  await first;
+  await turns();
+  // m2 is not pushed to the closed session (it would wait in the inbox for
+  // the next login, behind m3): it is stored, and m3 after it.
+  assert.deepEqual(f.appends.map((a) => a.id), ["m2", "m3"]);
+  f.appends[0]!.answer.resolve(1);
+  f.appends[1]!.answer.resolve(2);
+  await turns();
+  for (const l of f.locates.slice(1)) l.answer.resolve(null);
+  await Promise.all([second, third]);
+  assert.ok(!f.events.some((e) => e.startsWith("push")), f.events.join(", "));
+  assert.deepEqual(f.offline, ["m2@1", "m3@2"]);
 });
 
 Deno.test("arrivals: to a session here it is pushed (a stored one without ack leaves the inbox); with the session gone an unstored one is stored", async () => {

@@ -9,6 +9,9 @@ import {
   type PushMethod,
   writeStringField,
 } from "../../src/rpc/thrift/emsg_inf_push.ts";
+
+/** What a caller sends: the server's view of a call, every content text. */
+type SentCall = PushCall & { contents: string[] };
 import {
   AppErrorType,
   MessageType,
@@ -92,7 +95,7 @@ async function callOnce(
 }
 
 /** Writes the arguments struct of `method`; `process` sends `contents[0]`. */
-function writeArgs(method: PushMethod, output: TProtocol, call: PushCall): void {
+function writeArgs(method: PushMethod, output: TProtocol, call: SentCall): void {
   output.writeStructBegin(`emsg_inf_push_${method}_args`);
   writeStringField(output, "licence", 1, call.licence);
   writeStringField(output, "sn", 2, call.sn);
@@ -156,7 +159,7 @@ class EmsgInfPushClient {
     this.#receive(input, mtype, rseqid);
   }
 
-  #call(method: PushMethod, call: PushCall): Promise<string> {
+  #call(method: PushMethod, call: SentCall): Promise<string> {
     const seqid = ++this.#seqid;
     return new Promise((resolve, reject) => {
       this._reqs[seqid] = (err, answer) => err ? reject(err) : resolve(answer ?? "");

@@ -415,6 +415,34 @@ for (const backend of BACKENDS) {
   });
 }
 
+Deno.test("on one Redis: a packet waiting behind a stuck hand-off for a session that closes meanwhile keeps its place in the inbox", async () => {
+  await using redis = await startRedis();
+  await using nodes = await startNodes(redis.addr, ["n1", "n2"]);
+  const [n1, n2] = nodes as unknown as [Node, Node];
+  await using a = await n1.login("a@d");
+  const b = await n2.login("b@d");
+  // n2 stops answering but stays subscribed and alive by its liveness key:
+  // m1's hand-off to it waits the full second for an answer (docs/delivery.md).
+  n2.proc!.kill("SIGSTOP");
+  await b.close();
+  await a.sendRaw(chatPacket("m1", "a@d", "b@d"));
+  // b logs in on n1 meanwhile, so m2 and m3 wait behind m1 for that session ...
+  const b2 = await n1.login("b@d");
+  // (The heartbeat's answer says that n1 has read them: it answers in order.)
+  await a.sendRaw(chatPacket("m2", "a@d", "b@d") + chatPacket("m3", "a@d", "b@d") + "\x02\x01");
+  assert.equal((await a.next()).kind, "heartbeat");
+  // ... which closes before m1 is through: m4 finds nobody.
+  await b2.close();
+  await until("b's session on n1 closed", async () => !(await n1.isOnline("b@d")));
+  await a.nothing(1); // still within m1's wait: nothing acked yet
+  await a.sendRaw(chatPacket("m4", "a@d", "b@d"));
+  const ids = ["m1", "m2", "m3", "m4"];
+  assert.deepEqual((await acksOf(a, 4)).sort(), ids);
+  await using b3 = await TestClient.connect(n1.tcp);
+  assert.deepEqual(delayIds(await b3.login("b@d")), ids);
+  await n2.kill();
+});
+
 /** Each backend with a way to take all of Redis down (SIGKILL) and bring it back. */
 const OUTAGES = [
   {
@@ -466,14 +494,18 @@ for (const backend of OUTAGES) {
         await t.close();
       }
     }, 30_000);
+    // The refused message goes again first, as SDKs resend (docs/protocol.md §12).
     await until("a reaches b across nodes", async () => {
-      const id = await a.chat("b@d", "after the outage", { ack: 1 });
+      await a.chat("b@d", "during the outage", { ack: 1, id: lost });
       const answer = (await a.nextPacket()).json;
       if (answer.envelope.type !== 3) return false; // store_error while reconnecting
       const got = (await b.nextPacket()).json;
       await b.ack(got.envelope.id);
-      return got.envelope.id === id;
+      return got.envelope.id === lost;
     }, 30_000);
+    const after = await a.chat("b@d", "after the outage", { ack: 1 });
+    assert.deepEqual([(await a.nextPacket()).json.envelope.type], [3]);
+    assert.equal((await b.nextPacket()).json.envelope.id, after);
     assert.equal(await n2.isOnline("a@d"), true);
     // Neither process died on the way.
     for (const n of nodes) assert.equal(await settledNow(n.proc!.status), false);

@@ -69,20 +69,28 @@ Deno.test("while Redis is down a sender gets store_error for every message and n
   }
 
   await redis.restart();
-  // The node reconnects by itself; the client retries as SDKs do.
-  let after = "";
+  // The node reconnects by itself; the client resends the refused messages
+  // as SDKs do: same ids, oldest first (docs/protocol.md §12).
   await until(async () => {
-    const id = await a.chat("b@d", "after", { ack: 1 });
+    await a.chat("b@d", "during 0", { ack: 1, id: failed[0] });
     const p = (await a.nextPacket()).json.envelope;
-    assert.equal(p.id, id);
-    if (p.type !== 3) return false;
-    after = id;
-    return true;
-  }, "a send acked after Redis restarted");
+    assert.equal(p.id, failed[0]);
+    return p.type === 3;
+  }, "the first refused message acked after Redis restarted");
+  for (const [i, id] of failed.entries()) {
+    if (i === 0) continue;
+    await a.chat("b@d", `during ${i}`, { ack: 1, id });
+    assert.deepEqual([(await a.nextPacket()).json.envelope.type], [3], id);
+  }
+  const after = await a.chat("b@d", "after", { ack: 1 });
+  assert.deepEqual(
+    [(await a.nextPacket()).json.envelope].map((e) => [e.id, e.type]),
+    [[after, 3]],
+  );
   assert.ok(!a.closed, "the sender's session survived the outage");
 
   await using b = await TestClient.connect(srv.port);
   const delay = (await b.login("b@d")).json.delay as Delay;
-  // Exactly the acked messages: nothing acked lost, nothing refused stored.
-  assert.deepEqual(delay.packets!.map((p) => p.envelope.id), [first, after]);
+  // Exactly the acked messages, in send order: nothing acked lost, nothing refused stored twice.
+  assert.deepEqual(delay.packets!.map((p) => p.envelope.id), [first, ...failed, after]);
 });

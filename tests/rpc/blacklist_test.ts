@@ -133,3 +133,19 @@ Deno.test("the pwd is checked through the auth callback; the accesstoken also au
   });
   assert.equal((other.json.entity as { errCode: string }).errCode, "1003");
 });
+
+Deno.test("wrong blacklist pwds count as failed logins: after 10 even the right pwd is refused, on the RPC and at login", async () => {
+  await using cb = CallbackServer.start();
+  cb.responder = (req) => answer(req, req.params.token === "right");
+  await using srv = await startTestServer({ callback: cb.url, enable_auth: true });
+  const fetchAs = (pwd: string) => bl(srv.rpcPort, "fetch", { to: "v@d", pwd });
+  assert.equal((await fetchAs("right")).success, true);
+  for (let i = 0; i < 10; i++) assert.equal(errCode(await fetchAs(`guess${i}`)), "2000");
+  const asked = cb.of("emsg_auth.auth").length;
+  assert.equal(errCode(await fetchAs("right")), "2000");
+  assert.equal(cb.of("emsg_auth.auth").length, asked, "a throttled pwd is not even checked");
+  // The same user's login is throttled too: guessing over RPC gains nothing.
+  await using c = await TestClient.connect(srv.port);
+  const login = await c.login("v@d", { pwd: "right" });
+  assert.deepEqual(login.json.entity, { result: "error", reason: "fail_token" });
+});

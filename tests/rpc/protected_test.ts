@@ -1,7 +1,7 @@
 // Protected mode and blacklist proof (SECURITY.md). Tests may only send
 // traffic to loopback, so a non-loopback client is simulated by handing the
-// RPC handler a Request with a non-loopback remote address (what Deno.serve
-// passes it); loopback traffic goes over real sockets.
+// RPC handler a Request with a non-loopback remote address (what the RPC
+// listener passes it); loopback traffic goes over real sockets.
 
 import assert from "node:assert/strict";
 import { startTestServer } from "../helpers/server.ts";
@@ -11,6 +11,7 @@ import { mintToken } from "../helpers/token.ts";
 import { isLoopback } from "../../src/rpc/loopback.ts";
 import { rpcHandler, type RpcOptions } from "../../src/rpc/http.ts";
 import { blacklistService } from "../../src/rpc/blacklist.ts";
+import { LoginThrottle } from "../../src/session/login_throttle.ts";
 import { metricsPage } from "../../src/rpc/metrics_page.ts";
 import { Metrics } from "../../src/metrics/metrics.ts";
 import { silentLogger } from "../../src/log.ts";
@@ -19,8 +20,8 @@ import { openSurfaces } from "../../src/config/warnings.ts";
 import { defaultConfig } from "../../src/config/config.ts";
 import { CapturedLog } from "../helpers/log_capture.ts";
 
-const REMOTE = { remoteAddr: { hostname: "203.0.113.7" } };
-const LOCAL = { remoteAddr: { hostname: "127.0.0.1" } };
+const REMOTE = { remoteAddr: { hostname: "203.0.113.7", port: 40000 } };
+const LOCAL = { remoteAddr: { hostname: "127.0.0.1", port: 40000 } };
 
 Deno.test("isLoopback() is true for 127.0.0.0/8, ::1 and mapped 127.x, false for every other address", () => {
   for (const a of ["127.0.0.1", "127.255.3.4", "::1", "[::1]", "::ffff:127.0.0.1"]) {
@@ -57,6 +58,7 @@ async function handlerWith(opts: Partial<RpcOptions>, openLogin = true) {
         store,
         auth: () => Promise.resolve(true),
         openLogin,
+        logins: new LoginThrottle(silentLogger()),
         notify: () => Promise.resolve(),
       }),
     },

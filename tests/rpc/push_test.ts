@@ -51,6 +51,49 @@ Deno.test("process with a packet object stores it for an offline user", async ()
   assert.deepEqual(delay.packets!.map((p) => [p.envelope.id, p.envelope.custom]), [["m2", "kept"]]);
 });
 
+Deno.test("a packet pushed as a JSON object reaches the recipient in the bytes it was written in, big numbers exact", async () => {
+  await using srv = await startTestServer({ accesstoken: TOKEN });
+  await using b = (await TestClient.login(srv.port, "b@d")).client;
+  const payload = '{"big":12345678901234567890123, "neg":-9007199254740993,' +
+    '"f":0.1000000000000000055511151231257827,"s":"],{\\"x"}';
+  const packetText = (id: string, to: string) =>
+    `{"envelope":{"id":"${id}","type":1,"from":"a@d","to":"${to}","ack":1},"payload":${payload}}`;
+  // The body is written by hand: JSON.stringify of a parsed copy would round the numbers.
+  const send = async (params: string, method: string) => {
+    const res = await fetch(`http://127.0.0.1:${srv.rpcPort}/api/`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: `{"sn":"n","service":"emsg_inf_push","method":"${method}","token":"${TOKEN}",` +
+        `"params":${params}}`,
+    });
+    return await res.json();
+  };
+  const stamped = (text: string, ct: unknown) => text.replace('"ack":1}', `"ack":1,"ct":"${ct}"}`);
+
+  const one = await send(`{ "content" : ${packetText("big1", "b@d")} }`, "process");
+  assert.deepEqual(one.entity, { accepted: 1, rejected: [] });
+  const got = await b.nextPacket();
+  assert.equal(got.text, stamped(packetText("big1", "b@d"), got.json.envelope.ct));
+
+  // In a batch, beside a packet pushed as a string, and stored for an offline user.
+  const batch = await send(
+    `{"contents":[ ${packetText("big2", "c@d")} ,${JSON.stringify(packetText("big3", "c@d"))},` +
+      `${packetText("big4", "c@d")}]}`,
+    "process_batch",
+  );
+  assert.deepEqual(batch.entity, { accepted: 3, rejected: [] });
+  const { client: c, answer } = await TestClient.login(srv.port, "c@d");
+  await using _c = c;
+  const stored = (answer.json.delay as Delay).packets!;
+  assert.deepEqual(stored.map((p) => p.envelope.id), ["big2", "big3", "big4"]);
+  for (const p of stored) {
+    assert.ok(
+      answer.text.includes(stamped(packetText(p.envelope.id as string, "c@d"), p.envelope.ct)),
+      answer.text,
+    );
+  }
+});
+
 Deno.test("process_batch refuses bad packets by index and still delivers the rest, in order", async () => {
   await using srv = await startTestServer({ accesstoken: TOKEN });
   await using b = (await TestClient.login(srv.port, "b@d")).client;

@@ -4,13 +4,16 @@
 import assert from "node:assert/strict";
 import { MAX_FRAME_BYTES, type PushHandler, startThriftPush } from "../../src/rpc/thrift_push.ts";
 import { ThriftApplicationError } from "../../src/rpc/thrift/runtime.ts";
+import { AcceptGuard } from "../../src/transports/accept_guard.ts";
+import { silentLogger } from "../../src/log.ts";
 import { thriftProcess, thriftProcessBatch } from "../helpers/thrift_client.ts";
 
 const LICENCE = "licence-that-must-never-be-logged";
+const guard = new AcceptGuard(silentLogger(), () => {});
 
 interface Fake {
   handler: PushHandler;
-  calls: [string, string, string[]][];
+  calls: [string, string, (string | null)[]][];
 }
 
 function fakeHandler(answer = "success"): Fake {
@@ -30,10 +33,11 @@ async function withPush(
   body: (port: number, logs: string[]) => Promise<void>,
 ): Promise<void> {
   const logs: string[] = [];
-  const push = await startThriftPush({
+  const push = startThriftPush({
     hostname: "127.0.0.1",
     port: 0,
     handler,
+    guard,
     log: (level, msg) => logs.push(`${level} ${msg}`),
   });
   try {
@@ -210,6 +214,32 @@ Deno.test("a hand-encoded framed binary call gets a framed REPLY carrying the an
   });
 });
 
+Deno.test("a content that is not UTF-8 reaches the handler as null, never with its bytes replaced", async () => {
+  const fake = fakeHandler("success");
+  await withPush(fake.handler, async (port) => {
+    await withRawConn(port, async (conn) => {
+      const bad = concat(
+        enc.encode('{"envelope":{"from":"a'),
+        Uint8Array.of(0xff),
+        enc.encode('@d"}}'),
+      );
+      const list = concat(
+        fieldHeader(15, 3),
+        new Uint8Array([11]),
+        i32(2),
+        str("ok"),
+        concat(i32(bad.length), bad),
+      );
+      await writeAll(conn, callFrame("process_batch", 5, stringField(1, LICENCE), list));
+      assert.deepEqual((await readReply(conn)).fields, { 0: "success" });
+      const one = concat(fieldHeader(11, 3), i32(bad.length), bad);
+      await writeAll(conn, callFrame("process", 6, stringField(1, LICENCE), one));
+      assert.deepEqual((await readReply(conn)).fields, { 0: "success" });
+    });
+  });
+  assert.deepEqual(fake.calls, [[LICENCE, "", ["ok", null]], [LICENCE, "", [null]]]);
+});
+
 Deno.test("calls pipelined on one connection are answered in order with their own seqids", async () => {
   const fake = fakeHandler("ok");
   await withPush(fake.handler, async (port) => {
@@ -295,16 +325,18 @@ Deno.test("a handler failure reaches the caller as INTERNAL_ERROR without its de
   });
 });
 
-Deno.test("startThriftPush rejects naming thrift push, host and port when the port is taken", async () => {
-  await withPush(fakeHandler().handler, async (port) => {
-    const taken = startThriftPush({ hostname: "127.0.0.1", port, handler: fakeHandler().handler });
-    await assert.rejects(taken, (err: Error) => {
+Deno.test("startThriftPush throws naming thrift push, host and port when the port is taken", async () => {
+  await withPush(fakeHandler().handler, (port) => {
+    const handler = fakeHandler().handler;
+    const taken = () => startThriftPush({ hostname: "127.0.0.1", port, handler, guard });
+    assert.throws(taken, (err: Error) => {
       assert.match(
         err.message,
         new RegExp(`^thrift push: cannot listen on 127\\.0\\.0\\.1:${port}: `),
       );
       return true;
     });
+    return Promise.resolve();
   });
 });
 
@@ -316,7 +348,7 @@ Deno.test("close answers the call in progress, then releases the port", async ()
     started();
     return new Promise((resolve) => release = resolve);
   };
-  const push = await startThriftPush({ hostname: "127.0.0.1", port: 0, handler });
+  const push = startThriftPush({ hostname: "127.0.0.1", port: 0, handler, guard });
   const answer = thriftProcess(push.port, LICENCE, "sn", "c");
   await inHandler;
   const closing = push.close();
@@ -325,20 +357,22 @@ Deno.test("close answers the call in progress, then releases the port", async ()
   await closing;
   await push.close();
 
-  const again = await startThriftPush({
+  const again = startThriftPush({
     hostname: "127.0.0.1",
     port: push.port,
     handler: fakeHandler().handler,
+    guard,
   });
   assert.equal(again.port, push.port);
   await again.close();
 });
 
 Deno.test("close closes connections that clients keep open while idle", async () => {
-  const push = await startThriftPush({
+  const push = startThriftPush({
     hostname: "127.0.0.1",
     port: 0,
     handler: fakeHandler().handler,
+    guard,
   });
   try {
     await withRawConn(push.port, async (conn) => {

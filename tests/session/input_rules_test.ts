@@ -154,3 +154,27 @@ Deno.test("an RPC body that is present but not JSON is answered as not JSON, not
     .json();
   assert.equal(none.entity.reason, "body missing");
 });
+
+Deno.test("an RPC body or body field that is not UTF-8 is refused, not read with U+FFFD", async () => {
+  await using srv = await startTestServer({ accesstoken: "t" });
+  const url = `http://127.0.0.1:${srv.rpcPort}/api/`;
+  const counter = '{"sn":1,"service":"emsg_session","method":"counter","token":"t","p":"';
+  const answer = async (res: Response) => {
+    const j = await res.json();
+    return [j.success, j.entity.errCode, j.entity.reason];
+  };
+  const raw = Uint8Array.of(...enc.encode(counter), 0xff, ...enc.encode('"}'));
+  assert.deepEqual(await answer(await fetch(url, { method: "POST", body: raw })), [
+    false,
+    "1000",
+    "body is not UTF-8",
+  ]);
+  const field = "body=" + encodeURIComponent(counter) + "%FF" + encodeURIComponent('"}');
+  const notForm = [false, "1000", "form field body is not percent-encoded UTF-8"];
+  assert.deepEqual(await answer(await fetch(url, { method: "POST", body: field })), notForm);
+  assert.deepEqual(await answer(await fetch(`${url}?${field}`)), notForm);
+  // The same request in UTF-8 is served, as a form, as a query and with other fields around it.
+  const ok = "x=%zz&body=" + encodeURIComponent(counter + 'é"}');
+  assert.equal((await (await fetch(url, { method: "POST", body: ok })).json()).success, true);
+  assert.equal((await (await fetch(`${url}?${ok}`)).json()).success, true);
+});

@@ -120,6 +120,25 @@ Deno.test("a shard's failed commit fails only its own entries", async () => {
   });
 });
 
+Deno.test("a failed commit fails its users' entries queued behind it, not other users' of the shard", async () => {
+  await withWriter(async (w, s) => {
+    s.hold("a", true);
+    const failed = w.append(entry("u@a"));
+    await new Promise((r) => setTimeout(r, 20)); // its batch has left
+    // Queued behind it: written once it is back, they would be ahead of the
+    // failed one, which its sender sends again only once told.
+    const behind = [w.append(entry("u@a")), w.append(entry("u@a"))];
+    const otherUser = w.append(entry("x@a"));
+    s.release("a");
+    await assert.rejects(within(failed, "the first entry"), StoreError);
+    for (const p of behind) await assert.rejects(within(p, "an entry behind it"), StoreError);
+    assert.equal(await within(otherUser, "x@a's entry"), 1);
+    assert.equal((await s.inner.inbox("u@a")).length, 0);
+    // Appended after the failure: written as usual.
+    assert.equal(await within(w.append(entry("u@a")), "a later entry"), 1);
+  });
+});
+
 Deno.test("a user's entries queued while its commit is out wait for it and reach the inbox in send order", async () => {
   await withWriter(async (w, s) => {
     s.hold("a");

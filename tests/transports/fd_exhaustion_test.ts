@@ -1,13 +1,14 @@
 // Running out of file descriptors (EMFILE) must not end any accept loop: a
 // node started with a soft limit of 64 open files is flooded with
 // connections on every port, says not ready meanwhile, logs the failures at
-// most once a second, and serves TCP, WebSocket and RPC again once the flood
-// is gone.
+// most once a second, and serves TCP, WebSocket, RPC and Thrift push again
+// once the flood is gone.
 
 import assert from "node:assert/strict";
 import { SaraProcess } from "../helpers/process.ts";
 import { TestClient } from "../helpers/client.ts";
 import { WsTestClient } from "../helpers/ws_client.ts";
+import { thriftProcess } from "../helpers/thrift_client.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -35,7 +36,7 @@ async function until<T>(what: string, f: () => Promise<T | null>, ms = 15_000): 
   throw new Error(`${what} not within ${ms} ms: ${last}`);
 }
 
-Deno.test("a node at its open-files limit keeps accepting on TCP, WS and RPC once descriptors free up, and /readyz says 503 meanwhile", async () => {
+Deno.test("a node at its open-files limit keeps accepting on TCP, WS, RPC and Thrift once descriptors free up, and /readyz says 503 meanwhile", async () => {
   const dir = await Deno.makeTempDir({ prefix: "sara-emfile-" });
   await Deno.writeTextFile(
     `${dir}/conf.json`,
@@ -56,6 +57,7 @@ Deno.test("a node at its open-files limit keeps accepting on TCP, WS and RPC onc
   const hogs: Deno.Conn[] = [];
   try {
     const [tcp, ws, rpc] = [await proc.port("tcp"), await proc.port("ws"), await proc.port("rpc")];
+    const thrift = await proc.port("thrift push");
     const keepAlive = await Deno.connect({ hostname: "127.0.0.1", port: rpc });
     hogs.push(keepAlive);
     assert.match(await get(keepAlive, "/readyz"), /^HTTP\/1.1 200/);
@@ -67,14 +69,12 @@ Deno.test("a node at its open-files limit keeps accepting on TCP, WS and RPC onc
     await proc.waitFor(/tcp accept failed/);
     assert.match(await get(keepAlive, "/readyz"), /^HTTP\/1.1 503[^]*accepting connections fails/);
 
-    for (const port of [ws, rpc]) {
-      for (let i = 0; i < 5; i++) {
-        // RPC's listener is closed between its restarts: refused is expected there.
-        await Deno.connect({ hostname: "127.0.0.1", port }).then((h) => hogs.push(h), () => {});
-      }
+    for (const port of [ws, rpc, thrift]) {
+      for (let i = 0; i < 5; i++) hogs.push(await Deno.connect({ hostname: "127.0.0.1", port }));
     }
     await proc.waitFor(/ws accept failed/);
     await proc.waitFor(/rpc accept failed/);
+    await proc.waitFor(/thrift push accept failed/);
     await new Promise((r) => setTimeout(r, 2000));
     const seconds = (Date.now() - floodStart) / 1000;
     // At most one line a second per listener.
@@ -88,6 +88,8 @@ Deno.test("a node at its open-files limit keeps accepting on TCP, WS and RPC onc
     await using _w = w;
     const id = await c.chat("b@d", "after the flood");
     assert.equal((await w.nextPacket()).json.envelope.id, id);
+    const pushed = await until("Thrift answer", () => thriftProcess(thrift, "", "s", "{}"));
+    assert.equal(pushed, "set accesstoken to enable push");
     await until("/readyz 200", async () => {
       const res = await fetch(`http://127.0.0.1:${rpc}/readyz`);
       await res.body?.cancel();

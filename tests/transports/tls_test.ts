@@ -96,6 +96,19 @@ Deno.test("TLS handshakes that never complete hold their slots only until login_
   }
 });
 
+Deno.test("TLS and WSS clients that finish the handshake but never log in get timeout and are closed", async () => {
+  await using certs = await makeCerts();
+  await using srv = await startTls(certs, { login_timeout: 1 });
+  await using tls = await TestClient.connectTls(srv.tlsPort, certs.cert);
+  await using wss = await WsTestClient.connect(srv.wssPort, { caCert: certs.cert });
+  for (const c of [tls, wss]) {
+    const rest = await c.closedByServer(4000);
+    assert.equal(rest.length, 1);
+    assert.ok(rest[0]!.kind === "packet");
+    assert.deepEqual(rest[0]!.json.entity, { result: "error", reason: "timeout" });
+  }
+});
+
 Deno.test("garbage instead of a TLS handshake closes that connection and no other", async () => {
   await using certs = await makeCerts();
   await using srv = await startTls(certs);

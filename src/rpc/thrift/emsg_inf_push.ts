@@ -2,16 +2,21 @@
 // `thrift --gen js:node` gives: the server side's argument and result structs (the client
 // half, which only tests use, is in the tests' helpers).
 
+import { decodeUtf8 } from "../../bytes.ts";
 import { type TProtocol, Type } from "./runtime.ts";
 
 /** The calls of the service. */
 export type PushMethod = "process" | "process_batch";
 
-/** The arguments of one call; `process` carries exactly one content. */
+/**
+ * The arguments of one call; `process` carries exactly one content. A
+ * content that is not UTF-8 is null: refused, never replaced (SECURITY.md,
+ * input rules).
+ */
 export interface PushCall {
   licence: string;
   sn: string;
-  contents: string[];
+  contents: (string | null)[];
 }
 
 /** True when `name` is a call of the service. */
@@ -33,7 +38,7 @@ export function readArgs(method: PushMethod, input: TProtocol): PushCall {
     if (fid === 1 && ftype === Type.STRING) call.licence = input.readString();
     else if (fid === 2 && ftype === Type.STRING) call.sn = input.readString();
     else if (fid === 3 && method === "process" && ftype === Type.STRING) {
-      call.contents = [input.readString()];
+      call.contents = [readText(input)];
     } else if (fid === 3 && method === "process_batch" && ftype === Type.LIST) {
       call.contents = readStringList(input);
     } else input.skip(ftype);
@@ -43,7 +48,7 @@ export function readArgs(method: PushMethod, input: TProtocol): PushCall {
   return call;
 }
 
-function readStringList(input: TProtocol): string[] {
+function readStringList(input: TProtocol): (string | null)[] {
   const { etype, size } = input.readListBegin();
   if (etype !== Type.STRING || size < 0) {
     throw new TypeError(
@@ -51,10 +56,15 @@ function readStringList(input: TProtocol): string[] {
     );
   }
   // Each element holds at least its 4-byte length, so the frame limit bounds this loop.
-  const list: string[] = [];
-  for (let i = 0; i < size; i++) list.push(input.readString());
+  const list: (string | null)[] = [];
+  for (let i = 0; i < size; i++) list.push(readText(input));
   input.readListEnd();
   return list;
+}
+
+/** A string field as UTF-8 text, or null when its bytes are not UTF-8 (readString would replace them). */
+function readText(input: TProtocol): string | null {
+  return decodeUtf8(input.readBinary());
 }
 
 /** Writes the result struct of `method`: field 0 `success`, the answer string. */

@@ -25,6 +25,7 @@ export interface TProtocol {
   readListBegin(): { etype: number; size: number };
   readListEnd(): void;
   readString(): string;
+  readBinary(): Uint8Array;
   readI32(): number;
   skip(type: number): void;
   writeMessageBegin(name: string, type: number, seqid: number): void;
