@@ -275,7 +275,10 @@ interface Lane {
   /** Hand-offs (Remote.handOff) started and not settled; they all go to `node`. */
   handing: number;
   node: string | null;
-  /** Settles once every hand-off started so far was taken or stored instead. */
+  /**
+   * Settles once every hand-off started so far was taken, or stored instead
+   * (its write on its way), or pushed to a session here.
+   */
   handed: Promise<void> | null;
   /** A hand-off was refused: the lane's later packets take the stored path. */
   refused: boolean;
@@ -294,6 +297,8 @@ interface Lane {
   decided: Promise<void>;
   /** Settles once the latest unstored hand-off was sent (or found it cannot be). */
   handTurn: Promise<void>;
+  /** Unstored hand-offs waiting for `handTurn` (their own lookup, or an earlier one's). */
+  turns: number;
   /**
    * Settles once the latest packet for a session here (one waiting for the
    * lane's earlier packets) was pushed, or stored instead: the lane's later
@@ -521,8 +526,12 @@ export class Router {
     // the store write of a packet acked in time, as on one node.
     if (ack && !lane.refused && lane.busy === lane.handing + 1) {
       lane.handing++;
-      const done = this.#handOff(remote, entry, lane, lane.handed, slot);
-      lane.handed = done.then(noop, noop);
+      let placed!: () => void;
+      const mine = new Promise<void>((resolve) => placed = resolve);
+      const before = lane.handed;
+      lane.handed = before ? before.then(() => mine) : mine;
+      const done = this.#handOff(remote, entry, lane, before, slot, placed);
+      done.then(placed, placed);
       let took = false;
       try {
         took = await done;
@@ -626,31 +635,48 @@ export class Router {
     lane: Lane,
     before: Promise<void> | null,
     slot: Slot,
+    placed: () => void,
   ): Promise<boolean> {
     // Where the lane's packets already go, no lookup: a recipient gone from
     // there refuses, and the packet takes the stored path, which looks up.
     // Sent in lane order: one that needs no lookup waits for the earlier
     // ones still looking up.
-    const prev = lane.handTurn;
-    let sent!: () => void;
-    lane.handTurn = new Promise<void>((resolve) => sent = resolve);
-    const node = lane.node ?? await remote.locate(entry.user) ?? null;
-    await prev;
-    lane.node ??= node;
-    const answer = node !== null && node === lane.node
-      ? remote.handOff(node, entry, lane.id, ++lane.seq, true, false)
-      : null;
-    sent();
+    let answer: Promise<HandOffResult> | null;
+    if (lane.node !== null && lane.turns === 0) {
+      // Nothing earlier is still looking up: out at once (the usual case at load).
+      answer = remote.handOff(lane.node, entry, lane.id, ++lane.seq, true, false);
+    } else {
+      lane.turns++;
+      const prev = lane.handTurn;
+      let sent!: () => void;
+      lane.handTurn = new Promise<void>((resolve) => sent = resolve);
+      const node = lane.node ?? await remote.locate(entry.user) ?? null;
+      await prev;
+      lane.node ??= node;
+      answer = node !== null && node === lane.node
+        ? remote.handOff(node, entry, lane.id, ++lane.seq, true, false)
+        : null;
+      lane.turns--;
+      sent();
+    }
     if (answer && await answer === "took") return true; // the caller leaves the lane
     lane.refused = true;
     if (before) await before;
     const here = this.#local.get(entry.user);
     if (here && !this.#mustFail(entry, lane, slot.order)) {
       this.#leave(entry.user, lane);
-      await this.#deliverHere(here, entry, true);
+      const safe = this.#deliverHere(here, entry, true); // pushed at once
+      placed();
+      await safe;
       return false;
     }
-    const depth = await this.#append(entry, lane, slot.order);
+    // The lane's later packets go on once this write is on its way (the
+    // writer keeps a user's entries in order, and #handOver decides in call
+    // order), not once it is handed over: one round trip per packet would
+    // pile up in a lane refused during a failover.
+    const appended = this.#append(entry, lane, slot.order);
+    placed();
+    const depth = await appended;
     await this.#handOver(remote, entry, true, depth, lane, slot);
     return false;
   }
@@ -706,6 +732,7 @@ export class Router {
         storedSeq: 0,
         decided: Promise.resolve(),
         handTurn: Promise.resolve(),
+        turns: 0,
         here: null,
         failed: null,
         queued: [],

@@ -59,7 +59,7 @@ export function encodeBatch(batch: readonly NodeMessage[]): string {
       continue;
     }
     const e = m.e;
-    headers.push({
+    const h: Record<string, unknown> = {
       t: "msg",
       u: e.user,
       i: e.id,
@@ -69,10 +69,17 @@ export function encodeBatch(batch: readonly NodeMessage[]): string {
       a: m.a,
       s: m.s,
       n: e.packet.length,
-      ...(m.h ? { ho: m.h.o, hr: m.h.r, hl: m.h.l, hq: m.h.q } : {}),
-      ...(m.r !== undefined ? { r: m.r } : {}),
-      ...(m.x !== undefined ? { x: m.x } : {}),
-    });
+    };
+    // Set only when present (no spread temporaries: this runs for every forwarded packet).
+    if (m.h) {
+      h.ho = m.h.o;
+      h.hr = m.h.r;
+      h.hl = m.h.l;
+      h.hq = m.h.q;
+    }
+    if (m.r !== undefined) h.r = m.r;
+    if (m.x !== undefined) h.x = m.x;
+    headers.push(h);
     packets.push(e.packet);
   }
   return `${JSON.stringify(headers)}\n${packets.join("")}`;

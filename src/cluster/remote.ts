@@ -82,6 +82,8 @@ export class ClusterRemote {
   // Hand-offs waiting for their "took" answer, by ref, oldest first.
   readonly #handing = new Map<string, { resolve: (r: HandOffAnswer) => void; since: number }>();
   #sweep: ReturnType<typeof setInterval> | undefined;
+  // The refs of the hand-offs in each batch still being published, by the batch's answer.
+  readonly #inBatch = new WeakMap<Promise<boolean>, string[]>();
   // Lanes of other nodes ("node/lane") with a refused hand-off: the rest of
   // such a lane is refused too, so what this node took is always a prefix.
   readonly #refused = new Map<string, number>();
@@ -148,15 +150,23 @@ export class ClusterRemote {
     ack: boolean,
     stored: boolean,
   ): Promise<HandOffAnswer> {
-    const r = `${this.nodeid}-${(refCounter++).toString(36)}`;
+    // Only this node resolves its refs: a counter is unique enough.
+    const r = (refCounter++).toString(36);
     const answer = new Promise<HandOffAnswer>((resolve) => {
       this.#handing.set(r, { resolve, since: Date.now() });
     });
     this.#sweep ??= setInterval(() => this.#expire(), HANDOFF_SWEEP_MS);
     const h = { o: this.nodeid, r, l: lane, q: seq };
-    this.send(node, { t: "msg", e: entry, a: ack, s: stored, h }).then((sent) => {
-      if (!sent) this.#answer(r, "lost");
-    });
+    const sent = this.send(node, { t: "msg", e: entry, a: ack, s: stored, h });
+    // The hand-offs of one batch are lost together when it surely did not
+    // arrive: one callback per batch, not per packet (they are garbage at load).
+    let refs = this.#inBatch.get(sent);
+    if (!refs) {
+      this.#inBatch.set(sent, refs = []);
+      const lost = refs;
+      void sent.then((ok) => ok || lost.forEach((ref) => this.#answer(ref, "lost")));
+    }
+    refs.push(r);
     return answer;
   }
 

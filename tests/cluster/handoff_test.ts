@@ -128,15 +128,18 @@ Deno.test("the sending node resolves a hand-off on its answer, and lost when non
   remote.stop();
 });
 
-Deno.test("a hand-off to a node nobody listens for is lost at once on one Redis", async () => {
+Deno.test("hand-offs to a node nobody listens for are lost at once on one Redis, every one of their batch", async () => {
   await using c = await client(redis.addr);
   const remote = remoteWith(c, () => null);
+  const nobody = uniqueNode("nobody");
   const t0 = Date.now();
-  assert.equal(
-    await remote.handOff(uniqueNode("nobody"), entry("m1"), "L1", 1, true, false),
-    "lost",
+  // Sent in one turn: one PUBLISH, whose failure reaches each of them.
+  const answers = ["m1", "m2", "m3"].map((id, i) =>
+    remote.handOff(nobody, entry(id), "L1", i + 1, true, false)
   );
+  assert.deepEqual(await Promise.all(answers), ["lost", "lost", "lost"]);
   assert.ok(Date.now() - t0 < 500, "no wait for an answer when the publish reached nobody");
+  assert.deepEqual({ ...remote.published }, { ok: 0, failed: 3 }, "counted per message");
   remote.stop();
 });
 
