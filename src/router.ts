@@ -262,6 +262,7 @@ export function handoffs(
 }
 
 const noop = () => {};
+const DONE: Promise<void> = Promise.resolve();
 
 /** Deliveries to one user through other nodes that have not been handed over yet. */
 interface Lane {
@@ -274,7 +275,10 @@ interface Lane {
   /** Hand-offs (Remote.handOff) started and not settled; they all go to `node`. */
   handing: number;
   node: string | null;
-  /** Settles once every hand-off started so far was taken or stored instead. */
+  /**
+   * Settles once every hand-off started so far was taken, or stored instead
+   * (its write on its way), or pushed to a session here.
+   */
   handed: Promise<void> | null;
   /** A hand-off was refused: the lane's later packets take the stored path. */
   refused: boolean;
@@ -456,21 +460,22 @@ export class Router {
    * `resource` (multi_login only): for that session of the recipient, or for
    * every one when that session is not online.
    */
-  async deliver(entry: InboxEntry, ack: boolean, resource?: string): Promise<void> {
+  deliver(entry: InboxEntry, ack: boolean, resource?: string): Promise<unknown> {
     const d = this.#local.devices;
-    if (d) return await this.#deliverDevices(d, entry, ack, resource);
+    if (d) return this.#deliverDevices(d, entry, ack, resource);
     const s = this.#local.get(entry.user);
     // With packets to this user still on their way through other nodes
     // (the user just moved here), this one goes behind them.
-    if (s && !this.#lanes.has(entry.user)) return await this.#deliverHere(s, entry, ack);
-    if (this.remote) return await this.#deliverRemote(this.remote, entry, ack);
-    this.#stored(entry, await this.writer.append(entry));
+    if (s && !this.#lanes.has(entry.user)) return this.#deliverHere(s, entry, ack);
+    if (this.remote) return this.#deliverRemote(this.remote, entry, ack);
+    return this.writer.append(entry).then((depth) => this.#stored(entry, depth));
   }
 
-  async #deliverHere(s: Recipient, entry: InboxEntry, ack: boolean): Promise<void> {
+  // Not async: the usual delivery costs the writer's promise and no other.
+  #deliverHere(s: Recipient, entry: InboxEntry, ack: boolean): Promise<unknown> {
     // Blocked: neither delivered nor stored, and the sender is not told.
-    if (!s.push(entry) || !ack) return;
-    await this.writer.append(entry, true);
+    if (!s.push(entry) || !ack) return DONE;
+    return this.writer.append(entry, "local");
   }
 
   async #deliverRemote(remote: Remote, entry: InboxEntry, ack: boolean): Promise<void> {
@@ -521,8 +526,12 @@ export class Router {
     // the store write of a packet acked in time, as on one node.
     if (ack && !lane.refused && lane.busy === lane.handing + 1) {
       lane.handing++;
-      const done = this.#handOff(remote, entry, lane, lane.handed, slot);
-      lane.handed = done.then(noop, noop);
+      let placed!: () => void;
+      const mine = new Promise<void>((resolve) => placed = resolve);
+      const before = lane.handed;
+      lane.handed = before ? before.then(() => mine) : mine;
+      const done = this.#handOff(remote, entry, lane, before, slot, placed);
+      done.then(placed, placed);
       let took = false;
       try {
         took = await done;
@@ -587,7 +596,8 @@ export class Router {
         this.#leave(entry.user, lane);
         const safe = this.#deliverHere(here, entry, ack); // pushed at once
         placed();
-        return await safe;
+        await safe;
+        return;
       }
       const appended = this.#append(entry, lane, slot.order);
       placed();
@@ -625,6 +635,7 @@ export class Router {
     lane: Lane,
     before: Promise<void> | null,
     slot: Slot,
+    placed: () => void,
   ): Promise<boolean> {
     // Where the lane's packets already go, no lookup: a recipient gone from
     // there refuses, and the packet takes the stored path, which looks up.
@@ -654,10 +665,18 @@ export class Router {
     const here = this.#local.get(entry.user);
     if (here && !this.#mustFail(entry, lane, slot.order)) {
       this.#leave(entry.user, lane);
-      await this.#deliverHere(here, entry, true);
+      const safe = this.#deliverHere(here, entry, true); // pushed at once
+      placed();
+      await safe;
       return false;
     }
-    const depth = await this.#append(entry, lane, slot.order);
+    // The lane's later packets go on once this write is on its way (the
+    // writer keeps a user's entries in order, and #handOver decides in call
+    // order), not once it is handed over: one round trip per packet would
+    // pile up in a lane refused during a failover.
+    const appended = this.#append(entry, lane, slot.order);
+    placed();
+    const depth = await appended;
     await this.#handOver(remote, entry, true, depth, lane, slot);
     return false;
   }
@@ -911,7 +930,7 @@ export class Router {
   async #pushed(targets: readonly Recipient[], entry: InboxEntry, ack: boolean): Promise<void> {
     // Blocked: the blacklist is the user's, so every session refuses alike.
     if (!pushAll(targets, entry) || !ack) return;
-    await this.writer.append(entry, true);
+    await this.writer.append(entry, "local");
   }
 
   /**
