@@ -262,6 +262,7 @@ export function handoffs(
 }
 
 const noop = () => {};
+const DONE: Promise<void> = Promise.resolve();
 
 /** Deliveries to one user through other nodes that have not been handed over yet. */
 interface Lane {
@@ -459,21 +460,22 @@ export class Router {
    * `resource` (multi_login only): for that session of the recipient, or for
    * every one when that session is not online.
    */
-  async deliver(entry: InboxEntry, ack: boolean, resource?: string): Promise<void> {
+  deliver(entry: InboxEntry, ack: boolean, resource?: string): Promise<unknown> {
     const d = this.#local.devices;
-    if (d) return await this.#deliverDevices(d, entry, ack, resource);
+    if (d) return this.#deliverDevices(d, entry, ack, resource);
     const s = this.#local.get(entry.user);
     // With packets to this user still on their way through other nodes
     // (the user just moved here), this one goes behind them.
-    if (s && !this.#lanes.has(entry.user)) return await this.#deliverHere(s, entry, ack);
-    if (this.remote) return await this.#deliverRemote(this.remote, entry, ack);
-    this.#stored(entry, await this.writer.append(entry));
+    if (s && !this.#lanes.has(entry.user)) return this.#deliverHere(s, entry, ack);
+    if (this.remote) return this.#deliverRemote(this.remote, entry, ack);
+    return this.writer.append(entry).then((depth) => this.#stored(entry, depth));
   }
 
-  async #deliverHere(s: Recipient, entry: InboxEntry, ack: boolean): Promise<void> {
+  // Not async: the usual delivery costs the writer's promise and no other.
+  #deliverHere(s: Recipient, entry: InboxEntry, ack: boolean): Promise<unknown> {
     // Blocked: neither delivered nor stored, and the sender is not told.
-    if (!s.push(entry) || !ack) return;
-    await this.writer.append(entry, true);
+    if (!s.push(entry) || !ack) return DONE;
+    return this.writer.append(entry, "local");
   }
 
   async #deliverRemote(remote: Remote, entry: InboxEntry, ack: boolean): Promise<void> {
@@ -594,7 +596,8 @@ export class Router {
         this.#leave(entry.user, lane);
         const safe = this.#deliverHere(here, entry, ack); // pushed at once
         placed();
-        return await safe;
+        await safe;
+        return;
       }
       const appended = this.#append(entry, lane, slot.order);
       placed();
@@ -927,7 +930,7 @@ export class Router {
   async #pushed(targets: readonly Recipient[], entry: InboxEntry, ack: boolean): Promise<void> {
     // Blocked: the blacklist is the user's, so every session refuses alike.
     if (!pushAll(targets, entry) || !ack) return;
-    await this.writer.append(entry, true);
+    await this.writer.append(entry, "local");
   }
 
   /**

@@ -41,8 +41,12 @@ import { LoginThrottle } from "./session/login_throttle.ts";
 
 /** Group commit: how long an entry may wait for its batch, and the largest batch. */
 // Entries delivered to an online recipient wait longer: its ack, usually a
-// round trip away, cancels them before they cost a write and a delete.
-const WRITER = { delayMs: 3, onlineGraceMs: 50, maxBatch: 512 };
+// round trip away, cancels them before they cost a write and a delete. One
+// delivered to a session here waits longest: under load its ack may come
+// later than 50 ms, and the write and delete then cost more CPU on the event
+// loop, which delays more acks (BENCHMARKS.md); a hand-off's answer, which
+// the sending node waits for, keeps the shorter grace.
+const WRITER = { delayMs: 3, onlineGraceMs: 50, localGraceMs: 200, maxBatch: 512 };
 // Senders idle this long lose their dedup memory (bounded memory).
 const DEDUP_IDLE_MS = 30 * 60_000;
 const SWEEP_MS = 1000;
@@ -282,6 +286,7 @@ async function assemble(
     hostname: config.bind,
     nodeaddr: config.nodeaddr,
     accesstoken: config.accesstoken,
+    idleMs: config.idle_timeout * 1000,
   };
 
   // Listeners, one line each; startup stops at the first failure, and the

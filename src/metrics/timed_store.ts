@@ -30,6 +30,7 @@ export function timedStore(store: Store, metrics: Metrics): Store {
     get retries() {
       return store.retries;
     },
+    keepsSentIds: store.keepsSentIds,
     shard: store.shard ? (user: string) => store.shard!(user) : undefined,
     commit: (batch: Batch) => timed("commit", () => store.commit(batch)),
     sweepExpired: () => timed("sweepExpired", () => store.sweepExpired()),

@@ -8,24 +8,20 @@ interface Recent {
   set: Set<string>;
   next: number;
   touched: number;
+  /** First copies not yet safe, by id; null while there are none. */
+  unsafe: Map<string, Promise<unknown>> | null;
 }
 
 /** Per-sender ring of recent ids; memory grows with use, up to `size` ids per sender. */
 export class DedupCache {
   readonly #senders = new Map<string, Recent>();
-  // First copies not yet safe, by sender and id.
-  readonly #unsafe = new Map<string, Promise<unknown>>();
 
   constructor(readonly size: number) {}
 
   /** Records `id` for `from`; true when it was already there (a duplicate). */
   check(from: string, id: string, now: number): boolean {
     if (this.size === 0) return false;
-    let r = this.#senders.get(from);
-    if (!r) {
-      r = { ids: [], set: new Set(), next: 0, touched: now };
-      this.#senders.set(from, r);
-    }
+    const r = this.#of(from, now);
     r.touched = now;
     if (r.set.has(id)) return true;
     if (r.ids.length < this.size) {
@@ -47,10 +43,12 @@ export class DedupCache {
    * being acked without ever being kept.
    */
   track(from: string, id: string, safe: Promise<unknown>): void {
-    const k = `${from}\n${id}`;
-    this.#unsafe.set(k, safe);
+    // Without suppression no duplicate ever asks (check() is always false).
+    if (this.size === 0) return;
+    const unsafe = this.#of(from, Date.now()).unsafe ??= new Map();
+    unsafe.set(id, safe);
     const done = () => {
-      if (this.#unsafe.get(k) === safe) this.#unsafe.delete(k);
+      if (unsafe.get(id) === safe) unsafe.delete(id);
     };
     safe.then(done, () => {
       done();
@@ -60,7 +58,7 @@ export class DedupCache {
 
   /** What a duplicate of `id` must wait for: the first copy's safety, if still pending. */
   firstCopy(from: string, id: string): Promise<unknown> {
-    return this.#unsafe.get(`${from}\n${id}`) ?? Promise.resolve();
+    return this.#senders.get(from)?.unsafe?.get(id) ?? Promise.resolve();
   }
 
   /** Seeds a sender's ids from the store (oldest first) when it logs in on this node. */
@@ -71,6 +69,15 @@ export class DedupCache {
   /** Forgets senders idle since before `cutoff`, bounding memory to active senders. */
   evictIdle(cutoff: number): void {
     for (const [from, r] of this.#senders) if (r.touched < cutoff) this.#senders.delete(from);
+  }
+
+  #of(from: string, now: number): Recent {
+    let r = this.#senders.get(from);
+    if (!r) {
+      r = { ids: [], set: new Set(), next: 0, touched: now, unsafe: null };
+      this.#senders.set(from, r);
+    }
+    return r;
   }
 
   #forget(from: string, id: string): void {

@@ -27,8 +27,11 @@ export interface Routing {
   readonly dedup: DedupCache;
   /** `carbon` and `multi` only matter with multi_login (a fake may leave them out). */
   readonly router: Pick<Router, "deliver"> & Partial<Pick<Router, "carbon" | "multi">>;
-  /** `sent` records a safe message's id for duplicate suppression after a restart. */
-  readonly writer: Pick<InboxWriter, "sent">;
+  /**
+   * `sent` records a safe message's id for duplicate suppression after a
+   * restart; not called when `keepsSent` is false (a fake may leave it out).
+   */
+  readonly writer: Pick<InboxWriter, "sent"> & Partial<Pick<InboxWriter, "keepsSent">>;
   readonly groups: GroupResolver;
 }
 
@@ -106,7 +109,7 @@ export async function routeGroup(
   if (core.dedup.check(sender, id, ct)) {
     return { ack: true, ct, safe: core.dedup.firstCopy(sender, id) };
   }
-  const copies: Promise<void>[] = [];
+  const copies: Promise<unknown>[] = [];
   const entries: InboxEntry[] = [];
   for (const m of members) {
     if (m === me) continue;
@@ -149,5 +152,7 @@ function carbonOf(
 // retry of a message that was not kept.
 function tracked(core: Routing, sender: string, id: string, ack: boolean, safe: Promise<unknown>) {
   core.dedup.track(sender, id, safe);
-  if (ack) safe.then(() => core.writer.sent(sender, id), () => {});
+  if (ack && core.writer.keepsSent !== false) {
+    safe.then(() => core.writer.sent(sender, id), () => {});
+  }
 }

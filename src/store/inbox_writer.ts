@@ -12,6 +12,13 @@ export interface WriterOptions {
   delayMs: number;
   /** Wait of entries delivered to an online recipient, for its ack. */
   onlineGraceMs: number;
+  /**
+   * Wait of entries delivered to a session on this node (`append(e, "local")`),
+   * for its ack; onlineGraceMs when absent. Nothing waits on this node's
+   * answer but the sender's server ack, so it may be longer than the grace of
+   * a hand-off, whose sending node waits for the answer.
+   */
+  localGraceMs?: number;
   /** Soft bound: one user's entries always leave together. */
   maxBatch: number;
   /** Called when a commit fails, with the number of entries it held. */
@@ -48,10 +55,11 @@ interface Flight {
 
 /** Batches store writes; one writer per node. */
 export class InboxWriter {
-  // Two FIFOs with monotonic due times; entries leave early when another
-  // entry of the same user leaves, so that a user's inbox keeps send order.
+  // FIFOs with monotonic due times (one per wait); entries leave early when
+  // another entry of the same user leaves, so that a user's inbox keeps send order.
   #soon: Pending[] = [];
   #later: Pending[] = [];
+  #local: Pending[] = [];
   // Entries not yet handed to the store, per user; `#waiting` counts their ids.
   #byUser = new Map<string, UserQueue>();
   #waiting = 0;
@@ -77,7 +85,12 @@ export class InboxWriter {
   #waiters = new Map<string, (() => void)[]>();
   #closed = false;
 
-  constructor(readonly store: Store, readonly options: WriterOptions) {}
+  /** Whether `sent()` ids go to the store (Store.keepsSentIds); false: there is no need to call it. */
+  readonly keepsSent: boolean;
+
+  constructor(readonly store: Store, readonly options: WriterOptions) {
+    this.keepsSent = store.keepsSentIds !== false;
+  }
 
   /** Entries and removes not yet committed. */
   get backlog(): number {
@@ -90,18 +103,25 @@ export class InboxWriter {
    * the user's entries in its batch), or once the recipient
    * acked it, with null (whichever is first); rejects when the store fails.
    * `online`: the entry was handed to the recipient's session, so its ack
-   * may well come before the write is needed.
+   * may well come before the write is needed ("local": a session on this node).
    */
-  append(entry: InboxEntry, online = false): Promise<number | null> {
+  append(entry: InboxEntry, online: boolean | "local" = false): Promise<number | null> {
     if (this.#closed) return Promise.reject(new Error("inbox writer closed"));
     return new Promise((resolve, reject) => {
       const now = Date.now();
-      const wait = online ? this.options.onlineGraceMs : this.options.delayMs;
+      const o = this.options;
+      const wait = online === "local"
+        ? o.localGraceMs ?? o.onlineGraceMs
+        : online
+        ? o.onlineGraceMs
+        : o.delayMs;
       const p: Pending = { entry, due: now + wait, done: false, resolve, reject };
-      (online ? this.#later : this.#soon).push(p);
+      (online === "local" ? this.#local : online ? this.#later : this.#soon).push(p);
       const q = this.#byUser.get(entry.user);
       if (!q) {
-        this.#byUser.set(entry.user, { list: [p], byId: new Map([[entry.id, p]]) });
+        const byId = new Map<string, Pending>();
+        byId.set(entry.id, p);
+        this.#byUser.set(entry.user, { list: [p], byId });
         this.#waiting++;
       } else {
         q.list.push(p);
@@ -112,8 +132,9 @@ export class InboxWriter {
     });
   }
 
-  /** Remembers a sender's id in the store with the next batch. */
+  /** Remembers a sender's id in the store with the next batch (dropped unless `keepsSent`). */
   sent(from: string, id: string): void {
+    if (!this.keepsSent) return;
     if (this.#sent.length === 0 && this.#removes.length === 0) this.#pendingSince = Date.now();
     this.#sent.push({ from, id });
     this.#leftoverWaits = false;
@@ -216,9 +237,10 @@ export class InboxWriter {
   #schedule(now = Date.now()): void {
     let at = Infinity;
     if (this.#due.size > 0) at = now;
-    const soon = headDue(this.#soon), later = headDue(this.#later);
+    const soon = headDue(this.#soon), later = headDue(this.#later), local = headDue(this.#local);
     if (soon < at) at = soon;
     if (later < at) at = later;
+    if (local < at) at = local;
     if ((this.#removes.length > 0 || this.#sent.length > 0) && !this.#leftoverWaits) {
       at = Math.min(at, this.#pendingSince + this.options.delayMs);
     }
@@ -245,7 +267,7 @@ export class InboxWriter {
   #flush(): void {
     const now = Date.now();
     const full = this.#soon.length >= this.options.maxBatch;
-    for (const q of [this.#soon, this.#later]) {
+    for (const q of [this.#soon, this.#later, this.#local]) {
       while (q.length > 0 && (q[0]!.done || q[0]!.due <= now || (full && q === this.#soon))) {
         const p = q.shift()!;
         if (!p.done) this.#due.add(p.entry.user);
@@ -304,6 +326,9 @@ export class InboxWriter {
     this.#leftoverWaits = this.#removes.length > 0 || this.#sent.length > 0;
     for (const [shard, b] of batches) this.#send(shard, b.batch, b.live, b.users);
     for (const user of [...this.#waiters.keys()]) this.#wake(user);
+    // Timers may fire a little before Date.now() reaches the due time (they
+    // run on another clock): what is still waiting needs its next timer.
+    this.#schedule(now);
   }
 
   /** Commits one shard's batch; its users' later work waits until it is back. */

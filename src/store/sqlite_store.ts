@@ -94,6 +94,7 @@ interface Usage {
 /** SQLite-backed store; every call runs synchronously inside one transaction. */
 export class SqliteStore implements Store {
   readonly name: string;
+  readonly keepsSentIds = false;
   readonly dropped = { cap: 0, policy: 0, expired: 0, blocked: 0 };
   readonly #db: DatabaseSync;
   readonly #st: ReturnType<typeof prepare>;
@@ -251,7 +252,7 @@ export class SqliteStore implements Store {
   }
 
   recentIds(_from: string): Promise<string[]> {
-    // One node: the in-memory dedup cache is the only one there is.
+    // One node: the in-memory dedup cache is the only one there is (keepsSentIds).
     return Promise.resolve([]);
   }
 

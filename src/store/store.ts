@@ -56,6 +56,12 @@ export interface Store {
   inbox(user: string): Promise<InboxEntry[]>;
   /** Ids `from` sent most recently (newest last), at most `dedup_ids`. */
   recentIds(from: string): Promise<string[]>;
+  /**
+   * False when the store keeps no sent ids (`Batch.sent`): one node, whose
+   * in-memory dedup cache is the only one there is. The writer then does not
+   * collect them. Absent: true.
+   */
+  readonly keepsSentIds?: boolean;
   /** Cached member names of a group key, or null on a miss. */
   groupMembers(key: string): Promise<string[] | null>;
   setGroupMembers(key: string, members: string[], ttlSeconds: number): Promise<void>;

@@ -2,7 +2,7 @@
 // the settled() barrier a login waits on.
 
 import assert from "node:assert/strict";
-import { InboxWriter } from "../../src/store/inbox_writer.ts";
+import { InboxWriter, type WriterOptions } from "../../src/store/inbox_writer.ts";
 import { SqliteStore } from "../../src/store/sqlite_store.ts";
 import type { InboxEntry } from "../../src/store/store.ts";
 import { FaultyStore } from "./_faulty_store.ts";
@@ -12,10 +12,11 @@ const RULES = { expire: 3600, max: 1000, maxBytes: 1 << 20, policy: {}, dedupIds
 async function withWriter(
   maxBatch: number,
   fn: (w: InboxWriter, s: FaultyStore) => Promise<void>,
+  more: Partial<WriterOptions> = {},
 ): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "sara-writer-" });
   const store = new FaultyStore(await SqliteStore.open(dir, RULES));
-  const w = new InboxWriter(store, { delayMs: 1, onlineGraceMs: 50, maxBatch });
+  const w = new InboxWriter(store, { delayMs: 1, onlineGraceMs: 50, maxBatch, ...more });
   try {
     await fn(w, store);
   } finally {
@@ -96,6 +97,57 @@ Deno.test("an entry delivered online waits for its ack longer than an offline on
     assert.equal(await online, 1);
     assert.ok(Date.now() - t0 >= 45, "written only after onlineGraceMs");
     assert.deepEqual(s.appended("y@d"), ["on"]);
+  });
+});
+
+Deno.test("an entry delivered to a session here waits localGraceMs, longer than a hand-off's grace", async () => {
+  await withWriter(100, async (w, s) => {
+    const t0 = Date.now();
+    const handedOff = w.append(entry("ho", "x@d"), true);
+    const local = w.append(entry("here", "y@d"), "local");
+    assert.equal(await handedOff, 1);
+    assert.ok(Date.now() - t0 >= 45, "the hand-off's entry waited onlineGraceMs");
+    assert.equal(await local, 1);
+    assert.ok(Date.now() - t0 >= 195, "the local one waited localGraceMs");
+    assert.deepEqual(s.appended("y@d"), ["here"]);
+  }, { localGraceMs: 200 });
+});
+
+Deno.test("an entry is written even when its timer fires before Date.now() reaches its due time", async () => {
+  const realNow = Date.now;
+  let behind = 0;
+  // Timers and Date.now() run on different clocks: here the wall clock falls
+  // 30 ms behind after the append, so the grace's timer fires "early".
+  Date.now = () => realNow() - behind;
+  try {
+    await withWriter(100, async (w, s) => {
+      const online = w.append(entry("on"), true);
+      behind = 30;
+      assert.equal(await within(online, "the online entry's write"), 1);
+      assert.deepEqual(s.appended("u@d"), ["on"]);
+    });
+  } finally {
+    Date.now = realNow;
+  }
+});
+
+Deno.test("a writer over the embedded store collects no sent ids; one over a store that keeps them does", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "sara-writer-" });
+  const store = await SqliteStore.open(dir, RULES);
+  const w = new InboxWriter(store, { delayMs: 1, onlineGraceMs: 50, maxBatch: 10 });
+  try {
+    assert.equal(w.keepsSent, false);
+  } finally {
+    await w.close();
+    await store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+  // FaultyStore does not say: a store that does not say keeps them.
+  await withWriter(10, async (kept, s) => {
+    assert.equal(kept.keepsSent, true);
+    kept.sent("a@d", "m1");
+    await kept.drain();
+    assert.deepEqual(s.batches.flatMap((b) => b.sent.map((x) => x.id)), ["m1"]);
   });
 });
 

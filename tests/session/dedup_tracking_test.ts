@@ -142,3 +142,13 @@ Deno.test("routeChat routes a retry again when the first copy could not be kept"
   await turns();
   assert.deepEqual(sent, ["m1"], "only the copy that was kept is recorded");
 });
+
+Deno.test("routeChat records no sent id when the writer keeps none (the embedded store)", async () => {
+  const { r, sent } = routing(() => Promise.resolve());
+  const quiet: Routing = { ...r, writer: { ...r.writer, keepsSent: false } };
+  const routed = routeChat(quiet, "a@d", text("m1"), packet("m1"), "m1", 1);
+  assert.ok(typeof routed !== "string");
+  await routed.safe;
+  await turns();
+  assert.deepEqual(sent, []);
+});
