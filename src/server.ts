@@ -286,6 +286,7 @@ async function assemble(
     hostname: config.bind,
     nodeaddr: config.nodeaddr,
     accesstoken: config.accesstoken,
+    idleMs: config.idle_timeout * 1000,
   };
 
   // Listeners, one line each; startup stops at the first failure, and the

@@ -50,7 +50,7 @@ function answer(r: PushResult, total: number): string {
  */
 export function startThriftListener(
   push: PushDeps,
-  opts: { hostname: string; nodeaddr: string; accesstoken: string },
+  opts: { hostname: string; nodeaddr: string; accesstoken: string; idleMs: number },
   guard: AcceptGuard,
 ): Listener {
   const log = push.log;
@@ -59,6 +59,7 @@ export function startThriftListener(
     port: nodeaddrPort(opts.nodeaddr),
     handler: thriftPushHandler(push, opts.accesstoken),
     guard,
+    idleMs: opts.idleMs,
     // Its start and connection events are details: the composition root logs the start.
     log: (level, msg) => level === "info" ? log.debug(msg) : log[level](msg),
   });

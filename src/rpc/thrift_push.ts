@@ -43,6 +43,8 @@ export interface ThriftPushOptions {
   handler: PushHandler;
   /** Backs off accepts that fail (EMFILE) and tells /readyz and /metrics. */
   guard: AcceptGuard;
+  /** A connection whose client sends or takes nothing for this long is closed (`idle_timeout`). */
+  idleMs: number;
   log?: PushLog;
 }
 
@@ -74,7 +76,7 @@ export function startThriftPush(opts: ThriftPushOptions): ThriftPush {
   }
   const connections = new Set<PushConnection>();
   const accepting = acceptEach(listener, "thrift push", opts.guard, (socket) => {
-    const conn = new PushConnection(socket, opts.handler, log);
+    const conn = new PushConnection(socket, opts.handler, opts.idleMs, log);
     connections.add(conn);
     conn.closed.then(() => connections.delete(conn));
   });
@@ -119,12 +121,15 @@ class PushConnection {
   readonly #handler: PushHandler;
   readonly #log: PushLog;
   readonly #peer: string;
+  readonly #idleMs: number;
   #busy = false;
   #draining = false;
+  #idle = false;
 
-  constructor(conn: Deno.Conn, handler: PushHandler, log: PushLog) {
+  constructor(conn: Deno.Conn, handler: PushHandler, idleMs: number, log: PushLog) {
     this.#conn = conn;
     this.#handler = handler;
+    this.#idleMs = idleMs;
     this.#log = log;
     const remote = conn.remoteAddr as Deno.NetAddr;
     this.#peer = hostPort(remote.hostname, remote.port);
@@ -144,7 +149,7 @@ class PushConnection {
     const buf = new Uint8Array(READ_BYTES);
     try {
       for (;;) {
-        const n = await this.#conn.read(buf);
+        const n = await this.#client(this.#conn.read(buf));
         if (n === null) return;
         try {
           // A copy: the receiver keeps the bytes of a frame not complete yet.
@@ -156,18 +161,35 @@ class PushConnection {
         for (let frame = frames.shift(); frame; frame = frames.shift()) {
           const { reply, closeReason } = await this.#answer(frame);
           // Awaiting the whole write keeps a client that never reads its answers bounded.
-          if (reply) await writeAll(this.#conn, reply);
+          if (reply) await this.#client(writeAll(this.#conn, reply));
           if (closeReason) return this.#drop(closeReason);
           if (this.#draining) return;
         }
         this.#busy = false;
       }
     } catch (err) {
-      if (!this.#draining) {
+      if (this.#idle) this.#log("info", `thrift push: closed idle connection from ${this.#peer}`);
+      else if (!this.#draining) {
         this.#log("info", `thrift push: connection from ${this.#peer}: ${errMsg(err)}`);
       }
     } finally {
       this.#close();
+    }
+  }
+
+  /**
+   * Waits for the client (a read, or a write it must take); closes the
+   * connection if that lasts `idleMs`. The handler's own time is not counted.
+   */
+  async #client<T>(op: Promise<T>): Promise<T> {
+    const timer = setTimeout(() => {
+      this.#idle = true;
+      this.#close();
+    }, this.#idleMs);
+    try {
+      return await op;
+    } finally {
+      clearTimeout(timer);
     }
   }
 

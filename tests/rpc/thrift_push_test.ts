@@ -10,6 +10,7 @@ import { thriftProcess, thriftProcessBatch } from "../helpers/thrift_client.ts";
 
 const LICENCE = "licence-that-must-never-be-logged";
 const guard = new AcceptGuard(silentLogger(), () => {});
+const idleMs = 60_000;
 
 interface Fake {
   handler: PushHandler;
@@ -38,6 +39,7 @@ async function withPush(
     port: 0,
     handler,
     guard,
+    idleMs,
     log: (level, msg) => logs.push(`${level} ${msg}`),
   });
   try {
@@ -328,7 +330,7 @@ Deno.test("a handler failure reaches the caller as INTERNAL_ERROR without its de
 Deno.test("startThriftPush throws naming thrift push, host and port when the port is taken", async () => {
   await withPush(fakeHandler().handler, (port) => {
     const handler = fakeHandler().handler;
-    const taken = () => startThriftPush({ hostname: "127.0.0.1", port, handler, guard });
+    const taken = () => startThriftPush({ hostname: "127.0.0.1", port, handler, guard, idleMs });
     assert.throws(taken, (err: Error) => {
       assert.match(
         err.message,
@@ -348,7 +350,7 @@ Deno.test("close answers the call in progress, then releases the port", async ()
     started();
     return new Promise((resolve) => release = resolve);
   };
-  const push = startThriftPush({ hostname: "127.0.0.1", port: 0, handler, guard });
+  const push = startThriftPush({ hostname: "127.0.0.1", port: 0, handler, guard, idleMs });
   const answer = thriftProcess(push.port, LICENCE, "sn", "c");
   await inHandler;
   const closing = push.close();
@@ -362,6 +364,7 @@ Deno.test("close answers the call in progress, then releases the port", async ()
     port: push.port,
     handler: fakeHandler().handler,
     guard,
+    idleMs,
   });
   assert.equal(again.port, push.port);
   await again.close();
@@ -373,6 +376,7 @@ Deno.test("close closes connections that clients keep open while idle", async ()
     port: 0,
     handler: fakeHandler().handler,
     guard,
+    idleMs,
   });
   try {
     await withRawConn(push.port, async (conn) => {
@@ -382,6 +386,23 @@ Deno.test("close closes connections that clients keep open while idle", async ()
       await push.close();
       assert.ok(await closedByServer(conn));
     });
+  } finally {
+    await push.close();
+  }
+});
+
+Deno.test("a connection idle for idleMs is closed, silent from the start or after an answer; a slow handler does not count", async () => {
+  const handler: PushHandler = () => new Promise((r) => setTimeout(() => r("slow but fine"), 600));
+  const push = startThriftPush({ hostname: "127.0.0.1", port: 0, handler, guard, idleMs: 300 });
+  try {
+    await Promise.all([
+      withRawConn(push.port, async (silent) => assert.ok(await closedByServer(silent))),
+      withRawConn(push.port, async (conn) => {
+        await writeAll(conn, callFrame("process", 1, stringField(3, "c")));
+        assert.deepEqual((await readReply(conn)).fields, { 0: "slow but fine" });
+        assert.ok(await closedByServer(conn));
+      }),
+    ]);
   } finally {
     await push.close();
   }
