@@ -75,13 +75,16 @@ Deno.test("a recipient that keeps reading is never closed, however much it recei
   await using srv = await startTestServer({ out_queue_bytes: OUT_QUEUE });
   await using a = (await TestClient.login(srv.port, "a@d")).client;
   await using b = (await TestClient.login(srv.port, "b@d")).client;
-  const sending = sendAcked(a, "b@d", 600);
   const got: string[] = [];
-  while (got.length < 600) {
-    const p = await b.nextPacket();
-    got.push(p.json.envelope.id);
-    await b.ack(p.json.envelope.id);
-  }
-  assert.deepEqual(got, await sending);
+  const receiving = async () => {
+    while (got.length < 600) {
+      const p = await b.nextPacket();
+      got.push(p.json.envelope.id);
+      await b.ack(p.json.envelope.id);
+    }
+  };
+  // Both sides awaited together: a failure of either is this test's, named.
+  const [sent] = await Promise.all([sendAcked(a, "b@d", 600), receiving()]);
+  assert.deepEqual(got, sent);
   assert.equal(b.closed, false);
 });

@@ -186,7 +186,13 @@ export async function storedUntilADeviceLogsInWhenAllAreGone(t: Topology) {
   const delay = answer.json.delay as Delay;
   assert.deepEqual(delay.packets?.map((p) => p.envelope.id), [id1, id2]);
   await tablet.ack(answer.json.envelope.id as string);
-  for (const n of t.nodes) await n.server.core.writer.drain();
+  // The ack is still on its way over the socket when ack() returns: wait
+  // until the tablet's node has removed both (a bound in time, not in tries).
+  const tabletNode = t.nodes[1 % t.nodes.length]!.server.core;
+  await until("the tablet's ack removes both stored packets", async () => {
+    await tabletNode.writer.drain();
+    return (await tabletNode.store.inbox("b@d")).length === 0;
+  });
   // Acked by that device: a later device finds nothing waiting.
   const { client: laptop, answer: later } = await device(t, 0, "b@d/laptop");
   await using _l = laptop;
