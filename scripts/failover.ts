@@ -5,8 +5,8 @@
 // replica promoted. Prints one JSON line per run (figures defined in
 // scripts/failover/figures.ts) and exits non-zero when any run lost,
 // reordered or delayed an acked message. Loopback only, bounded in time and
-// count; not part of `deno test` (tests/integration/failover_test.ts runs a
-// short form).
+// count; not part of `deno test` (docs/cluster.md, "Failover check", says
+// why its short form is not either).
 
 import { parseArgs } from "node:util";
 import { sleep } from "../src/bench/context.ts";
