@@ -87,7 +87,10 @@ async function startMigration(c: RedisCluster, user: string) {
   const [fromId, toId] = [await id(from.port), await id(to.port)];
   await redisCommand(to.port, "CLUSTER", "SETSLOT", slot, "IMPORTING", fromId);
   await redisCommand(from.port, "CLUSTER", "SETSLOT", slot, "MIGRATING", toId);
-  for (const key of [keys.inbox, keys.order]) {
+  // Every key of the user's slot (the policy hash too): a key left behind
+  // makes SETSLOT NODE refuse the hand-over ("still hold keys"); MIGRATE
+  // answers NOKEY for one that does not exist.
+  for (const key of Object.values(keys)) {
     await redisCommand(from.port, "MIGRATE", "127.0.0.1", String(to.port), key, "0", "5000");
   }
   return {
