@@ -588,25 +588,47 @@ export class Router {
     let placed!: () => void;
     const mine = new Promise<void>((resolve) => placed = resolve);
     lane.here = mine;
-    let depth: number | null;
-    try {
-      await before;
-      const here = this.#local.get(entry.user);
-      if (here && !this.#mustFail(entry, lane, slot.order)) {
-        this.#leave(entry.user, lane);
-        const safe = this.#deliverHere(here, entry, ack); // pushed at once
-        placed();
-        await safe;
-        return;
-      }
-      const appended = this.#append(entry, lane, slot.order);
-      placed();
-      depth = await appended;
-    } finally {
+    const done = () => {
       placed();
       if (lane.here === mine) lane.here = null;
+    };
+    try {
+      await before;
+    } catch (err) {
+      done();
+      throw err;
     }
-    await this.#handOver(remote, entry, ack, depth, lane, slot);
+    await this.#hereOrStored(remote, entry, ack, lane, slot, done);
+  }
+
+  /**
+   * Pushes `entry` to its session here if there is one (and no earlier packet
+   * of its sender in the lane failed), else writes it and hands it over.
+   * `placed` is called once it is pushed or its write is on its way: the
+   * lane's later packets go on then (the writer keeps a user's entries in
+   * order, and #handOver decides in call order), not once it is handed over,
+   * since one round trip per packet would pile up in a lane refused during a
+   * failover.
+   */
+  async #hereOrStored(
+    remote: Remote,
+    entry: InboxEntry,
+    ack: boolean,
+    lane: Lane,
+    slot: Slot,
+    placed: () => void,
+  ): Promise<void> {
+    const here = this.#local.get(entry.user);
+    if (here && !this.#mustFail(entry, lane, slot.order)) {
+      this.#leave(entry.user, lane);
+      const safe = this.#deliverHere(here, entry, ack); // pushed at once
+      placed();
+      await safe;
+      return;
+    }
+    const appended = this.#append(entry, lane, slot.order);
+    placed();
+    await this.#handOver(remote, entry, ack, await appended, lane, slot);
   }
 
   /** A packet without ack, published without a store write when its recipient is online. */
@@ -662,22 +684,7 @@ export class Router {
     if (answer && await answer === "took") return true; // the caller leaves the lane
     lane.refused = true;
     if (before) await before;
-    const here = this.#local.get(entry.user);
-    if (here && !this.#mustFail(entry, lane, slot.order)) {
-      this.#leave(entry.user, lane);
-      const safe = this.#deliverHere(here, entry, true); // pushed at once
-      placed();
-      await safe;
-      return false;
-    }
-    // The lane's later packets go on once this write is on its way (the
-    // writer keeps a user's entries in order, and #handOver decides in call
-    // order), not once it is handed over: one round trip per packet would
-    // pile up in a lane refused during a failover.
-    const appended = this.#append(entry, lane, slot.order);
-    placed();
-    const depth = await appended;
-    await this.#handOver(remote, entry, true, depth, lane, slot);
+    await this.#hereOrStored(remote, entry, true, lane, slot, placed);
     return false;
   }
 

@@ -282,11 +282,13 @@ async function assemble(
     log,
     pages,
   };
+  // Both HTTP RPC and Thrift push connections close after idle_timeout.
+  const idleMs = config.idle_timeout * 1000;
   const thrift = {
     hostname: config.bind,
     nodeaddr: config.nodeaddr,
     accesstoken: config.accesstoken,
-    idleMs: config.idle_timeout * 1000,
+    idleMs,
   };
 
   // Listeners, one line each; startup stops at the first failure, and the
@@ -294,7 +296,7 @@ async function assemble(
   const bind = (port: number) => ({ hostname: config.bind, port });
   const starters: [boolean, () => Listener | Promise<Listener>][] = [
     [config.enable_tcp, () => startTcp(admission, bind(config.port), guard)],
-    [true, () => startRpc(rpc, bind(config.rpcport), guard, config.idle_timeout * 1000)],
+    [true, () => startRpc(rpc, bind(config.rpcport), guard, idleMs)],
     [true, () => startThriftListener(core, thrift, guard)],
     [config.enable_ws, () => startWs(admission, bind(config.wsport), guard)],
     [config.enable_tls, () => startTls(admission, bind(config.tlsport), config, guard)],
