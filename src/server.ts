@@ -79,8 +79,8 @@ export interface Server {
   stop(): Promise<void>;
 }
 
-/** Opens the store `dbaddr` names. */
-export async function openStore(config: Config): Promise<Store> {
+/** Opens the store `dbaddr` names; `signal` ends a wait for a Redis Cluster not ready yet. */
+export async function openStore(config: Config, signal?: AbortSignal): Promise<Store> {
   const rules: OfflineRules = {
     expire: config.offline_expire,
     max: config.offline_max,
@@ -93,6 +93,7 @@ export async function openStore(config: Config): Promise<Store> {
     return await RedisStore.open(target, rules, {
       pool: config.dbpool,
       connectionName: `sara-${config.nodeid}-store`,
+      signal,
     });
   }
   return await SqliteStore.open(config.datadir, rules);
@@ -102,6 +103,11 @@ export async function openStore(config: Config): Promise<Store> {
 export interface StartOptions {
   /** Used instead of the store `dbaddr` names; the server closes it on stop. */
   store?: Store;
+  /**
+   * Aborts the startup (its deadline, a stop signal): a wait for Redis ends, the next stage
+   * does not begin, and startServer rejects after undoing what started.
+   */
+  signal?: AbortSignal;
 }
 
 /** Starts a node; on any startup failure, whatever started is stopped again. */
@@ -142,7 +148,7 @@ async function assemble(
   const callbacks = openCallbacks(config, log, (call, outcome, s) => {
     metrics.callback(call, outcome, s);
   });
-  const store = timedStore(opts.store ?? await openStore(config), metrics);
+  const store = timedStore(opts.store ?? await openStore(config, opts.signal), metrics);
   stack.defer(() => store.close());
   // Holds nothing until its first call; its calls in flight end before the store closes.
   if (callbacks) stack.defer(() => callbacks.close());
@@ -174,15 +180,21 @@ async function assemble(
   // life are cleared before the first login registers.
   let cluster: ClusterNode | null = null;
   if (config.dbaddr !== "") {
-    const joined = cluster = await joinCluster(config, {
-      arrived: arrivals(local, writer, onOffline),
-      accept: handoffs(local, writer),
-      local: (jid) => local.all(jid),
-      online: () => local.size,
-    }, log);
+    const joined = cluster = await joinCluster(
+      config,
+      {
+        arrived: arrivals(local, writer, onOffline),
+        accept: handoffs(local, writer),
+        local: (jid) => local.all(jid),
+        online: () => local.size,
+      },
+      log,
+      opts.signal,
+    );
     // Pushed before the sessions: their entries are unregistered before the nodeid is released.
     stack.defer(() => joined.stop());
   }
+  opts.signal?.throwIfAborted();
   const router = new Router({ local, writer, remote: cluster?.remote ?? null, onOffline });
   // Before the cluster is left: what the retries hold is in the inbox.
   stack.defer(() => router.stop());
@@ -304,6 +316,7 @@ async function assemble(
   ];
   for (const [enabled, start] of starters) {
     if (!enabled) continue;
+    opts.signal?.throwIfAborted();
     const l = await start();
     stack.defer(() => l.close());
     listeners.set(l.name, l);

@@ -47,9 +47,15 @@ export async function runServer(opts: RunOptions): Promise<number> {
   });
 
   // Listening before startup: a signal during it must not kill the process
-  // with its default action.
+  // with its default action; it aborts the startup instead (docs/operations.md).
   const { promise: signalled, resolve } = Promise.withResolvers<string>();
-  const onStop = (sig: Deno.Signal) => () => resolve(sig);
+  const abort = new AbortController();
+  let stopSignal: Deno.Signal | null = null;
+  const onStop = (sig: Deno.Signal) => () => {
+    stopSignal ??= sig;
+    abort.abort(new Error(`${sig} received`));
+    resolve(sig);
+  };
   const handlers: [Deno.Signal, () => void][] = [
     ["SIGINT", onStop("SIGINT")],
     ["SIGTERM", onStop("SIGTERM")],
@@ -63,14 +69,25 @@ export async function runServer(opts: RunOptions): Promise<number> {
     const port = new URL(inspector.url()!.replace(/^ws:/, "http:")).port;
     log.warn(`debug: V8 inspector on 127.0.0.1:${port} (sara pprof --port ${port})`);
   }
+  const deadline = setTimeout(
+    () =>
+      abort.abort(new Error(`not listening within startup_timeout (${config.startup_timeout} s)`)),
+    config.startup_timeout * 1000,
+  );
   let server;
   try {
-    server = await startServer(config, log);
+    server = await unlessAbortedLong(
+      startServer(config, log, { signal: abort.signal }),
+      abort.signal,
+    );
   } catch (err) {
-    log.error(`startup failed: ${errMsg(err)}`);
     for (const [s, fn] of handlers) Deno.removeSignalListener(s, fn);
+    if (stopSignal) log.info(`${stopSignal} received during startup, stopped before listening`);
+    else log.error(`startup failed: ${errMsg(err)}`);
     log.close();
-    return 1;
+    return stopSignal ? 0 : 1;
+  } finally {
+    clearTimeout(deadline);
   }
   try {
     await Deno.writeTextFile(config.pidfile, `${Deno.pid}\n`);
@@ -85,6 +102,26 @@ export async function runServer(opts: RunOptions): Promise<number> {
   await removePidfile(config.pidfile);
   log.close();
   return 0;
+}
+
+// How long an aborted startup may take to undo what it started before the process exits anyway.
+const UNWIND_GRACE_MS = 5000;
+
+/**
+ * `start`, or its abort reason once `signal` has been aborted for UNWIND_GRACE_MS: a stage
+ * that does not heed the signal cannot keep the process from exiting.
+ */
+function unlessAbortedLong<T>(start: Promise<T>, signal: AbortSignal): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let onAbort = () => {};
+  const late = new Promise<never>((_, reject) => {
+    onAbort = () => timer = setTimeout(() => reject(signal.reason), UNWIND_GRACE_MS);
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+  return Promise.race([start, late]).finally(() => {
+    signal.removeEventListener("abort", onAbort);
+    clearTimeout(timer);
+  });
 }
 
 async function removePidfile(path: string): Promise<void> {

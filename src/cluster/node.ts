@@ -24,18 +24,20 @@ export interface ClusterNode {
 
 /**
  * Joins the cluster with one command and one subscriber connection. Rejects
- * when Redis cannot be reached, or (ConfigError) when a live node already
- * runs this nodeid; nothing is left open then.
+ * when Redis cannot be reached, when `signal` aborts a wait for a Redis
+ * Cluster not ready yet, or (ConfigError) when a live node already runs this
+ * nodeid; nothing is left open then.
  */
 export async function joinCluster(
   config: Config,
   node: ClusterNodeDeps,
   log: Logger,
+  signal?: AbortSignal,
   timing: LivenessTiming = LIVENESS,
 ): Promise<ClusterNode> {
   const nodeid = config.nodeid;
   const target = parseDbaddr(config.dbaddr, config.dbpassword, config.dbtls);
-  const client = await connectRedis(target, `sara-${nodeid}`);
+  const client = await connectRedis(target, `sara-${nodeid}`, signal);
   let sub: Subscriber | null = null;
   let liveness: Liveness | null = null;
   try {

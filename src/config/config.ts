@@ -39,6 +39,8 @@ export interface Config {
   dc: string;
   login_timeout: number;
   idle_timeout: number;
+  /** Seconds `sara` may take to start (Redis ready, nodeid claimed, listening) before it exits 1. */
+  startup_timeout: number;
   offline_expire: number;
   offline_max: number;
   /** Bytes of stored packets kept per user (newest kept, like offline_max). */
@@ -92,6 +94,7 @@ export const DEFAULTS: Readonly<Config> = Object.freeze<Config>({
   dc: "dc01",
   login_timeout: 8,
   idle_timeout: 100,
+  startup_timeout: 60,
   offline_expire: 604800,
   offline_max: 10000,
   offline_max_bytes: 8388608,

@@ -23,6 +23,7 @@ const INT_MIN: Partial<Record<keyof Config, number>> = {
   loglevel: 0,
   login_timeout: 1,
   idle_timeout: 1,
+  startup_timeout: 1,
   offline_expire: 1,
   offline_max: 1,
   offline_max_bytes: 1,

@@ -46,10 +46,65 @@ export function describe(t: RedisTarget): string {
 
 /**
  * Opens a client and waits until it is ready; rejects with StoreError and the
- * real cause when Redis cannot be reached now. Once connected it reconnects
- * by itself forever (backoff up to 1 s); commands fail fast meanwhile.
+ * real cause when Redis cannot be reached now. A Redis Cluster that answers
+ * but is not ready (cluster_state not ok: slots without a master, or a fresh
+ * cluster whose nodes do not agree yet) is asked again every
+ * NOT_READY_PAUSE_MS until `signal` aborts (the startup deadline or a stop
+ * signal, docs/operations.md); without a signal it rejects at once. Once
+ * connected it reconnects by itself forever (backoff up to 1 s); commands
+ * fail fast meanwhile.
  */
-export async function connectRedis(t: RedisTarget, name: string): Promise<RedisClient> {
+export async function connectRedis(
+  t: RedisTarget,
+  name: string,
+  signal?: AbortSignal,
+): Promise<RedisClient> {
+  if (!t.cluster) return await connectOnce(t, name, signal);
+  for (;;) {
+    const cause = await connectOnce(t, name, signal).then(
+      (client) => client,
+      (err: unknown) => err instanceof NotReady ? err : Promise.reject(err),
+    );
+    if (!(cause instanceof NotReady)) return cause;
+    if (!signal) throw new StoreError(`${describe(t)} is not ready: ${cause.message}`);
+    try {
+      await abortableDelay(NOT_READY_PAUSE_MS, signal);
+    } catch {
+      throw new StoreError(
+        `${describe(t)} is not ready: ${cause.message} (gave up: ${errMsg(signal.reason)})`,
+      );
+    }
+  }
+}
+
+// Pause between two connects to a cluster that answered but was not ready.
+const NOT_READY_PAUSE_MS = 250;
+
+/** A cluster that answered CLUSTER SLOTS but failed ioredis' ready check (CLUSTER INFO). */
+class NotReady extends Error {}
+
+function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
+  signal.throwIfAborted();
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/** One connect attempt of connectRedis(); a cluster not ready rejects with NotReady. */
+async function connectOnce(
+  t: RedisTarget,
+  name: string,
+  signal: AbortSignal | undefined,
+): Promise<RedisClient> {
+  signal?.throwIfAborted();
   let started = false;
   let lastError: Error | undefined;
   const retry = (times: number) => (started ? Math.min(times * 100, 1000) : null);
@@ -99,14 +154,37 @@ export async function connectRedis(t: RedisTarget, name: string): Promise<RedisC
     });
     client = r;
   }
+  // A cluster whose ready check fails (cluster_state:fail) disconnects and,
+  // with no retries before the start, ends; ioredis' connect() then never
+  // settles (it stops listening for the close once the slot map arrived), so
+  // the end decides, and a node waited for it forever (BENCHMARKS.md).
+  let answered = false;
+  client.once("refresh", () => answered = true);
+  const ended = new Promise<"ended">((resolve) => client.once("end", () => resolve("ended")));
+  const onAbort = () => client.disconnect();
+  signal?.addEventListener("abort", onAbort, { once: true });
   try {
-    await client.connect();
+    const outcome = await Promise.race([client.connect().then(() => "ready" as const), ended]);
+    if (outcome === "ended") {
+      if (answered) {
+        throw new NotReady(
+          lastError?.message ?? "cluster_state is not ok or no slot owner answers",
+        );
+      }
+      throw new Error(lastError?.message ?? "the connection ended");
+    }
+    signal?.throwIfAborted();
   } catch (err) {
     // A client that gave up is already "end"; disconnecting it again would
     // leave an ioredis timer behind.
     if (client.status !== "end") client.disconnect();
-    const cause = lastError?.message ?? errMsg(err);
+    if (err instanceof NotReady) throw err;
+    const cause = signal?.aborted
+      ? `gave up: ${errMsg(signal.reason)}`
+      : lastError?.message ?? errMsg(err);
     throw new StoreError(`cannot connect to ${describe(t)}: ${cause}`);
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
   }
   started = true;
   return client;

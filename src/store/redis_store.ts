@@ -86,13 +86,16 @@ export class RedisStore implements Store {
     this.#sweep = defineScript(client, "saraSweep", 3, SWEEP);
   }
 
-  /** Connects to `target` (rejects with StoreError naming it when unreachable). */
+  /**
+   * Connects to `target` (rejects with StoreError naming it when unreachable); `signal`
+   * ends a wait for a Redis Cluster that is not ready yet (connectRedis).
+   */
   static async open(
     target: RedisTarget,
     rules: OfflineRules,
-    opts: { pool: number; connectionName: string },
+    opts: { pool: number; connectionName: string; signal?: AbortSignal },
   ): Promise<RedisStore> {
-    const client = await connectRedis(target, opts.connectionName);
+    const client = await connectRedis(target, opts.connectionName, opts.signal);
     return new RedisStore(client, rules, { name: describe(target), pool: opts.pool });
   }
 

@@ -10,6 +10,11 @@ export interface StartRedisOptions {
   appendfsync?: "always" | "everysec" | "no";
   /** Data dir to use (kept on stop); default: a fresh temp dir, removed by stop(). */
   dir?: string;
+  /**
+   * A lone cluster-enabled node that owns no slots: cluster_state:fail until slots are added
+   * (CLUSTER ADDSLOTSRANGE), like a Redis Cluster not formed yet.
+   */
+  clusterNode?: boolean;
 }
 
 /** A running redis-server child process. */
@@ -72,11 +77,15 @@ export async function startRedis(opts: StartRedisOptions = {}): Promise<RedisSer
   const dir = opts.dir ?? await Deno.makeTempDir({ prefix: "sara-redis-" });
   const ownsDir = opts.dir === undefined;
   try {
-    const { ports: [port], value: [proc, args] } = await withReservedPorts(1, async ([p]) => {
-      const args = serverArgs(p!, dir, opts);
+    const count = opts.clusterNode ? 2 : 1;
+    const { ports, value: [proc, args] } = await withReservedPorts(count, async ([p, bus]) => {
+      // Announced: alone, a node does not know its address and CLUSTER SLOTS names none.
+      const announce = ["--cluster-announce-ip", HOST];
+      const cluster = opts.clusterNode ? [...clusterArgs(bus!, {}), ...announce] : [];
+      const args = [...serverArgs(p!, dir, opts), ...cluster];
       return [await launch(args, p!), args] as const;
     });
-    return new Server(port!, dir, ownsDir, proc, args, [port!]);
+    return new Server(ports[0]!, dir, ownsDir, proc, args, ports);
   } catch (err) {
     if (ownsDir) await Deno.remove(dir, { recursive: true });
     throw err;
