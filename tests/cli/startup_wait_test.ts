@@ -65,53 +65,48 @@ async function exited(sara: SaraProcess, ms = 20_000): Promise<Deno.CommandStatu
   }
 }
 
-Deno.test("a node whose Redis Cluster is not ready waits, and starts listening once it is ready", async () => {
+/** Runs `f` with a node started on a not-ready cluster; removes everything afterwards. */
+async function withWaitingNode(
+  extra: Record<string, unknown>,
+  f: (sara: SaraProcess, redis: RedisServer) => Promise<void>,
+): Promise<void> {
   await using redis = await notReadyCluster();
   const dir = await Deno.makeTempDir();
   try {
-    await using sara = await startNode(dir, redis);
+    await using sara = await startNode(dir, redis, extra);
+    await f(sara, redis);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("a node whose Redis Cluster is not ready waits, and starts listening once it is ready", () =>
+  withWaitingNode({}, async (sara, redis) => {
     await untilRetried(redis, sara, 3);
     assert.ok(!sara.output.includes("tcp start on"), sara.output);
     await redisCommand(redis.port, "CLUSTER", "ADDSLOTSRANGE", "101", "16383");
     assert.ok(await sara.port("tcp") > 0);
     sara.kill("SIGTERM");
     assert.equal((await exited(sara)).code, 0, sara.output);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+  }));
 
-Deno.test("SIGTERM while a node waits for a Redis Cluster that is not ready ends it with exit 0, never listening", async () => {
-  await using redis = await notReadyCluster();
-  const dir = await Deno.makeTempDir();
-  try {
-    await using sara = await startNode(dir, redis);
+Deno.test("SIGTERM while a node waits for a Redis Cluster that is not ready ends it with exit 0, never listening", () =>
+  withWaitingNode({}, async (sara, redis) => {
     await untilRetried(redis, sara, 3);
     sara.kill("SIGTERM");
-    const status = await exited(sara);
-    assert.equal(status.code, 0, sara.output);
+    assert.equal((await exited(sara)).code, 0, sara.output);
     assert.match(sara.output, /SIGTERM received during startup, stopped before listening/);
     assert.ok(!sara.output.includes("tcp start on"), sara.output);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+  }));
 
-Deno.test("a node whose Redis Cluster stays not ready exits 1 after startup_timeout, naming the cluster and why", async () => {
-  await using redis = await notReadyCluster();
-  const dir = await Deno.makeTempDir();
-  try {
-    await using sara = await startNode(dir, redis, { startup_timeout: 1 });
-    const status = await exited(sara);
-    assert.equal(status.code, 1, sara.output);
+Deno.test("a node whose Redis Cluster stays not ready exits 1 after startup_timeout, naming the cluster and why", () =>
+  withWaitingNode({ startup_timeout: 1 }, async (sara, redis) => {
+    assert.equal((await exited(sara)).code, 1, sara.output);
     const line = sara.output.split("\n").find((l) => l.includes("startup failed")) ?? "";
     assert.ok(line.includes(`redis-cluster:${redis.addr}`), sara.output);
     assert.match(line, /is not ready: cluster_state is not ok or no slot owner answers/);
     assert.match(line, /not listening within startup_timeout \(1 s\)/);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+  }));
 
 Deno.test("a connect to a Redis Cluster that is not ready rejects at once without a startup signal", async () => {
   await using redis = await notReadyCluster();
