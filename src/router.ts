@@ -516,7 +516,7 @@ export class Router {
     const slot = this.#slot(lane, order);
     try {
       try {
-        await this.#notTaken(remote, entry, lane, place, slot, () => lane.handed.settle(place));
+        await this.#notTaken(remote, entry, lane, place, slot);
       } finally {
         lane.handed.settle(place);
         lane.handing--;
@@ -577,7 +577,7 @@ export class Router {
       lane.handing++;
       const place = lane.handed.take();
       const placed = () => lane.handed.settle(place);
-      const done = this.#handOff(remote, entry, lane, place, slot, placed);
+      const done = this.#handOff(remote, entry, lane, place, slot);
       done.then(placed, placed);
       let took = false;
       try {
@@ -699,7 +699,6 @@ export class Router {
     lane: Lane,
     place: number,
     slot: Slot,
-    placed: () => void,
   ): Promise<boolean> {
     // Where the lane's packets already go, no lookup: a recipient gone from
     // there refuses, and the packet takes the stored path, which looks up.
@@ -724,7 +723,7 @@ export class Router {
       sent();
     }
     if (answer && await answer === "took") return true; // the caller leaves the lane
-    await this.#notTaken(remote, entry, lane, place, slot, placed);
+    await this.#notTaken(remote, entry, lane, place, slot);
     return false;
   }
 
@@ -733,18 +732,11 @@ export class Router {
    * lane's later packets take the stored path, and this one does, behind
    * the hand-offs started before it.
    */
-  async #notTaken(
-    remote: Remote,
-    entry: InboxEntry,
-    lane: Lane,
-    place: number,
-    slot: Slot,
-    placed: () => void,
-  ): Promise<void> {
+  async #notTaken(remote: Remote, entry: InboxEntry, lane: Lane, place: number, slot: Slot) {
     lane.refused = true;
     const before = lane.handed.until(place - 1);
     if (before) await before;
-    await this.#hereOrStored(remote, entry, true, lane, slot, placed);
+    await this.#hereOrStored(remote, entry, true, lane, slot, () => lane.handed.settle(place));
   }
 
   /**
