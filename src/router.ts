@@ -8,7 +8,7 @@ import type { InboxEntry } from "./store/store.ts";
 import type { InboxWriter } from "./store/inbox_writer.ts";
 import { Devices } from "./session/devices.ts";
 import { StoreError } from "./errors.ts";
-import { Prefix } from "./prefix.ts";
+import { Prefix } from "./async.ts";
 
 /** What the router needs of a logged-in session. */
 export interface Recipient {
