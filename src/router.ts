@@ -8,6 +8,7 @@ import type { InboxEntry } from "./store/store.ts";
 import type { InboxWriter } from "./store/inbox_writer.ts";
 import { Devices } from "./session/devices.ts";
 import { StoreError } from "./errors.ts";
+import { Prefix } from "./async.ts";
 
 /** What the router needs of a logged-in session. */
 export interface Recipient {
@@ -285,16 +286,15 @@ interface Lane {
   handing: number;
   node: string | null;
   /**
-   * Settles once every hand-off started so far was taken, or stored instead
-   * (its write on its way), or pushed to a session here.
+   * The unstored hand-offs in the order they started; one settles once it
+   * was taken, or stored instead (its write on its way), or pushed to a
+   * session here.
    */
-  handed: Promise<void> | null;
+  handed: Prefix;
   /** A hand-off was refused: the lane's later packets take the stored path. */
   refused: boolean;
-  /** Settles once every packet that entered the lane so far settled. */
-  tail: Promise<void>;
-  /** Packets that entered the lane so far: the next one's place in it. */
-  entered: number;
+  /** Every packet in the order it entered the lane (`last`: how many did); settled once done. */
+  entered: Prefix;
   /** Places of the packets on their way: neither done nor queued. */
   open: Set<number>;
   /** Last `seq` of the unstored hand-offs on `id`. */
@@ -488,29 +488,79 @@ export class Router {
     return this.writer.append(entry, "local");
   }
 
-  async #deliverRemote(remote: Remote, entry: InboxEntry, ack: boolean): Promise<void> {
+  #deliverRemote(remote: Remote, entry: InboxEntry, ack: boolean): Promise<void> {
     const lane = this.#join(entry.user);
-    const before = lane.tail;
-    let done!: () => void;
-    const mine = new Promise<void>((resolve) => done = resolve);
-    lane.tail = before.then(() => mine);
-    let kept = false;
-    const order = ++lane.entered;
+    const order = lane.entered.take();
     lane.open.add(order);
-    const slot: Slot = {
+    // The usual case at load, as #inLane and #handOff would take it (the
+    // recipient elsewhere, every packet of the lane handed off there):
+    // handed off at once, with one callback for the answer instead of their
+    // async functions and promises, which lived until it came.
+    if (
+      ack && !lane.refused && lane.node !== null && lane.turns === 0 && lane.direct === null &&
+      lane.busy === lane.handing + 1 && !this.#local.get(entry.user)
+    ) {
+      lane.handing++;
+      const place = lane.handed.take();
+      const answer = remote.handOff(lane.node, entry, lane.id, ++lane.seq, true, false);
+      return answer.then((r) => {
+        if (r !== "took") return this.#refusedNow(remote, entry, lane, order, place);
+        lane.handed.settle(place);
+        lane.handing--;
+        this.#leave(entry.user, lane);
+        lane.open.delete(order);
+        lane.entered.settle(order);
+      });
+    }
+    return this.#laned(remote, entry, ack, lane, order);
+  }
+
+  /** A hand-off of #deliverRemote's usual case that was not taken: it takes the stored path. */
+  async #refusedNow(
+    remote: Remote,
+    entry: InboxEntry,
+    lane: Lane,
+    order: number,
+    place: number,
+  ): Promise<void> {
+    const slot = this.#slot(lane, order);
+    try {
+      try {
+        await this.#notTaken(remote, entry, lane, place, slot);
+      } finally {
+        lane.handed.settle(place);
+        lane.handing--;
+      }
+    } finally {
+      slot.release();
+    }
+  }
+
+  async #laned(remote: Remote, entry: InboxEntry, ack: boolean, lane: Lane, order: number) {
+    const slot = this.#slot(lane, order);
+    try {
+      return await this.#inLane(remote, entry, ack, lane, slot);
+    } finally {
+      slot.release();
+    }
+  }
+
+  /** A packet's hold on its place in `lane`, released once done unless a retry kept it. */
+  #slot(lane: Lane, order: number): Slot & { release(): void } {
+    let kept = false;
+    const done = () => lane.entered.settle(order);
+    return {
       order,
       keep: () => {
         kept = true;
         lane.open.delete(order);
         return done;
       },
+      release: () => {
+        lane.open.delete(order);
+        if (!kept) done();
+      },
     };
-    try {
-      return await this.#inLane(remote, entry, ack, lane, before, slot);
-    } finally {
-      lane.open.delete(order);
-      if (!kept) done();
-    }
   }
 
   async #inLane(
@@ -518,7 +568,6 @@ export class Router {
     entry: InboxEntry,
     ack: boolean,
     lane: Lane,
-    before: Promise<void>,
     slot: Slot,
   ) {
     // Taken now: a packet for a session here that entered the lane later
@@ -527,7 +576,7 @@ export class Router {
     // The recipient moved here while packets to it were on their way
     // through other nodes: delivered here once they all settled.
     if (this.#local.get(entry.user)) {
-      return await this.#hereInLane(remote, entry, ack, lane, before, slot);
+      return await this.#hereInLane(remote, entry, ack, lane, slot);
     }
     // Behind an unstored packet still finding its way: it goes first.
     if (lane.direct) await lane.direct;
@@ -536,11 +585,9 @@ export class Router {
     // the store write of a packet acked in time, as on one node.
     if (ack && !lane.refused && lane.busy === lane.handing + 1) {
       lane.handing++;
-      let placed!: () => void;
-      const mine = new Promise<void>((resolve) => placed = resolve);
-      const before = lane.handed;
-      lane.handed = before ? before.then(() => mine) : mine;
-      const done = this.#handOff(remote, entry, lane, before, slot, placed);
+      const place = lane.handed.take();
+      const placed = () => lane.handed.settle(place);
+      const done = this.#handOff(remote, entry, lane, place, slot);
       done.then(placed, placed);
       let took = false;
       try {
@@ -568,7 +615,8 @@ export class Router {
     // packet without ack is stored too when a publish cannot be confirmed
     // (a node may die unseen): the receiving node deletes it once written.
     // Hand-offs before it settle first, so that a refused one is stored before it.
-    if (lane.handed) await lane.handed;
+    const handed = lane.handed.until(lane.handed.last);
+    if (handed) await handed;
     if (hereBefore) await hereBefore;
     const depth = await this.#append(entry, lane, slot.order);
     // Acked only once handed over (or queued for a retry, see #handOver):
@@ -592,7 +640,6 @@ export class Router {
     entry: InboxEntry,
     ack: boolean,
     lane: Lane,
-    before: Promise<void>,
     slot: Slot,
   ): Promise<void> {
     let placed!: () => void;
@@ -602,12 +649,7 @@ export class Router {
       placed();
       if (lane.here === mine) lane.here = null;
     };
-    try {
-      await before;
-    } catch (err) {
-      done();
-      throw err;
-    }
+    await lane.entered.until(slot.order - 1);
     await this.#hereOrStored(remote, entry, ack, lane, slot, done);
   }
 
@@ -665,9 +707,8 @@ export class Router {
     remote: Remote,
     entry: InboxEntry,
     lane: Lane,
-    before: Promise<void> | null,
+    place: number,
     slot: Slot,
-    placed: () => void,
   ): Promise<boolean> {
     // Where the lane's packets already go, no lookup: a recipient gone from
     // there refuses, and the packet takes the stored path, which looks up.
@@ -692,10 +733,20 @@ export class Router {
       sent();
     }
     if (answer && await answer === "took") return true; // the caller leaves the lane
-    lane.refused = true;
-    if (before) await before;
-    await this.#hereOrStored(remote, entry, true, lane, slot, placed);
+    await this.#notTaken(remote, entry, lane, place, slot);
     return false;
+  }
+
+  /**
+   * The unstored hand-off at `place` of the lane was refused or lost: the
+   * lane's later packets take the stored path, and this one does, behind
+   * the hand-offs started before it.
+   */
+  async #notTaken(remote: Remote, entry: InboxEntry, lane: Lane, place: number, slot: Slot) {
+    lane.refused = true;
+    const before = lane.handed.until(place - 1);
+    if (before) await before;
+    await this.#hereOrStored(remote, entry, true, lane, slot, () => lane.handed.settle(place));
   }
 
   /**
@@ -715,7 +766,9 @@ export class Router {
         return await this.writer.append(entry);
       } catch (err) {
         const f = (lane.failed ??= new Map()).get(entry.from);
-        if (!f || order > f.upTo) lane.failed.set(entry.from, { after: order, upTo: lane.entered });
+        if (!f || order > f.upTo) {
+          lane.failed.set(entry.from, { after: order, upTo: lane.entered.last });
+        }
         throw err;
       }
     } catch (err) {
@@ -739,16 +792,15 @@ export class Router {
         direct: null,
         handing: 0,
         node: this.#hint(user),
-        handed: null,
+        handed: new Prefix(),
         refused: false,
-        tail: Promise.resolve(),
-        entered: 0,
+        entered: new Prefix(),
         open: new Set(),
         seq: 0,
         storedId: newLaneId(),
         storedSeq: 0,
-        decided: Promise.resolve(),
-        handTurn: Promise.resolve(),
+        decided: DONE,
+        handTurn: DONE,
         turns: 0,
         here: null,
         failed: null,

@@ -10,7 +10,7 @@ import { silentLogger } from "../src/log.ts";
 import { openStore, startServer } from "../src/server.ts";
 import type { Store } from "../src/store/store.ts";
 import { allListenersConfig, makeCerts } from "./helpers/certs.ts";
-import { freePort } from "./helpers/ports.ts";
+import { reservePort } from "./helpers/ports.ts";
 import { startRedis } from "./helpers/redis.ts";
 import { testConfig } from "./helpers/server.ts";
 import { uniqueNode } from "./cluster/_redis.ts";
@@ -53,7 +53,7 @@ const STAGES: [string, (c: Config) => number][] = [
 ];
 
 Deno.test("a cluster join that fails closes the store it was given and leaves nothing running", async () => {
-  const dead = freePort();
+  const dead = reservePort();
   const config = await testConfig({ dbaddr: `127.0.0.1:${dead}`, nodeid: uniqueNode() });
   const { store, closes } = await countingStore(config);
   try {

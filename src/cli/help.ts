@@ -28,7 +28,7 @@ COMMANDS:
 
 GLOBAL OPTIONS:
    --debug                   open the V8 inspector on 127.0.0.1 for 'sara pprof'
-   --debug-port value        inspector port with --debug (default: 9229)
+   --debug-port value        inspector port with --debug (default: 9229; 0: any free one, logged)
    --config value, -c value  set config path  (default: "${DEFAULT_CONFIG_PATH}")
    --port value              override "port" (TCP)
    --wsport value            override "wsport"

@@ -59,7 +59,9 @@ export async function runServer(opts: RunOptions): Promise<number> {
   if (opts.debugPort !== null) {
     // Loopback only: the inspector runs arbitrary code for whoever reaches it.
     inspector.open(opts.debugPort, "127.0.0.1");
-    log.warn(`debug: V8 inspector on 127.0.0.1:${opts.debugPort} (sara pprof)`);
+    // The port it got, for --debug-port 0 (any free port).
+    const port = new URL(inspector.url()!.replace(/^ws:/, "http:")).port;
+    log.warn(`debug: V8 inspector on 127.0.0.1:${port} (sara pprof --port ${port})`);
   }
   let server;
   try {

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { DEFAULTS } from "../../src/config/config.ts";
 import { SaraProcess } from "../helpers/process.ts";
 import { TestClient } from "../helpers/client.ts";
-import { freePort } from "../helpers/ports.ts";
+import { reservePort } from "../helpers/ports.ts";
 
 Deno.test("sara -h lists the commands and global options like Go sara", async () => {
   const { code, out } = await SaraProcess.run(["-h"]);
@@ -84,9 +84,8 @@ Deno.test("sara refuses a Redis dbaddr it cannot use with a clear message", asyn
 Deno.test("sara fails startup naming the address when the Redis of dbaddr is unreachable", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const addr = `127.0.0.1:${(l.addr as Deno.NetAddr).port}`;
-    l.close();
+    // Reserved: no other test's server can be listening there.
+    const addr = `127.0.0.1:${reservePort()}`;
     const conf = `${dir}/conf.json`;
     await Deno.writeTextFile(conf, JSON.stringify({ dbaddr: addr, bind: "127.0.0.1" }));
     const r = await SaraProcess.run(["-c", conf, "--datadir", dir, "--logfile", ""]);
@@ -145,11 +144,10 @@ Deno.test("sara runs from a config with flag overrides, serves TCP, and sara sto
 Deno.test("sara pprof takes a CPU profile and a heap snapshot of a server started with --debug", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    const debugPort = freePort();
     await using sara = SaraProcess.start([
       "--debug",
       "--debug-port",
-      String(debugPort),
+      "0",
       "--port",
       "0",
       "--rpcport",
@@ -164,6 +162,7 @@ Deno.test("sara pprof takes a CPU profile and a heap snapshot of a server starte
       `${dir}/pid`,
     ]);
     await sara.port("tcp");
+    const debugPort = Number((await sara.waitFor(/V8 inspector on 127\.0\.0\.1:(\d+)/))[1]);
     const cpu = await SaraProcess.run([
       "pprof",
       "--port",

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { Subscriber } from "../../src/cluster/subscriber.ts";
 import { parseDbaddr } from "../../src/store/redis_client.ts";
+import { reservePort } from "../helpers/ports.ts";
 import { redisCommand, startRedis, startRedisCluster } from "../helpers/redis.ts";
 import { quietLog, until } from "./_redis.ts";
 
@@ -53,9 +54,7 @@ Deno.test("on a Redis Cluster the subscription moves to another node when its no
 });
 
 Deno.test("start rejects when no address answers", async () => {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
+  const port = reservePort();
   const sub = new Subscriber(parseDbaddr(`127.0.0.1:${port}`), "t", "ch", () => {}, quietLog());
   await assert.rejects(() => sub.start(), /cannot subscribe to ch/);
   await sub.close();

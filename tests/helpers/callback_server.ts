@@ -2,6 +2,8 @@
 // that records every callback exactly as it arrived (method, content type,
 // raw body, client port) and answers through a replaceable responder.
 
+import { reservePort } from "./ports.ts";
+
 /** The JSON request inside the form field `body`. */
 export interface CallbackRequest {
   sn: string;
@@ -144,10 +146,8 @@ export class CallbackServer implements AsyncDisposable {
   }
 }
 
-/** A URL where nothing listens (a port just released). */
+/** A URL where nothing listens (a port reserved for this process). */
 export function deadUrl(): string {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
+  const port = reservePort();
   return `http://127.0.0.1:${port}/cb`;
 }

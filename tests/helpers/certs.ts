@@ -3,7 +3,7 @@
 // committed. `await using` removes it.
 
 import type { Config } from "../../src/config/config.ts";
-import { freePort } from "./ports.ts";
+import { reservePort } from "./ports.ts";
 import { testConfig } from "./server.ts";
 
 /** A PEM pair on disk, and the certificate text for clients' `caCerts`. */
@@ -66,19 +66,20 @@ async function openssl(args: string[]): Promise<void> {
 
 /**
  * A test config with every listener on (TCP, RPC, Thrift push, WS, TLS, WSS),
- * each on a known free port, so a test can name the port a stage binds.
+ * each on a known port reserved for this test process (kept until it exits),
+ * so a test can name the port a stage binds and check it is free again.
  */
 export function allListenersConfig(
   certs: TestCerts,
   overrides: Partial<Config> = {},
 ): Promise<Config> {
   return testConfig({
-    port: freePort(),
-    rpcport: freePort(),
-    nodeaddr: `127.0.0.1:${freePort()}`,
-    wsport: freePort(),
-    tlsport: freePort(),
-    wssport: freePort(),
+    port: reservePort(),
+    rpcport: reservePort(),
+    nodeaddr: `127.0.0.1:${reservePort()}`,
+    wsport: reservePort(),
+    tlsport: reservePort(),
+    wssport: reservePort(),
     enable_ws: true,
     enable_tls: true,
     enable_wss: true,

@@ -1,6 +1,8 @@
 // Throwaway redis-server processes for tests: one server or a 3-master Redis Cluster (with
-// or without one replica per master), each node on a free loopback port with its own temp
-// dir and AOF on (so restart() keeps data).
+// or without one replica per master), each node on a port reserved for this process (its
+// cluster bus on another one) with its own temp dir and AOF on (so restart() keeps data).
+
+import { releasePort, withReservedPorts } from "./ports.ts";
 
 /** Options of {@link startRedis}. */
 export interface StartRedisOptions {
@@ -38,8 +40,6 @@ export interface StartRedisClusterOptions {
    * master, every node refuses every key command (CLUSTERDOWN). False: only that slot's keys.
    */
   fullCoverage?: boolean;
-  /** First port to use (ports base, base+1, ...; each bus port at +10000); default: free ones. */
-  basePort?: number;
 }
 
 /** A running Redis Cluster of 3 masters (and their replicas, if asked for). */
@@ -62,21 +62,21 @@ export interface RedisCluster extends AsyncDisposable {
 const HOST = "127.0.0.1";
 const STARTUP_TIMEOUT_MS = 15_000;
 const COMMAND_TIMEOUT_MS = 5_000;
-const PORT_ATTEMPTS = 5;
-const CLUSTER_BUS_OFFSET = 10_000;
 const OUTPUT_TAIL_CHARS = 8_000;
 
 /**
- * Starts redis-server on a free loopback port with AOF on and RDB snapshots off, and
+ * Starts redis-server on a reserved loopback port with AOF on and RDB snapshots off, and
  * resolves once it answers PING. Throws (never skips) when redis-server is not installed.
  */
 export async function startRedis(opts: StartRedisOptions = {}): Promise<RedisServer> {
   const dir = opts.dir ?? await Deno.makeTempDir({ prefix: "sara-redis-" });
   const ownsDir = opts.dir === undefined;
   try {
-    const args = (port: number) => serverArgs(port, dir, opts);
-    const started = await launchOnFreePort(() => freePort(false), args);
-    return new Server(started.port, dir, ownsDir, started.proc, args(started.port));
+    const { ports: [port], value: [proc, args] } = await withReservedPorts(1, async ([p]) => {
+      const args = serverArgs(p!, dir, opts);
+      return [await launch(args, p!), args] as const;
+    });
+    return new Server(port!, dir, ownsDir, proc, args, [port!]);
   } catch (err) {
     if (ownsDir) await Deno.remove(dir, { recursive: true });
     throw err;
@@ -101,11 +101,12 @@ export async function startRedisCluster(
   try {
     for (let i = 0; i < 3 * (1 + replicas); i++) {
       const dir = await Deno.makeTempDir({ prefix: "sara-redis-cluster-" });
-      const args = (p: number) => [...serverArgs(p, dir, opts), ...clusterArgs(opts)];
-      const pick = opts.basePort === undefined ? () => freePort(true) : () => opts.basePort! + i;
       try {
-        const started = await launchOnFreePort(pick, args);
-        nodes.push(new Server(started.port, dir, true, started.proc, args(started.port)));
+        const { ports, value: [proc, args] } = await withReservedPorts(2, async ([p, bus]) => {
+          const args = [...serverArgs(p!, dir, opts), ...clusterArgs(bus!, opts)];
+          return [await launch(args, p!), args] as const;
+        });
+        nodes.push(new Server(ports[0]!, dir, true, proc, args, ports));
       } catch (err) {
         await Deno.remove(dir, { recursive: true });
         throw err;
@@ -249,6 +250,8 @@ class Server implements RedisServer {
     private readonly ownsDir: boolean,
     proc: RedisProcess,
     private readonly args: string[],
+    /** Reserved for it (its port, and a cluster node's bus port): released by stop(). */
+    private readonly reserved: number[],
   ) {
     this.addr = `${HOST}:${port}`;
     this.#proc = proc;
@@ -256,6 +259,7 @@ class Server implements RedisServer {
 
   async stop(): Promise<void> {
     await this.#end("SIGTERM");
+    for (const p of this.reserved) releasePort(p);
     if (this.ownsDir) await Deno.remove(this.dir, { recursive: true }).catch(ignoreNotFound);
   }
 
@@ -311,11 +315,13 @@ function serverArgs(port: number, dir: string, opts: { appendfsync?: string }): 
   ];
 }
 
-function clusterArgs(opts: { fullCoverage?: boolean }): string[] {
+function clusterArgs(bus: number, opts: { fullCoverage?: boolean }): string[] {
   // nodes.conf lands in --dir, which is per node
   return [
     "--cluster-enabled",
     "yes",
+    "--cluster-port",
+    String(bus),
     "--cluster-config-file",
     "nodes.conf",
     "--cluster-node-timeout",
@@ -329,22 +335,6 @@ function clusterArgs(opts: { fullCoverage?: boolean }): string[] {
     "--repl-diskless-sync-delay",
     "0",
   ];
-}
-
-/** Retries with another port when the one picked was taken between probe and bind. */
-async function launchOnFreePort(
-  pick: () => number,
-  args: (port: number) => string[],
-): Promise<{ port: number; proc: RedisProcess }> {
-  for (let attempt = 1;; attempt++) {
-    const port = pick();
-    try {
-      return { port, proc: await launch(args(port), port) };
-    } catch (err) {
-      const inUse = err instanceof Error && err.message.includes("Address already in use");
-      if (!inUse || attempt >= PORT_ATTEMPTS) throw err;
-    }
-  }
 }
 
 async function launch(args: string[], port: number): Promise<RedisProcess> {
@@ -431,34 +421,6 @@ async function waitReplicaInSync(port: number, replicas: number): Promise<void> 
   throw new Error(
     `${HOST}:${port}: replicas not in sync within ${STARTUP_TIMEOUT_MS} ms:\n${info}`,
   );
-}
-
-/**
- * A port free right now (listen on 0, close). With `withBus`, port + 10000 must be free too,
- * because a cluster node also listens on its cluster bus port.
- */
-function freePort(withBus: boolean): number {
-  for (;;) {
-    const listener = Deno.listen({ hostname: HOST, port: 0 });
-    const port = (listener.addr as Deno.NetAddr).port;
-    if (!withBus) {
-      listener.close();
-      return port;
-    }
-    const bus = port + CLUSTER_BUS_OFFSET;
-    if (bus > 65535) {
-      listener.close();
-      continue;
-    }
-    try {
-      Deno.listen({ hostname: HOST, port: bus }).close();
-      return port;
-    } catch {
-      // bus port taken: try another
-    } finally {
-      listener.close();
-    }
-  }
 }
 
 function notInstalled(binary: string): Error {

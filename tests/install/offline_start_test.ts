@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { SaraProcess } from "../helpers/process.ts";
 import { TestClient } from "../helpers/client.ts";
-import { freePort } from "../helpers/ports.ts";
+import { reservePort } from "../helpers/ports.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 const START_MS = 60_000;
@@ -52,7 +52,7 @@ async function run(
  * that any download fails.
  */
 function offlineEnv(denoDir: string): Record<string, string> {
-  const dead = `http://127.0.0.1:${freePort()}`;
+  const dead = `http://127.0.0.1:${reservePort()}`;
   const path = (Deno.env.get("PATH") ?? "").split(":").filter((p) => !p.includes("node_modules"));
   return {
     PATH: path.join(":"),

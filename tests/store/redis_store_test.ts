@@ -14,6 +14,7 @@ import {
   startRedis,
   startRedisCluster,
 } from "../helpers/redis.ts";
+import { reservePort } from "../helpers/ports.ts";
 import { storeContract } from "./store_contract.ts";
 
 let single: RedisServer | undefined;
@@ -214,9 +215,7 @@ Deno.test("RedisStore: dbpool bounds the store operations in flight; the rest wa
 });
 
 Deno.test("RedisStore.open rejects with StoreError naming the address when Redis is not there", async () => {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
+  const port = reservePort();
   const err = await RedisStore.open(parseDbaddr(`127.0.0.1:${port}`), RULES, {
     pool: 1,
     connectionName: "sara-test",

@@ -6,7 +6,6 @@ import type { Config } from "../../src/config/config.ts";
 import { Logger, silentLogger } from "../../src/log.ts";
 import { startServer } from "../../src/server.ts";
 import { allListenersConfig, makeCerts } from "../helpers/certs.ts";
-import { freePort } from "../helpers/ports.ts";
 
 /** Throws (AddrInUse) unless nothing listens on `port` any more. */
 function assertFree(port: number): void {
@@ -80,8 +79,8 @@ Deno.test("a key that does not fit the certificate stops startup naming both fil
 for (const name of ["ws", "tls", "wss"] as const) {
   Deno.test(`a ${name} port already in use stops startup naming ${name} and the port`, async () => {
     await using certs = await makeCerts();
-    const port = freePort();
-    const busy = Deno.listen({ hostname: "127.0.0.1", port });
+    const busy = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (busy.addr as Deno.NetAddr).port;
     try {
       const config = await allListenersConfig(certs, { [`${name}port`]: port });
       const msg = await startupError(config, port);
