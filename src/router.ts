@@ -21,6 +21,11 @@ export interface Recipient {
   readonly since: number;
   /** Writes (or buffers, during login) one packet. False when `from` is blocked. */
   push(entry: InboxEntry): boolean;
+  /**
+   * Whether this session showed `entry` already and its user acked it: a
+   * copy stored after that (a hand-off whose answer was lost) gets no ack.
+   */
+  acked(entry: InboxEntry): boolean;
   /** Replaced by a newer login of the same user (or, with multi_login, resource). */
   kick(): void;
   /** The user blocked (or unblocked) `jid` (docs/protocol.md §10). */
@@ -203,8 +208,11 @@ export function arrivals(
 
 /** Hands a stored entry to a session here. */
 function pushStored(s: Recipient, writer: InboxWriter, entry: InboxEntry, ack: boolean): void {
-  // Done once written (no ack will come), or blocked: out of the inbox.
-  if (!s.push(entry) || !ack) writer.remove(entry.user, entry.id);
+  // Shown and acked before it was stored (its live hand-off's answer was
+  // lost, so the sending node stored it too), done once written (no ack will
+  // come), or blocked: out of the inbox, or it would come again at the next
+  // login (docs/delivery.md, "Duplicate suppression").
+  if (s.acked(entry) || !s.push(entry) || !ack) writer.remove(entry.user, entry.id);
 }
 
 /** multi_login: a delivery (always stored) or a carbon (never) for sessions here. */
@@ -256,8 +264,9 @@ export function handoffs(
       pushStored(s, writer, entry, ack);
       return Promise.resolve();
     }
-    // Blocked: neither delivered nor stored, and the sender is not told.
-    if (!s.push(entry)) return Promise.resolve();
+    // Acked already (a retry): safe. Blocked: neither delivered nor stored,
+    // and the sender is not told.
+    if (s.acked(entry) || !s.push(entry)) return Promise.resolve();
     return writer.append(entry, true).then(noop);
   };
 }
@@ -473,8 +482,9 @@ export class Router {
 
   // Not async: the usual delivery costs the writer's promise and no other.
   #deliverHere(s: Recipient, entry: InboxEntry, ack: boolean): Promise<unknown> {
-    // Blocked: neither delivered nor stored, and the sender is not told.
-    if (!s.push(entry) || !ack) return DONE;
+    // Acked already (a retry): safe, and a write would wait for an ack that
+    // never comes. Blocked: neither delivered nor stored, and the sender is not told.
+    if (s.acked(entry) || !s.push(entry) || !ack) return DONE;
     return this.writer.append(entry, "local");
   }
 

@@ -25,6 +25,11 @@ export class DeliveredIds {
   // Packets recorded so far; the next one goes to `#count % ring length`.
   #count = 0;
 
+  /** Whether (`from`, `id`) is among the last DELIVERED_MAX recorded. */
+  has(from: string, id: string): boolean {
+    return this.#find(hash53(from, id)) !== -1;
+  }
+
   /** Records (`from`, `id`); true when it was among the last DELIVERED_MAX already. */
   seen(from: string, id: string): boolean {
     const h = hash53(from, id);

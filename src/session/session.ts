@@ -169,6 +169,8 @@ export class Session implements ConnHandler, Recipient {
   #blocked: Set<string> = NONE_BLOCKED;
   // What this session delivered, built at its first delivery (see delivered.ts).
   #delivered: DeliveredIds | null = null;
+  // The ids its client acked, the same way: see acked().
+  #acks: DeliveredIds | null = null;
   // Its 1:1 messages refused with store_error, built at the first (see refused.ts),
   // and how many it routed or refused so far (their send order).
   #refused: RefusedSends | null = null;
@@ -264,8 +266,18 @@ export class Session implements ConnHandler, Recipient {
     return true;
   }
 
+  acked(entry: InboxEntry): boolean {
+    return this.#acks !== null && this.#acks.has("", entry.id) &&
+      this.#delivered !== null && this.#delivered.has(entry.from, entry.id);
+  }
+
   #seen(entry: InboxEntry): boolean {
     return (this.#delivered ??= new DeliveredIds()).seen(entry.from, entry.id);
+  }
+
+  /** Remembers a client ack (by id alone, as the inbox removes it). */
+  #ackSeen(id: string): void {
+    (this.#acks ??= new DeliveredIds()).seen("", id);
   }
 
   /** The user's blacklist changed (RPC, on any node): applies at once. */
@@ -606,10 +618,14 @@ export class Session implements ConnHandler, Recipient {
     this.deps.metrics.clientAck();
     const login = this.#login;
     if (login && id === login.id) {
-      for (const d of login.delayed) this.deps.writer.remove(this.jid, d);
+      for (const d of login.delayed) {
+        this.#ackSeen(d);
+        this.deps.writer.remove(this.jid, d);
+      }
       this.#login = null;
       return;
     }
+    this.#ackSeen(id);
     this.deps.writer.remove(this.jid, id);
   }
 

@@ -5,7 +5,8 @@
 import assert from "node:assert/strict";
 import type { InboxEntry } from "../../src/store/store.ts";
 import { DELIVERED_MAX, DeliveredIds } from "../../src/session/delivered.ts";
-import { startTestServer } from "../helpers/server.ts";
+import { handoffs, LocalSessions } from "../../src/router.ts";
+import { startTestServer, type TestServer } from "../helpers/server.ts";
 import { TestClient } from "../helpers/client.ts";
 
 function entry(id: string, from = "a@d"): InboxEntry {
@@ -68,6 +69,76 @@ Deno.test("a new session of the user gets what an earlier session showed", async
   await using _b = login.client;
   const ids = storedIds(login.answer.json);
   assert.deepEqual(ids, ["again"]);
+});
+
+/** Acks `id` as b, and returns once b's session has read that ack (packets are read in order). */
+async function ackRead(b: TestClient, id: string): Promise<void> {
+  await b.ack(id);
+  const probe = await b.chat("c@d", "after the ack", { ack: 1 });
+  const answer = await b.nextPacket();
+  assert.deepEqual([answer.json.envelope.type, answer.json.envelope.id], [3, probe]);
+}
+
+/**
+ * What a node does with a stored hand-off for b (docs/delivery.md, "Live
+ * retry across nodes"): the sending node has `e` in b's inbox and hands it
+ * over again, because the answer to its live hand-off was lost.
+ */
+async function storedHandOff(srv: TestServer, e: InboxEntry): Promise<void> {
+  const { router, writer } = srv.server.core;
+  const local = new LocalSessions(null);
+  local.set(router.local(e.user)!);
+  await handoffs(local, writer)(e, true, true);
+}
+
+Deno.test("a copy stored after its live delivery was acked is removed, not delivered again at the next login", async () => {
+  await using srv = await startTestServer();
+  {
+    await using b = (await TestClient.login(srv.port, "b@d")).client;
+    const live = srv.server.core.router.deliver(entry("once"), true);
+    assert.equal((await b.nextPacket()).json.envelope.id, "once");
+    await ackRead(b, "once");
+    await live;
+    await srv.server.core.writer.append(entry("once"));
+    await storedHandOff(srv, entry("once"));
+    await b.nothing();
+  }
+  const login = await TestClient.login(srv.port, "b@d");
+  await using _b = login.client;
+  assert.equal(storedIds(login.answer.json), undefined);
+});
+
+Deno.test("a retry on the node of a packet the session showed and its user acked is not written to the inbox", async () => {
+  await using srv = await startTestServer();
+  {
+    await using b = (await TestClient.login(srv.port, "b@d")).client;
+    const router = srv.server.core.router;
+    const first = router.deliver(entry("retried"), true);
+    assert.equal((await b.nextPacket()).json.envelope.id, "retried");
+    await ackRead(b, "retried");
+    await first;
+    // Without an ack to wait for, a write of the retry would stay in the inbox.
+    await router.deliver(entry("retried"), true);
+    await b.nothing();
+  }
+  const login = await TestClient.login(srv.port, "b@d");
+  await using _b = login.client;
+  assert.equal(storedIds(login.answer.json), undefined);
+});
+
+Deno.test("a stored copy of a packet shown but not acked stays for the next login, once", async () => {
+  await using srv = await startTestServer();
+  {
+    await using b = (await TestClient.login(srv.port, "b@d")).client;
+    const live = srv.server.core.router.deliver(entry("unacked"), true);
+    assert.equal((await b.nextPacket()).json.envelope.id, "unacked");
+    await live; // written once its online grace passed without an ack
+    await storedHandOff(srv, entry("unacked"));
+    await b.nothing();
+  }
+  const login = await TestClient.login(srv.port, "b@d");
+  await using _b = login.client;
+  assert.deepEqual(storedIds(login.answer.json), ["unacked"]);
 });
 
 Deno.test("DeliveredIds remembers the last DELIVERED_MAX packets and forgets older ones", () => {

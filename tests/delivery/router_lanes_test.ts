@@ -101,6 +101,7 @@ function recipient(jid: string, events: string[]): Recipient {
       return true;
     },
     kick: () => void events.push(`kick ${jid}`),
+    acked: () => false,
     setBlocked: () => {},
   };
 }
