@@ -5,6 +5,7 @@
 // only after it fails.
 
 import { Redis } from "ioredis";
+import { Buffer } from "node:buffer";
 import { setImmediate } from "node:timers";
 import type { RedisClient } from "../store/redis_client.ts";
 import { encodeBatch, type NodeMessage } from "./channel.ts";
@@ -70,11 +71,14 @@ export class Publisher {
 
   #publish(channel: string, q: Queue): void {
     // Issued synchronously, so publishes leave in the order they were made.
-    q.settle(this.publish(channel, encodeBatch(q.messages)));
+    // As bytes: a string is copied into the command text ioredis builds and
+    // kept on the V8 heap until Redis answers, where the scavenger copies it
+    // again (BENCHMARKS.md, "The cross-node path").
+    q.settle(this.publish(channel, Buffer.from(encodeBatch(q.messages))));
   }
 
   /** One PUBLISH of `text`; resolves to the receivers the server that took it counted. */
-  async publish(channel: string, text: string): Promise<number> {
+  async publish(channel: string, text: string | Buffer): Promise<number> {
     const via = this.#via();
     try {
       return await via.publish(channel, text);

@@ -9,6 +9,7 @@ import type { HandOff, NodeMessage } from "./channel.ts";
 import type { Sender } from "./sender.ts";
 import type { Liveness } from "./liveness.ts";
 import type { DeviceEntry, Registry } from "./registry.ts";
+import { Waiting } from "./waiting.ts";
 
 // How long a blacklist change waits for the owner's node to confirm it (a
 // node that died unseen never does).
@@ -80,7 +81,7 @@ export class ClusterRemote {
   // Blacklist changes waiting for their "applied" answer, by ref.
   readonly #applying = new Map<string, () => void>();
   // Hand-offs waiting for their "took" answer, by ref, oldest first.
-  readonly #handing = new Map<string, { resolve: (r: HandOffAnswer) => void; since: number }>();
+  readonly #handing = new Waiting<HandOffAnswer>();
   #sweep: ReturnType<typeof setInterval> | undefined;
   // The refs of the hand-offs in each batch still being published, by the batch's answer.
   readonly #inBatch = new WeakMap<Promise<boolean>, string[]>();
@@ -151,9 +152,9 @@ export class ClusterRemote {
     stored: boolean,
   ): Promise<HandOffAnswer> {
     // Only this node resolves its refs: a counter is unique enough.
-    const r = (refCounter++).toString(36);
+    let r!: string;
     const answer = new Promise<HandOffAnswer>((resolve) => {
-      this.#handing.set(r, { resolve, since: Date.now() });
+      r = this.#handing.add({ resolve, since: Date.now() });
     });
     this.#sweep ??= setInterval(() => this.#expire(), HANDOFF_SWEEP_MS);
     const h = { o: this.nodeid, r, l: lane, q: seq };
@@ -164,27 +165,17 @@ export class ClusterRemote {
     if (!refs) {
       this.#inBatch.set(sent, refs = []);
       const lost = refs;
-      void sent.then((ok) => ok || lost.forEach((ref) => this.#answer(ref, "lost")));
+      void sent.then((ok) => ok || lost.forEach((ref) => this.#handing.answer(ref, "lost")));
     }
     refs.push(r);
     return answer;
   }
 
-  #answer(r: string, a: HandOffAnswer): void {
-    const w = this.#handing.get(r);
-    if (!w) return;
-    this.#handing.delete(r);
-    w.resolve(a);
-  }
-
   /** Gives up on hand-offs unanswered for too long; stops sweeping when none is left. */
   #expire(): void {
-    const limit = Date.now() - HANDOFF_WAIT_MS;
-    for (const [r, w] of this.#handing) {
-      if (w.since > limit) break;
+    this.#handing.expire("lost", Date.now() - HANDOFF_WAIT_MS, (r) => {
       this.log.warn(`cluster: hand-off ${r} unanswered for ${HANDOFF_WAIT_MS} ms`);
-      this.#answer(r, "lost");
-    }
+    });
     if (this.#handing.size === 0) {
       clearInterval(this.#sweep);
       this.#sweep = undefined;
@@ -193,7 +184,7 @@ export class ClusterRemote {
 
   /** Gives up on every hand-off still waiting (they are stored instead): the node stops. */
   stop(): void {
-    for (const r of [...this.#handing.keys()]) this.#answer(r, "lost");
+    this.#handing.expire("lost");
     clearInterval(this.#sweep);
     this.#sweep = undefined;
   }
@@ -318,7 +309,7 @@ export class ClusterRemote {
         this.#applying.get(m.ref)?.();
         return;
       case "took":
-        this.#answer(m.r, m.ok ? "took" : "refused");
+        this.#handing.answer(m.r, m.ok ? "took" : "refused");
         return;
     }
   }
