@@ -14,7 +14,7 @@
 
 import type { Ledger } from "../../src/bench/ledger.ts";
 import type { ProbeResult } from "./probe.ts";
-import { type Load, msgKey } from "./users.ts";
+import { type Load, msgKey, type Receipt } from "./users.ts";
 
 /** "Delivered live within 2 s of the promotion" (the issue's target). */
 export const LATE_MS = 2000;
@@ -35,6 +35,8 @@ export interface Figures {
   late_at_relogin: number;
   reordered: number;
   reordered_after_store_error: number;
+  /** The first few reordered receipts and the receipt each came behind (to find the cause). */
+  reordered_examples: ReorderExample[];
   duplicates: number;
   /** Of the duplicates, those the final login brought (the rest came live). */
   duplicates_at_relogin: number;
@@ -59,6 +61,33 @@ export interface Figures {
   unexpected: number;
 }
 
+/** A message (ms after the kill; null: never) as a reordered receipt's evidence. */
+export interface MessageTrace {
+  seq: number;
+  sent_ms: number;
+  acked_ms: number | null;
+  /** Times its sender sent it. */
+  sends: number;
+  received_ms: number;
+  /** When the sending node accepted it (its `ct`). */
+  accepted_ms: number;
+  /** The recipient's login it came on (1 = the first). */
+  login: number;
+  in_login: boolean;
+  store_error: boolean;
+}
+
+/** A receipt that came behind a newer one of the same sender and recipient. */
+export interface ReorderExample {
+  from: number;
+  to: number;
+  late: MessageTrace;
+  ahead: MessageTrace;
+}
+
+/** How many reordered receipts the JSON shows in detail. */
+const EXAMPLES = 5;
+
 /** Computes the figures; `masterOf[u]` is the port of the master holding user u's keys. */
 export function figures(
   load: Load,
@@ -76,12 +105,35 @@ export function figures(
   let atRelogin = 0;
   let worst = 0;
   let reorderedRefused = 0;
-  const maxSeq = new Map<number, number>();
+  const examples: ReorderExample[] = [];
+  const ackOf = new Map<number, (typeof load.acks)[number]>();
+  for (const a of load.acks) ackOf.set(msgKey(a.stream, a.seq), a);
+  const trace = (r: Receipt): MessageTrace => {
+    const key = msgKey(r.stream, r.seq);
+    const acked = ackOf.get(key);
+    return {
+      seq: r.seq,
+      sent_ms: Math.round(ledger.sentAt(r.stream, r.seq) - t.kill),
+      acked_ms: acked === undefined ? null : Math.round(acked.at - t.kill),
+      sends: acked?.sends ?? 0,
+      received_ms: Math.round(r.at - t.kill),
+      accepted_ms: Math.round(r.acceptedAt - t.kill),
+      login: r.login,
+      in_login: r.inLogin,
+      store_error: load.refused.has(key),
+    };
+  };
+  const newest = new Map<number, Receipt>();
   for (const r of load.receipts) {
     // Receipts are in arrival order: the same walk as the ledger's reordered count.
-    if (r.seq < (maxSeq.get(r.stream) ?? -1)) {
+    const ahead = newest.get(r.stream);
+    if (ahead && r.seq < ahead.seq) {
       if (load.refused.has(msgKey(r.stream, r.seq))) reorderedRefused++;
-    } else maxSeq.set(r.stream, r.seq);
+      if (examples.length < EXAMPLES) {
+        const [from, to] = load.pair(r.stream);
+        examples.push({ from, to, late: trace(r), ahead: trace(ahead) });
+      }
+    } else newest.set(r.stream, r);
     if (!acked.has(msgKey(r.stream, r.seq))) continue;
     const after = r.at - Math.max(ledger.sentAt(r.stream, r.seq), t.promoted);
     worst = Math.max(worst, after);
@@ -110,6 +162,7 @@ export function figures(
     late_at_relogin: atRelogin,
     reordered: sum.reordered,
     reordered_after_store_error: reorderedRefused,
+    reordered_examples: examples,
     duplicates: sum.duplicates,
     duplicates_at_relogin: sum.duplicates - load.duplicatesLive,
     delivery_after_promotion_max_ms: ms(worst),

@@ -31,6 +31,12 @@ export interface Receipt {
   at: number;
   /** It came with the final login of the drain, not live. */
   relogin: boolean;
+  /** It came in a login answer (any login), not as a live packet. */
+  inLogin: boolean;
+  /** When the sending node accepted it (its `ct`), on this clock; NaN without one. */
+  acceptedAt: number;
+  /** The recipient's login it came on (1 = the first). */
+  login: number;
 }
 
 /** A server ack: of message `seq` of `stream` to `recipient`, first sent at `sentAt`. */
@@ -42,6 +48,8 @@ export interface AckRecord {
   at: number;
   /** store_error notices it got before the ack. */
   refusals: number;
+  /** Times it was sent (resends after a new login or a timeout included). */
+  sends: number;
 }
 
 /** What the users share. */
@@ -76,6 +84,11 @@ export class Load {
     return s * this.opts.users + r;
   }
 
+  /** Sender and recipient of a stream. */
+  pair(stream: number): [number, number] {
+    return [Math.floor(stream / this.opts.users), stream % this.opts.users];
+  }
+
   count(map: Map<string, number>, key: string): void {
     map.set(key, (map.get(key) ?? 0) + 1);
   }
@@ -94,6 +107,7 @@ interface Pending {
   /** Refused at least once: its recipient is held until it is acked. */
   refused: boolean;
   refusals: number;
+  sends: number;
 }
 
 /** One user `u<index>@failover`. */
@@ -147,7 +161,7 @@ export class User {
       try {
         const answer = await conn.login(this.jid, "pwd", loginId);
         if (!answer.ok) throw new Error(answer.reason);
-        for (const p of answer.packets) this.#message(conn, p as Packet);
+        for (const p of answer.packets) this.#message(conn, p as Packet, true);
         for (const text of early) this.#packet(conn, text);
         early = null;
       } catch (err) {
@@ -162,6 +176,7 @@ export class User {
       for (const m of this.#pending.values()) {
         m.lastSent = now;
         m.failed = false;
+        m.sends++;
         conn.send(m.text);
       }
       this.#conn = conn;
@@ -180,6 +195,7 @@ export class User {
       if (!due) continue;
       m.failed = false;
       m.lastSent = now;
+      m.sends++;
       this.load.retries++;
       conn.send(m.text);
     }
@@ -205,6 +221,7 @@ export class User {
         retryAt: 0,
         refused: false,
         refusals: 0,
+        sends: 1,
       });
       conn.send(text);
     }
@@ -263,10 +280,11 @@ export class User {
       sentAt: m.sentAt,
       at: performance.now(),
       refusals: m.refusals,
+      sends: m.sends,
     });
   }
 
-  #message(conn: BenchConn, p: Packet): void {
+  #message(conn: BenchConn, p: Packet, inLogin = false): void {
     const env = p.envelope;
     const parts = typeof env?.id === "string" ? env.id.split(".") : [];
     const [s, r, seq] = parts.map(Number);
@@ -276,14 +294,22 @@ export class User {
     }
     const stream = this.load.stream(s, r);
     if (this.load.ledger.receive(stream, seq)) {
-      this.load.receipts.push({ stream, seq, at: performance.now(), relogin: this.load.final });
+      this.load.receipts.push({
+        stream,
+        seq,
+        at: performance.now(),
+        relogin: this.load.final,
+        inLogin,
+        acceptedAt: performance.now() - (Date.now() - Number(env?.ct)),
+        login: this.#logins,
+      });
     }
     if (env?.ack === 1) conn.send(ackPacket(String(env.id), this.jid));
   }
 }
 
 type Packet = {
-  envelope?: { id?: unknown; type?: unknown; from?: unknown; ack?: unknown };
+  envelope?: { id?: unknown; type?: unknown; from?: unknown; ack?: unknown; ct?: unknown };
   entity?: { reason?: unknown };
 };
 
