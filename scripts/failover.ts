@@ -9,7 +9,7 @@
 // why its short form is not either).
 
 import { parseArgs } from "node:util";
-import { sleep } from "../src/bench/context.ts";
+import { sleep } from "../src/async.ts";
 import { Ledger } from "../src/bench/ledger.ts";
 import { userKeys } from "../src/store/redis_keys.ts";
 import { type Owned, runEntry } from "./fault/entry.ts";

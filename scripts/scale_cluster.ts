@@ -8,7 +8,7 @@
 // only; every process it starts is killed at the end.
 
 import { parseArgs } from "node:util";
-import { sleep } from "../src/bench/context.ts";
+import { sleep } from "../src/async.ts";
 import { portsPerSourceAddress, readRssKib } from "../src/bench/system.ts";
 import { type Owned, runEntry } from "./fault/entry.ts";
 import { LocalNodes, usePortRange } from "./fault/nodes.ts";

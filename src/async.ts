@@ -1,7 +1,8 @@
 // The node's few concurrency shapes, written once: a FIFO semaphore (the
 // store's `dbpool`, the callback lanes), a deadline on a promise (readiness
 // pings, callbacks, blacklist confirmations), a queue per key (registry steps
-// of one user), a single flight per key (group lookups, liveness renewal) and
+// of one user), a single flight per key (group lookups, liveness renewal), a
+// sleep a signal cuts short (waits for a Redis Cluster at startup, bench) and
 // a prefix of places that settle in any order (the router's lanes wait with
 // it for their earlier packets: a chain of promises, one link per packet
 // alive for a hand-off's whole round trip, was a large part of the sending
@@ -123,6 +124,20 @@ export async function withTimeout<T>(
 }
 
 const TIMED_OUT = Symbol("timed out");
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done);
+  });
+}
 
 /** Steps given the same key run one after another, in call order; keys run independently. */
 export class KeyedQueue<K = string> {

@@ -3,7 +3,7 @@
 // between), so that a run can tell the time Redis itself refused writes
 // apart from the time sara stalled them.
 
-import { sleep } from "../../src/bench/context.ts";
+import { sleep } from "../../src/async.ts";
 import { inSlots, type Master, type RedisCluster } from "./redis_cluster.ts";
 import { RedisReplyError, RespConn } from "./resp.ts";
 

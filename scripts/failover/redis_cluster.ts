@@ -6,7 +6,7 @@
 
 import { findOnPath, freePort } from "../fault/nodes.ts";
 import { RedisProcess } from "../fault/redis.ts";
-import { sleep } from "../../src/bench/context.ts";
+import { sleep } from "../../src/async.ts";
 import { RespConn } from "./resp.ts";
 
 const READY_TIMEOUT_MS = 30_000;

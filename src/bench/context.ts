@@ -27,17 +27,3 @@ export function newRunId(): string {
 export function sourceFor(opts: BenchOptions, i: number): string | undefined {
   return opts.laddrs.length === 0 ? undefined : opts.laddrs[i % opts.laddrs.length];
 }
-
-/** Resolves after `ms`, or at once when `signal` aborts. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener("abort", done);
-  });
-}

@@ -6,6 +6,7 @@
 import { Cluster, Command, Redis, type RedisOptions } from "ioredis";
 import { ConfigError, StoreError } from "../errors.ts";
 import { errMsg } from "../log.ts";
+import { sleep } from "../async.ts";
 
 /** A command connection: one server or a cluster; both speak the same commands. */
 export type RedisClient = Redis | Cluster;
@@ -67,9 +68,8 @@ export async function connectRedis(
     );
     if (!(cause instanceof NotReady)) return cause;
     if (!signal) throw new StoreError(`${describe(t)} is not ready: ${cause.message}`);
-    try {
-      await abortableDelay(NOT_READY_PAUSE_MS, signal);
-    } catch {
+    await sleep(NOT_READY_PAUSE_MS, signal);
+    if (signal.aborted) {
       throw new StoreError(
         `${describe(t)} is not ready: ${cause.message} (gave up: ${errMsg(signal.reason)})`,
       );
@@ -82,21 +82,6 @@ const NOT_READY_PAUSE_MS = 250;
 
 /** A cluster that answered CLUSTER SLOTS but failed ioredis' ready check (CLUSTER INFO). */
 class NotReady extends Error {}
-
-function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
-  signal.throwIfAborted();
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal.reason);
-    };
-    const timer = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
-}
 
 /** One connect attempt of connectRedis(); a cluster not ready rejects with NotReady. */
 async function connectOnce(

@@ -3,7 +3,8 @@
 // and after; checks that every session answers a heartbeat.
 
 import { formatEndpoint } from "../addr.ts";
-import { newRunId, type ScenarioContext, sleep, sourceFor } from "../context.ts";
+import { newRunId, type ScenarioContext, sourceFor } from "../context.ts";
+import { sleep } from "../../async.ts";
 import { closeAll, describeFailures, openFleet } from "../fleet.ts";
 import type { ScenarioResult } from "../report.ts";
 import { portsPerSourceAddress, readPidFile, readRssKib } from "../system.ts";

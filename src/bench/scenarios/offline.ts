@@ -6,7 +6,8 @@
 
 import { formatEndpoint } from "../addr.ts";
 import { BenchConn, type LoginAnswer } from "../conn.ts";
-import { newRunId, type ScenarioContext, sleep, sourceFor } from "../context.ts";
+import { newRunId, type ScenarioContext, sourceFor } from "../context.ts";
+import { sleep } from "../../async.ts";
 import { Ledger } from "../ledger.ts";
 import { ackPacket, chatPacket, padding } from "../packets.ts";
 import type { ScenarioResult } from "../report.ts";
