@@ -9,8 +9,8 @@
 #
 # Needs: redis-server and redis-cli (7.x), node (18+), and Deno from
 # `npm ci` (node_modules/deno/deno). Loopback only; ports 14xxx and 163xx by
-# default (away from the test suite's 20000-32000 and the kernel's ephemeral
-# range), or from PORT_BASE: the nodes on PORT_BASE and PORT_BASE+100 (each
+# default (away from the test suite's 30000-65535, see tests/helpers/ports.ts,
+# and the kernel's ephemeral range), or from PORT_BASE: the nodes on PORT_BASE and PORT_BASE+100 (each
 # with +2, +58, +59), Redis on +200, the Redis Cluster on +211..+213 (buses
 # +311..+313). Takes about 25 minutes with RUNS=3.
 #
