@@ -45,10 +45,26 @@ export function checkConfig(dir: string, port: number, extra: Record<string, unk
   };
 }
 
+/**
+ * The scripts' default `--ports`: below 30000, because the test suite reserves
+ * its ports from 30000 up, so a script run beside `npm test` never takes a port
+ * a test holds; and below the kernel's ephemeral range (32768+), so that no
+ * client socket takes a port while its server is down (docs/cluster.md,
+ * "Failover check").
+ */
+export const DEFAULT_PORTS = "20000-29999";
+
+/** `--ports LO-HI` as [lo, hi]; RangeError when it is not that. */
+export function parsePorts(s: string): [number, number] {
+  const m = /^(\d+)-(\d+)$/.exec(s);
+  if (!m) throw new RangeError("--ports must be LO-HI");
+  return [Number(m[1]), Number(m[2])];
+}
+
 // Handed out already: a port is only bound once its process starts.
 const given = new Set<number>();
 // Where ports come from; a run sharing the machine narrows it to its own range.
-let range: [number, number] = [20000, 32000];
+let range: [number, number] = parsePorts(DEFAULT_PORTS);
 
 /** Makes `freePort` pick from `lo`..`hi` (inclusive) from now on. */
 export function usePortRange(lo: number, hi: number): void {
@@ -57,9 +73,8 @@ export function usePortRange(lo: number, hi: number): void {
 }
 
 /**
- * A free TCP port on 127.0.0.1, kept across restarts as clients reconnect to
- * it. Below the kernel's ephemeral range (32768+) by default, so that no
- * client socket takes it while its server is down. Never the same port twice
+ * A free TCP port on 127.0.0.1 in the range (DEFAULT_PORTS unless narrowed),
+ * kept across restarts as clients reconnect to it. Never the same port twice
  * per run.
  */
 export function freePort(): number {
