@@ -2,6 +2,8 @@
 // that can be SIGKILLed and restarted on the same data. `Nodes` is what the
 // check needs; LocalNodes runs any number of them, each with its own config.
 
+import { spawnTied } from "./spawn.ts";
+
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 const ROOT = new URL("../../", import.meta.url).pathname;
 const START_TIMEOUT_MS = 30_000;
@@ -93,19 +95,6 @@ export function freePort(): number {
   throw new Error(`no free port in ${lo}-${hi}`);
 }
 
-/** Full path of `binary` on PATH, or null. */
-export function findOnPath(binary: string): string | null {
-  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
-    if (dir === "") continue;
-    try {
-      if (Deno.statSync(`${dir}/${binary}`).isFile) return `${dir}/${binary}`;
-    } catch {
-      // Not in this dir.
-    }
-  }
-  return null;
-}
-
 /** One `sara` child process. */
 class NodeProcess {
   #out = "";
@@ -115,19 +104,7 @@ class NodeProcess {
 
   constructor(conf: string) {
     const args = ["run", "--allow-all", MAIN, "-c", conf];
-    // setpriv: the kernel SIGKILLs the node when this process dies, however it dies.
-    const setpriv = findOnPath("setpriv");
-    const [cmd, cmdArgs] = setpriv === null
-      ? [Deno.execPath(), args]
-      : [setpriv, ["--pdeathsig", "KILL", "--", Deno.execPath(), ...args]];
-    this.child = new Deno.Command(cmd, {
-      args: cmdArgs,
-      cwd: ROOT,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      env: { NO_COLOR: "1" },
-    }).spawn();
+    this.child = spawnTied(Deno.execPath(), args, { cwd: ROOT, env: { NO_COLOR: "1" } });
     this.exited = this.child.status;
     this.#pumped = Promise.all([this.#pump(this.child.stdout), this.#pump(this.child.stderr)])
       .then(() => {});
