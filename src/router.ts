@@ -376,6 +376,20 @@ function newLaneId(): string {
   return `${LANE_EPOCH}.${(++laneSeq).toString(36)}`;
 }
 
+/**
+ * Whether a packet joining `lane` is handed off unstored: it asks for acks,
+ * nothing of the lane was refused, and everything else on its way is a
+ * hand-off too (the receiving node keeps their order).
+ */
+function handsOff(lane: Lane, ack: boolean): boolean {
+  return ack && !lane.refused && lane.busy === lane.handing + 1;
+}
+
+/** Whether `lane` hands off without a lookup: it knows its node and none earlier is looking up. */
+function knowsNode(lane: Lane): lane is Lane & { node: string } {
+  return lane.node !== null && lane.turns === 0;
+}
+
 /** Routes messages; one per node. */
 export class Router {
   readonly #local: LocalSessions;
@@ -496,12 +510,13 @@ export class Router {
     const order = lane.entered.take();
     lane.open.add(order);
     // The usual case at load, as #inLane and #handOff would take it (the
-    // recipient elsewhere, every packet of the lane handed off there):
-    // handed off at once, with one callback for the answer instead of their
-    // async functions and promises, which lived until it came.
+    // recipient elsewhere, every packet of the lane handed off there, to a
+    // node known without a lookup): handed off at once, with one callback
+    // for the answer instead of their async functions and promises, which
+    // lived until it came.
     if (
-      ack && !lane.refused && lane.node !== null && lane.turns === 0 && lane.direct === null &&
-      lane.busy === lane.handing + 1 && !this.#local.get(entry.user)
+      lane.direct === null && !this.#local.get(entry.user) && handsOff(lane, ack) &&
+      knowsNode(lane)
     ) {
       lane.handing++;
       const place = lane.handed.take();
@@ -586,7 +601,7 @@ export class Router {
     // Handed off unstored while everything else on its way is too: the
     // receiving node keeps the lane's order, and its online grace spares
     // the store write of a packet acked in time, as on one node.
-    if (ack && !lane.refused && lane.busy === lane.handing + 1) {
+    if (handsOff(lane, ack)) {
       lane.handing++;
       const place = lane.handed.take();
       const placed = () => lane.handed.settle(place);
@@ -718,7 +733,7 @@ export class Router {
     // Sent in lane order: one that needs no lookup waits for the earlier
     // ones still looking up.
     let answer: Promise<HandOffResult> | null;
-    if (lane.node !== null && lane.turns === 0) {
+    if (knowsNode(lane)) {
       // Nothing earlier is still looking up: out at once (the usual case at load).
       answer = remote.handOff(lane.node, entry, lane.id, ++lane.seq, true, false);
     } else {
