@@ -13,7 +13,7 @@ import { sleep } from "../src/async.ts";
 import { Ledger } from "../src/bench/ledger.ts";
 import { userKeys } from "../src/store/redis_keys.ts";
 import { type Owned, runEntry } from "./fault/entry.ts";
-import { LocalNodes, usePortRange } from "./fault/nodes.ts";
+import { DEFAULT_PORTS, LocalNodes, parsePorts, usePortRange } from "./fault/nodes.ts";
 import { figures, LATE_MS } from "./failover/figures.ts";
 import { WriteProbe } from "./failover/probe.ts";
 import { inSlots, RedisCluster } from "./failover/redis_cluster.ts";
@@ -65,7 +65,7 @@ Options:
   --drain S              limit of the wait for acks and deliveries (default 20)
   --full-coverage yes|no cluster-require-full-coverage (default yes)
   --node-timeout MS      cluster-node-timeout (default 2000)
-  --ports LO-HI          ports of Redis, its bus and the nodes (default 20000-32000)
+  --ports LO-HI          ports of Redis, its bus and the nodes (default ${DEFAULT_PORTS})
   --keep                 keep the temp dirs (sara.log, Redis AOF) of each run
   --quiet                no progress on stderr
   -h, --help             this text`;
@@ -100,7 +100,7 @@ function parseOptions(args: string[]): Options | string {
       drain: { type: "string", default: "20" },
       "full-coverage": { type: "string", default: "yes" },
       "node-timeout": { type: "string", default: "2000" },
-      ports: { type: "string", default: "20000-32000" },
+      ports: { type: "string", default: DEFAULT_PORTS },
       keep: { type: "boolean", default: false },
       quiet: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
@@ -122,8 +122,6 @@ function parseOptions(args: string[]): Options | string {
   if (v["full-coverage"] !== "yes" && v["full-coverage"] !== "no") {
     throw new RangeError("--full-coverage must be yes or no");
   }
-  const m = /^(\d+)-(\d+)$/.exec(v.ports);
-  if (!m) throw new RangeError("--ports must be LO-HI");
   const opts: Options = {
     runs: int("runs", v.runs, 1, 20),
     nodes: int("nodes", v.nodes, 2, 10),
@@ -135,7 +133,7 @@ function parseOptions(args: string[]): Options | string {
     drainMs: num("drain", v.drain, 1, 600) * 1000,
     fullCoverage: v["full-coverage"] === "yes",
     nodeTimeoutMs: int("node-timeout", v["node-timeout"], 100, 60_000),
-    ports: [Number(m[1]), Number(m[2])],
+    ports: parsePorts(v.ports),
     keep: v.keep,
     quiet: v.quiet,
   };

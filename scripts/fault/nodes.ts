@@ -2,6 +2,8 @@
 // that can be SIGKILLed and restarted on the same data. `Nodes` is what the
 // check needs; LocalNodes runs any number of them, each with its own config.
 
+import { spawnTied } from "./spawn.ts";
+
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 const ROOT = new URL("../../", import.meta.url).pathname;
 const START_TIMEOUT_MS = 30_000;
@@ -45,10 +47,26 @@ export function checkConfig(dir: string, port: number, extra: Record<string, unk
   };
 }
 
+/**
+ * The scripts' default `--ports`: below 30000, because the test suite reserves
+ * its ports from 30000 up, so a script run beside `npm test` never takes a port
+ * a test holds; and below the kernel's ephemeral range (32768+), so that no
+ * client socket takes a port while its server is down (docs/cluster.md,
+ * "Failover check").
+ */
+export const DEFAULT_PORTS = "20000-29999";
+
+/** `--ports LO-HI` as [lo, hi]; RangeError when it is not that. */
+export function parsePorts(s: string): [number, number] {
+  const m = /^(\d+)-(\d+)$/.exec(s);
+  if (!m) throw new RangeError("--ports must be LO-HI");
+  return [Number(m[1]), Number(m[2])];
+}
+
 // Handed out already: a port is only bound once its process starts.
 const given = new Set<number>();
 // Where ports come from; a run sharing the machine narrows it to its own range.
-let range: [number, number] = [20000, 32000];
+let range: [number, number] = parsePorts(DEFAULT_PORTS);
 
 /** Makes `freePort` pick from `lo`..`hi` (inclusive) from now on. */
 export function usePortRange(lo: number, hi: number): void {
@@ -57,9 +75,8 @@ export function usePortRange(lo: number, hi: number): void {
 }
 
 /**
- * A free TCP port on 127.0.0.1, kept across restarts as clients reconnect to
- * it. Below the kernel's ephemeral range (32768+) by default, so that no
- * client socket takes it while its server is down. Never the same port twice
+ * A free TCP port on 127.0.0.1 in the range (DEFAULT_PORTS unless narrowed),
+ * kept across restarts as clients reconnect to it. Never the same port twice
  * per run.
  */
 export function freePort(): number {
@@ -78,19 +95,6 @@ export function freePort(): number {
   throw new Error(`no free port in ${lo}-${hi}`);
 }
 
-/** Full path of `binary` on PATH, or null. */
-export function findOnPath(binary: string): string | null {
-  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
-    if (dir === "") continue;
-    try {
-      if (Deno.statSync(`${dir}/${binary}`).isFile) return `${dir}/${binary}`;
-    } catch {
-      // Not in this dir.
-    }
-  }
-  return null;
-}
-
 /** One `sara` child process. */
 class NodeProcess {
   #out = "";
@@ -100,19 +104,7 @@ class NodeProcess {
 
   constructor(conf: string) {
     const args = ["run", "--allow-all", MAIN, "-c", conf];
-    // setpriv: the kernel SIGKILLs the node when this process dies, however it dies.
-    const setpriv = findOnPath("setpriv");
-    const [cmd, cmdArgs] = setpriv === null
-      ? [Deno.execPath(), args]
-      : [setpriv, ["--pdeathsig", "KILL", "--", Deno.execPath(), ...args]];
-    this.child = new Deno.Command(cmd, {
-      args: cmdArgs,
-      cwd: ROOT,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      env: { NO_COLOR: "1" },
-    }).spawn();
+    this.child = spawnTied(Deno.execPath(), args, { cwd: ROOT, env: { NO_COLOR: "1" } });
     this.exited = this.child.status;
     this.#pumped = Promise.all([this.#pump(this.child.stdout), this.#pump(this.child.stderr)])
       .then(() => {});
