@@ -42,8 +42,8 @@ One JSON line per run on stdout:
   write_stall_healthy_ms
                 longest send-to-ack wait of a message to a user whose keys are on
                 a master that was not killed (resends after store_error included);
-                write_stall_healthy_worst: that message's first send and ack (ms
-                after the kill) and its store_error notices
+                write_stall_healthy_worst: that message's id, sends, first send
+                and ack (ms after the kill) and its store_error notices
   redis_refused_victim_ms, redis_refused_healthy_ms
                 time the probe's writes to the killed master's slots (and, worst
                 of the others, to a healthy master's) failed
@@ -206,7 +206,7 @@ async function run(opts: Options, n: number, say: (s: string) => void) {
     const victim = masters[Math.floor(Math.random() * masters.length)]!;
     const kill = performance.now();
     await cluster.kill(victim.port);
-    say(`run ${n}: master 127.0.0.1:${victim.port} SIGKILLed`);
+    say(`run ${n}: master 127.0.0.1:${victim.port} SIGKILLed (${new Date().toISOString()})`);
     const promoted = await cluster.waitPromoted(victim.replica!, 60_000);
     say(
       `run ${n}: replica 127.0.0.1:${victim.replica} promoted after ${
