@@ -11,7 +11,7 @@ import { parseArgs } from "node:util";
 import { sleep } from "../src/async.ts";
 import { portsPerSourceAddress, readRssKib } from "../src/bench/system.ts";
 import { type Owned, runEntry } from "./fault/entry.ts";
-import { LocalNodes, usePortRange } from "./fault/nodes.ts";
+import { DEFAULT_PORTS, LocalNodes, parsePorts, usePorts } from "./fault/nodes.ts";
 import { RedisCluster } from "./failover/redis_cluster.ts";
 import { ToolProcess } from "./scale/tool.ts";
 
@@ -39,7 +39,8 @@ Options:
   --pairs N          pairs per bench cluster process (default 20)
   --window N         outstanding messages per sender (default 10)
   --load-seconds S   measured load period (default 10)
-  --ports LO-HI      ports of Redis, its bus and the nodes (default 20000-32000)
+  --ports SPEC       ports of Redis, its bus and the nodes: LO-HI or P1,P2,...
+                     (default ${DEFAULT_PORTS})
   --keep             keep the temp dirs
   -h, --help`;
 
@@ -51,7 +52,7 @@ interface Options {
   pairs: number;
   window: number;
   loadS: number;
-  ports: [number, number];
+  ports: number[];
   keep: boolean;
 }
 
@@ -66,7 +67,7 @@ function parseOptions(args: string[]): Options | string {
       pairs: { type: "string", default: "20" },
       window: { type: "string", default: "10" },
       "load-seconds": { type: "string", default: "10" },
-      ports: { type: "string", default: "20000-32000" },
+      ports: { type: "string", default: DEFAULT_PORTS },
       keep: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
@@ -79,8 +80,6 @@ function parseOptions(args: string[]): Options | string {
     }
     return n;
   };
-  const m = /^(\d+)-(\d+)$/.exec(v.ports);
-  if (!m) throw new RangeError("--ports must be LO-HI");
   const nodes = int("nodes", v.nodes, 1, 20);
   return {
     nodes,
@@ -91,7 +90,7 @@ function parseOptions(args: string[]): Options | string {
     pairs: int("pairs", v.pairs, 1, 1000),
     window: int("window", v.window, 1, 10_000),
     loadS: int("load-seconds", v["load-seconds"], 1, 600),
-    ports: [Number(m[1]), Number(m[2])],
+    ports: parsePorts(v.ports),
     keep: v.keep,
   };
 }
@@ -100,7 +99,7 @@ const owned: Owned[] = [];
 const mib = (kib: number | null) => kib === null ? null : Math.round(kib / 102.4) / 10;
 
 async function run(opts: Options) {
-  usePortRange(...opts.ports);
+  usePorts(opts.ports);
   const say = (s: string) => console.error(`scale: ${s}`);
   const cluster = await RedisCluster.create({ nodeTimeoutMs: 5000, fullCoverage: true });
   owned.push(cluster);

@@ -247,12 +247,17 @@ export class Prefix {
     return new Promise((resolve) => this.#waits.push({ upTo, resolve }));
   }
 
-  // In the order they were made, as links of a promise chain would settle.
+  // In the order they were made, as links of a promise chain would settle;
+  // one pass that keeps the rest in place (resolving runs no code of theirs
+  // before this returns).
   #wake(): void {
     const low = this.#low;
-    if (!this.#waits.some((w) => w.upTo < low)) return;
-    const due = this.#waits.filter((w) => w.upTo < low);
-    this.#waits = this.#waits.filter((w) => w.upTo >= low);
-    for (const w of due) w.resolve();
+    const waits = this.#waits;
+    let kept = 0;
+    for (const w of waits) {
+      if (w.upTo < low) w.resolve();
+      else waits[kept++] = w;
+    }
+    waits.length = kept;
   }
 }

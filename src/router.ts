@@ -302,6 +302,9 @@ interface Lane {
   /** Receiving lane of the stored packets' hand-overs, and its last `seq`. */
   storedId: string;
   storedSeq: number;
+  /** Stored hand-overs unanswered on `storedId`, and on the receiving lanes it replaced. */
+  storedOut: number;
+  replacedOut: number;
   /** Settles once the latest stored packet was sent or queued (they leave in lane order). */
   decided: Promise<void>;
   /** Settles once the latest unstored hand-off was sent (or found it cannot be). */
@@ -371,6 +374,20 @@ let laneSeq = 0;
 
 function newLaneId(): string {
   return `${LANE_EPOCH}.${(++laneSeq).toString(36)}`;
+}
+
+/**
+ * Whether a packet joining `lane` is handed off unstored: it asks for acks,
+ * nothing of the lane was refused, and everything else on its way is a
+ * hand-off too (the receiving node keeps their order).
+ */
+function handsOff(lane: Lane, ack: boolean): boolean {
+  return ack && !lane.refused && lane.busy === lane.handing + 1;
+}
+
+/** Whether `lane` hands off without a lookup: it knows its node and none earlier is looking up. */
+function knowsNode(lane: Lane): lane is Lane & { node: string } {
+  return lane.node !== null && lane.turns === 0;
 }
 
 /** Routes messages; one per node. */
@@ -493,12 +510,13 @@ export class Router {
     const order = lane.entered.take();
     lane.open.add(order);
     // The usual case at load, as #inLane and #handOff would take it (the
-    // recipient elsewhere, every packet of the lane handed off there):
-    // handed off at once, with one callback for the answer instead of their
-    // async functions and promises, which lived until it came.
+    // recipient elsewhere, every packet of the lane handed off there, to a
+    // node known without a lookup): handed off at once, with one callback
+    // for the answer instead of their async functions and promises, which
+    // lived until it came.
     if (
-      ack && !lane.refused && lane.node !== null && lane.turns === 0 && lane.direct === null &&
-      lane.busy === lane.handing + 1 && !this.#local.get(entry.user)
+      lane.direct === null && !this.#local.get(entry.user) && handsOff(lane, ack) &&
+      knowsNode(lane)
     ) {
       lane.handing++;
       const place = lane.handed.take();
@@ -583,7 +601,7 @@ export class Router {
     // Handed off unstored while everything else on its way is too: the
     // receiving node keeps the lane's order, and its online grace spares
     // the store write of a packet acked in time, as on one node.
-    if (ack && !lane.refused && lane.busy === lane.handing + 1) {
+    if (handsOff(lane, ack)) {
       lane.handing++;
       const place = lane.handed.take();
       const placed = () => lane.handed.settle(place);
@@ -715,7 +733,7 @@ export class Router {
     // Sent in lane order: one that needs no lookup waits for the earlier
     // ones still looking up.
     let answer: Promise<HandOffResult> | null;
-    if (lane.node !== null && lane.turns === 0) {
+    if (knowsNode(lane)) {
       // Nothing earlier is still looking up: out at once (the usual case at load).
       answer = remote.handOff(lane.node, entry, lane.id, ++lane.seq, true, false);
     } else {
@@ -726,9 +744,17 @@ export class Router {
       const node = lane.node ?? await remote.locate(entry.user) ?? null;
       await prev;
       lane.node ??= node;
-      answer = node !== null && node === lane.node
-        ? remote.handOff(node, entry, lane.id, ++lane.seq, true, false)
-        : null;
+      // Not when an earlier packet of the lane, whose turn came first, was
+      // not handed off (its lookup failed or found no node, Redis away during
+      // a failover): it takes the stored path, and this one, handed off now
+      // (a later lookup may find the node again), would reach the recipient
+      // first (BENCHMARKS.md, "Failover").
+      if (node !== null && node === lane.node && !lane.refused) {
+        answer = remote.handOff(node, entry, lane.id, ++lane.seq, true, false);
+      } else {
+        lane.refused = true; // for the turns behind this one, before they run
+        answer = null;
+      }
       lane.turns--;
       sent();
     }
@@ -799,6 +825,8 @@ export class Router {
         seq: 0,
         storedId: newLaneId(),
         storedSeq: 0,
+        storedOut: 0,
+        replacedOut: 0,
         decided: DONE,
         handTurn: DONE,
         turns: 0,
@@ -847,13 +875,13 @@ export class Router {
     slot: Slot,
   ): Promise<void> {
     const queue = () => this.#enqueue(remote, lane, slot, { entry, ack, depth });
-    if (lane.queued.length > 0) return queue();
+    if (this.#behind(lane)) return queue();
     const prev = lane.decided;
     let decided!: () => void;
     lane.decided = new Promise<void>((resolve) => decided = resolve);
     const node = await remote.locate(entry.user);
     await prev;
-    if (lane.queued.length > 0 || node === undefined) {
+    if (this.#behind(lane) || node === undefined) {
       decided();
       return queue();
     }
@@ -864,15 +892,35 @@ export class Router {
     }
     const id = lane.storedId;
     const answer = remote.handOff(node, entry, id, ++lane.storedSeq, ack, true);
+    lane.storedOut++;
     decided();
     const r = await answer;
+    if (lane.storedId === id) lane.storedOut--;
+    else lane.replacedOut--;
     if (r === "lost") {
-      // The receiving node drops the rest of that lane (a gap): go on on a fresh one.
-      if (lane.storedId === id) [lane.storedId, lane.storedSeq] = [newLaneId(), 0];
+      // The receiving node drops the rest of that lane (a gap): go on on a
+      // fresh one once the hand-overs still unanswered on it are settled.
+      if (lane.storedId === id) {
+        [lane.storedId, lane.storedSeq] = [newLaneId(), 0];
+        lane.replacedOut += lane.storedOut;
+        lane.storedOut = 0;
+      }
       return queue();
     }
     if (r === "refused") this.#notElsewhere(entry, ack, depth);
     this.#leave(entry.user, lane);
+  }
+
+  /**
+   * Whether a stored packet must queue behind the lane's earlier ones: some
+   * wait for a retry, or were handed over on a receiving lane that lost one
+   * of them and are not answered yet. The receiving node drops those (they
+   * follow a gap), so they will be retried; handed over on a fresh lane
+   * meanwhile, this packet would be taken before them (BENCHMARKS.md,
+   * "Failover").
+   */
+  #behind(lane: Lane): boolean {
+    return lane.queued.length > 0 || lane.replacedOut > 0;
   }
 
   /**

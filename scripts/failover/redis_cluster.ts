@@ -4,7 +4,8 @@
 // masters, their slots and replicas, SIGKILL a master and wait until its
 // replica took over.
 
-import { findOnPath, freePort } from "../fault/nodes.ts";
+import { freePort } from "../fault/nodes.ts";
+import { findOnPath } from "../fault/spawn.ts";
 import { RedisProcess } from "../fault/redis.ts";
 import { sleep } from "../../src/async.ts";
 import { RespConn } from "./resp.ts";

@@ -2,6 +2,8 @@
 // that can be SIGKILLed and restarted on the same data. `Nodes` is what the
 // check needs; LocalNodes runs any number of them, each with its own config.
 
+import { spawnTied } from "./spawn.ts";
+
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 const ROOT = new URL("../../", import.meta.url).pathname;
 const START_TIMEOUT_MS = 30_000;
@@ -45,28 +47,50 @@ export function checkConfig(dir: string, port: number, extra: Record<string, unk
   };
 }
 
+/**
+ * The scripts' default `--ports`: below 30000, because the test suite reserves
+ * its ports from 30000 up, so a script run beside `npm test` never takes a port
+ * a test holds; and below the kernel's ephemeral range (32768+), so that no
+ * client socket takes a port while its server is down (docs/cluster.md,
+ * "Failover check").
+ */
+export const DEFAULT_PORTS = "20000-29999";
+
+/**
+ * The ports of `--ports`: `LO-HI` (inclusive), or a list `P1,P2,...` (a test
+ * passes the ports it reserved, tests/helpers/ports.ts); RangeError when it is
+ * neither.
+ */
+export function parsePorts(s: string): number[] {
+  const m = /^(\d+)-(\d+)$/.exec(s);
+  const ports = m
+    ? Array.from({ length: Number(m[2]) - Number(m[1]) + 1 }, (_, i) => Number(m[1]) + i)
+    : s.split(",").map(Number);
+  if (ports.length === 0 || !ports.every((p) => Number.isInteger(p) && p >= 1024 && p <= 65535)) {
+    throw new RangeError("--ports must be LO-HI or P1,P2,... (ports 1024-65535)");
+  }
+  return ports;
+}
+
 // Handed out already: a port is only bound once its process starts.
 const given = new Set<number>();
-// Where ports come from; a run sharing the machine narrows it to its own range.
-let range: [number, number] = [20000, 32000];
+// Where ports come from; a run sharing the machine narrows them to its own.
+let pool: readonly number[] = parsePorts(DEFAULT_PORTS);
 
-/** Makes `freePort` pick from `lo`..`hi` (inclusive) from now on. */
-export function usePortRange(lo: number, hi: number): void {
-  if (!(lo >= 1024 && hi <= 65535 && lo <= hi)) throw new RangeError(`bad port range ${lo}-${hi}`);
-  range = [lo, hi];
+/** Makes `freePort` pick from `ports` from now on. */
+export function usePorts(ports: readonly number[]): void {
+  pool = ports;
 }
 
 /**
- * A free TCP port on 127.0.0.1, kept across restarts as clients reconnect to
- * it. Below the kernel's ephemeral range (32768+) by default, so that no
- * client socket takes it while its server is down. Never the same port twice
+ * A free TCP port on 127.0.0.1 of the pool (DEFAULT_PORTS unless narrowed),
+ * kept across restarts as clients reconnect to it. Never the same port twice
  * per run.
  */
 export function freePort(): number {
-  const [lo, hi] = range;
-  for (let i = 0; i < 1000; i++) {
-    const port = lo + Math.floor(Math.random() * (hi - lo + 1));
-    if (given.has(port)) continue;
+  const free = pool.filter((p) => !given.has(p));
+  while (free.length > 0) {
+    const [port] = free.splice(Math.floor(Math.random() * free.length), 1) as [number];
     try {
       Deno.listen({ hostname: "127.0.0.1", port }).close();
       given.add(port);
@@ -75,20 +99,7 @@ export function freePort(): number {
       // Taken: try another.
     }
   }
-  throw new Error(`no free port in ${lo}-${hi}`);
-}
-
-/** Full path of `binary` on PATH, or null. */
-export function findOnPath(binary: string): string | null {
-  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
-    if (dir === "") continue;
-    try {
-      if (Deno.statSync(`${dir}/${binary}`).isFile) return `${dir}/${binary}`;
-    } catch {
-      // Not in this dir.
-    }
-  }
-  return null;
+  throw new Error(`no free port among ${pool.length} (${pool[0]}..${pool.at(-1)})`);
 }
 
 /** One `sara` child process. */
@@ -100,19 +111,7 @@ class NodeProcess {
 
   constructor(conf: string) {
     const args = ["run", "--allow-all", MAIN, "-c", conf];
-    // setpriv: the kernel SIGKILLs the node when this process dies, however it dies.
-    const setpriv = findOnPath("setpriv");
-    const [cmd, cmdArgs] = setpriv === null
-      ? [Deno.execPath(), args]
-      : [setpriv, ["--pdeathsig", "KILL", "--", Deno.execPath(), ...args]];
-    this.child = new Deno.Command(cmd, {
-      args: cmdArgs,
-      cwd: ROOT,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      env: { NO_COLOR: "1" },
-    }).spawn();
+    this.child = spawnTied(Deno.execPath(), args, { cwd: ROOT, env: { NO_COLOR: "1" } });
     this.exited = this.child.status;
     this.#pumped = Promise.all([this.#pump(this.child.stdout), this.#pump(this.child.stderr)])
       .then(() => {});

@@ -2,7 +2,8 @@
 // `appendfsync always` in a temp dir, on a fixed loopback port below the
 // ephemeral range, so that it can be SIGKILLed and restarted on the same data.
 
-import { findOnPath, freePort } from "./nodes.ts";
+import { freePort } from "./nodes.ts";
+import { findOnPath, spawnTied } from "./spawn.ts";
 
 const START_TIMEOUT_MS = 15_000;
 const PING_TIMEOUT_MS = 1000;
@@ -59,17 +60,7 @@ export class RedisProcess {
       ...["--daemonize", "no", "--appendonly", "yes", "--appendfsync", "always", "--save", ""],
       ...this.extraArgs,
     ];
-    // setpriv: the kernel SIGKILLs Redis when this process dies, however it dies.
-    const setpriv = findOnPath("setpriv");
-    const [cmd, cmdArgs] = setpriv === null
-      ? [redis, args]
-      : [setpriv, ["--pdeathsig", "KILL", "--", redis, ...args]];
-    const child = new Deno.Command(cmd, {
-      args: cmdArgs,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+    const child = spawnTied(redis, args);
     this.#child = child;
     this.#out = "";
     const pump = async (s: ReadableStream<Uint8Array>) => {

@@ -3,7 +3,7 @@
 // most 20,000 open files. Their output is kept, so that the run can wait for
 // a line and read the result.
 
-import { findOnPath } from "../fault/nodes.ts";
+import { spawnTied } from "../fault/spawn.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -20,18 +20,7 @@ export class ToolProcess {
 
   constructor(args: string[]) {
     const argv = ["run", "--allow-all", MAIN, ...args];
-    const setpriv = findOnPath("setpriv");
-    const [cmd, cmdArgs] = setpriv === null
-      ? [Deno.execPath(), argv]
-      : [setpriv, ["--pdeathsig", "KILL", "--", Deno.execPath(), ...argv]];
-    this.child = new Deno.Command(cmd, {
-      args: cmdArgs,
-      cwd: ROOT,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      env: { NO_COLOR: "1" },
-    }).spawn();
+    this.child = spawnTied(Deno.execPath(), argv, { cwd: ROOT, env: { NO_COLOR: "1" } });
     const pumped = Promise.all([this.#pump(this.child.stdout), this.#pump(this.child.stderr)]);
     this.exited = pumped.then(() => this.child.status);
   }

@@ -9,6 +9,19 @@ import { portsPerSourceAddress } from "../../src/bench/system.ts";
 import { FakeServer } from "./fake_server.ts";
 import { startTestServer } from "../helpers/server.ts";
 
+/** Runs `sara bench ... --json` with its JSON line kept from the test output; returns both. */
+async function benchJson(args: string[]) {
+  const lines: string[] = [];
+  const print = console.log;
+  console.log = (text: string) => void lines.push(text);
+  try {
+    const code = await benchCommand([...args, "--json"]);
+    return { code, result: JSON.parse(lines.at(-1)!) as { ok: boolean; errors: string[] } };
+  } finally {
+    console.log = print;
+  }
+}
+
 Deno.test("bench and makeconn refuse a server that is not on loopback (exit 2)", async () => {
   assert.equal(await benchCommand(["p2p", "--raddr", "192.168.1.1:4222"]), 2);
   assert.equal(await makeconnCommand(["--raddr", "192.168.1.1:4222"]), 2);
@@ -23,8 +36,9 @@ Deno.test("bench refuses an unknown scenario, none, and a cluster of one server 
 Deno.test("bench p2p passes its checks against a server that loses nothing", async () => {
   const server = new FakeServer();
   try {
-    const args = ["p2p", "-a", `127.0.0.1:${server.port}`, "-p", "2", "-d", "0.3", "--json"];
-    assert.equal(await benchCommand([...args, "--warmup", "0"]), 0);
+    const args = ["p2p", "-a", `127.0.0.1:${server.port}`, "-p", "2", "-d", "0.3"];
+    const { code, result } = await benchJson([...args, "--warmup", "0"]);
+    assert.deepEqual([code, result.errors], [0, []]);
   } finally {
     await server.close();
   }
@@ -33,22 +47,31 @@ Deno.test("bench p2p passes its checks against a server that loses nothing", asy
 Deno.test("bench p2p fails its checks when the server drops an acked message", async () => {
   const server = new FakeServer({ drop: new Set(["1.5"]) });
   try {
-    const args = ["p2p", "-a", `127.0.0.1:${server.port}`, "-p", "2", "-d", "0.3", "--json"];
-    assert.equal(await benchCommand([...args, "--warmup", "0", "--drain", "0.2"]), 1);
+    const args = ["p2p", "-a", `127.0.0.1:${server.port}`, "-p", "2", "-d", "0.3"];
+    const { code, result } = await benchJson([...args, "--warmup", "0", "--drain", "0.2"]);
+    assert.equal(code, 1);
+    assert.match(result.errors[0] ?? "", /^1 acked messages never received/, result.errors[0]);
   } finally {
     await server.close();
   }
 });
 
 Deno.test("bench p2p --devices 3 passes only when every session of a recipient gets every message", async () => {
-  const args = ["p2p", "-p", "2", "-d", "0.3", "--warmup", "0", "--drain", "1", "--json"];
-  const run = async (multi_login: boolean) => {
-    await using srv = await startTestServer({ multi_login, rate_limit: 100_000 });
-    return await benchCommand([...args, "-a", `127.0.0.1:${srv.port}`, "--devices", "3"]);
-  };
-  assert.equal(await run(true), 0);
-  // Without multi_login each login replaces the last: sessions are closed, messages missed.
-  assert.equal(await run(false), 1);
+  const args = ["p2p", "-p", "2", "-d", "0.3", "--warmup", "0", "--drain", "1", "--devices", "3"];
+  {
+    await using srv = await startTestServer({ multi_login: true, rate_limit: 100_000 });
+    const { code, result } = await benchJson([...args, "-a", `127.0.0.1:${srv.port}`]);
+    assert.deepEqual([code, result.errors], [0, []]);
+  }
+  // Every device logged in, but only the newest gets the messages: the others' copies are missed.
+  const server = new FakeServer({ newestDeviceOnly: true });
+  try {
+    const { code, result } = await benchJson([...args, "-a", `127.0.0.1:${server.port}`]);
+    assert.equal(code, 1);
+    assert.match(result.errors.join("; "), /^\d+ acked messages never received/, result.errors[0]);
+  } finally {
+    await server.close();
+  }
 });
 
 Deno.test("bench conns fails before connecting when the source addresses have too few ports", async () => {

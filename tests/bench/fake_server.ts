@@ -1,7 +1,8 @@
 // A minimal emsg relay for the load tool's tests (docs/protocol.md §3-§4) on a real
 // socket: logs in anyone, routes type 1 by `to`, answers server acks and
 // heartbeats, kicks a replaced session; can drop, hold back or refuse chosen
-// message ids to prove the tool notices loss, reordering and refusals.
+// message ids, or miss a user's devices, to prove the tool notices loss,
+// reordering and refusals.
 
 import { END, KILL, StreamDecoder } from "../../src/protocol/framing.ts";
 
@@ -19,6 +20,11 @@ export interface FakeServerOptions {
   refuse?: string;
   /** Stored packets handed out in `delay` at the login of a jid. */
   delay?: Map<string, unknown[]>;
+  /**
+   * Keep every session of a jid logged in (none is kicked) but route to its
+   * newest only: a server that does not fan out to a user's devices.
+   */
+  newestDeviceOnly?: boolean;
 }
 
 interface Session {
@@ -107,7 +113,7 @@ export class FakeServer {
       }
       s.jid = String(env.jid).split("/")[0]!;
       const old = this.#sessions.get(s.jid);
-      if (old) {
+      if (old && !this.opts.newestDeviceOnly) {
         closeAfter(old.conn, write(old.conn, String.fromCharCode(KILL)));
       }
       this.#sessions.set(s.jid, s);

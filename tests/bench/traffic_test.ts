@@ -80,8 +80,9 @@ Deno.test("runTraffic() counts a refused message as rejected, not lost, and goes
     rate_limited: 1,
   }, 0]);
   assert.equal(t.ledger.acked, t.ledger.sent - 1);
-  // Stream 0 went on sending after its pause (stalled, it would stop at about 6).
-  assert.ok(!Number.isNaN(ledger.sentAt(0, 100)));
+  // Stream 0 went on sending after its pause (stalled, it would stop at about 6;
+  // how far past that it gets in the 200 ms left depends on the machine's load).
+  assert.ok(!Number.isNaN(ledger.sentAt(0, 20)));
 });
 
 Deno.test("runTraffic() writes off a flow stalled by a refusal naming no message", async () => {
@@ -90,5 +91,5 @@ Deno.test("runTraffic() writes off a flow stalled by a refusal naming no message
   assert.deepEqual([t.drained, t.rejected, t.ledger.lost], [true, 0, 0]);
   assert.ok(t.writtenOff > 0);
   assert.equal(t.ledger.acked, t.ledger.sent - 1);
-  assert.ok(!Number.isNaN(ledger.sentAt(0, 100)));
+  assert.ok(!Number.isNaN(ledger.sentAt(0, 20)));
 });

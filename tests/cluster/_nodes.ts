@@ -2,6 +2,7 @@
 // sharing one store (the embedded one, so these tests need no Redis store):
 // the cluster layer's routing, kicks and presence, with nothing else between.
 
+import type { Logger } from "../../src/log.ts";
 import { openStore } from "../../src/server.ts";
 import type { Store } from "../../src/store/store.ts";
 import { startTestServer, testConfig, type TestServer } from "../helpers/server.ts";
@@ -15,8 +16,13 @@ export interface Nodes extends AsyncDisposable {
   store: Store;
 }
 
-/** Starts `n` nodes against the Redis at `dbaddr`. */
-export async function startNodes(dbaddr: string, n: number, prefix = "n"): Promise<Nodes> {
+/** Starts `n` nodes against the Redis at `dbaddr`; node i logs to `logs[i - 1]` when given. */
+export async function startNodes(
+  dbaddr: string,
+  n: number,
+  prefix = "n",
+  logs: (Logger | undefined)[] = [],
+): Promise<Nodes> {
   const shared = await testConfig();
   const store = await openStore(shared);
   const nodes: TestServer[] = [];
@@ -29,7 +35,10 @@ export async function startNodes(dbaddr: string, n: number, prefix = "n"): Promi
     for (let i = 1; i <= n; i++) {
       const config = { nodeid: `${prefix}${i}`, dbaddr, accesstoken: TOKEN };
       nodes.push(
-        await startTestServer(config, { store: () => Promise.resolve(unclosable(store)) }),
+        await startTestServer(config, {
+          store: () => Promise.resolve(unclosable(store)),
+          ...(logs[i - 1] ? { log: logs[i - 1] } : {}),
+        }),
       );
     }
   } catch (err) {

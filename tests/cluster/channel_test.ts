@@ -1,7 +1,7 @@
 // Batches between nodes: the wire form round-trips with packets as they
 // were, a batch with broken framing is dropped whole, a malformed message
 // inside a well-framed batch is dropped alone, and the handler survives
-// garbage and a throwing callback.
+// garbage (logging each drop) and a throwing callback.
 
 import assert from "node:assert/strict";
 import {
@@ -10,6 +10,7 @@ import {
   encodeBatch,
   type NodeMessage,
 } from "../../src/cluster/channel.ts";
+import { CapturedLog } from "../helpers/log_capture.ts";
 import { quietLog } from "./_redis.ts";
 
 // A packet with quotes, backslashes, a newline escape and non-ASCII text:
@@ -29,6 +30,8 @@ const ALL: NodeMessage[] = [
   { t: "msg", e: { ...ENTRY, id: "m5" }, a: true, s: true, r: "phone" },
   { t: "msg", e: { ...ENTRY, id: "m6" }, a: false, s: false, x: "n01-sid-3" },
   { t: "took", r: "n01-7", ok: true },
+  { t: "gap", l: "x.1", q: 3 },
+  { t: "deaf", o: "n02" },
 ];
 
 Deno.test("a batch of every kind of node message survives encode and decode unchanged, in order", () => {
@@ -68,10 +71,12 @@ Deno.test("a malformed message inside a well-framed batch is dropped alone; the 
     { t: "nope" },
     okMsg,
     { t: "applied", ref: "r" },
+    { t: "gap", l: "x.1", q: 0 }, // places count from 1
+    { t: "deaf" }, // no node
   ]) + "\nxx{}";
   const got = decodeBatch(text);
   assert.ok(got);
-  assert.equal(got.dropped, 4);
+  assert.equal(got.dropped, 6);
   assert.deepEqual(got.messages, [
     {
       t: "msg",
@@ -97,4 +102,29 @@ Deno.test("the batch handler drops garbage, survives a throwing handler and keep
   ]));
   onText(encodeBatch([{ t: "kick", jid: "a@d", sid: "next batch" }]));
   assert.deepEqual(got, ["boom", "after", "next batch"]);
+});
+
+Deno.test("each malformed batch is dropped with a warning naming its channel, and the batches after it are handled", () => {
+  using captured = new CapturedLog();
+  const got: string[] = [];
+  const onText = batchHandler("sara:chan:x", captured.log, (m) => {
+    if (m.t === "kick") got.push(m.sid);
+  });
+  const kicks = (...sids: string[]) =>
+    encodeBatch(sids.map((sid) => ({ t: "kick" as const, jid: "a@d", sid })));
+  const broken = [
+    "garbage", // bad framing
+    kicks("lost", "too").slice(0, -3), // truncated
+    '[{"t":"kick","jid":\n', // a header line that is not JSON
+    `[${"x".repeat(3 << 19)}\n`, // larger than any batch a node sends
+  ];
+  for (const [i, text] of broken.entries()) {
+    onText(text);
+    onText(kicks(`after ${i}`));
+  }
+  onText('[{"t":"nope"},{"t":"kick","jid":"a@d","sid":"beside an unknown kind"}]\n');
+  assert.deepEqual(got, [...broken.map((_, i) => `after ${i}`), "beside an unknown kind"]);
+  const warned = (re: RegExp) => captured.text().split("\n").filter((l) => re.test(l)).length;
+  assert.equal(warned(/\[WARN\] cluster: malformed batch on sara:chan:x dropped/), broken.length);
+  assert.equal(warned(/\[WARN\] cluster: 1 malformed messages on sara:chan:x dropped/), 1);
 });

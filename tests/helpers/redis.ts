@@ -2,6 +2,7 @@
 // or without one replica per master), each node on a port reserved for this process (its
 // cluster bus on another one) with its own temp dir and AOF on (so restart() keeps data).
 
+import { findOnPath, spawnTied } from "../../scripts/fault/spawn.ts";
 import { releasePort, withReservedPorts } from "./ports.ts";
 
 /** Options of {@link startRedis}. */
@@ -349,18 +350,8 @@ function clusterArgs(bus: number, opts: { fullCoverage?: boolean }): string[] {
 async function launch(args: string[], port: number): Promise<RedisProcess> {
   const redis = findOnPath("redis-server");
   if (redis === null) throw notInstalled("redis-server");
-  // setpriv (util-linux) makes the kernel kill redis-server when this process dies, so a
-  // crashed or killed test run leaves no server behind; it execs, so the pid stays redis'
-  const setpriv = findOnPath("setpriv");
-  const [cmd, cmdArgs] = setpriv === null
-    ? [redis, args]
-    : [setpriv, ["--pdeathsig", "KILL", "--", redis, ...args]];
-  const child = new Deno.Command(cmd, {
-    args: cmdArgs,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  // Tied to this process: a crashed or killed test run leaves no server behind.
+  const child = spawnTied(redis, args);
   let tail = "";
   const collect = async (stream: ReadableStream<Uint8Array>) => {
     for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
@@ -434,18 +425,6 @@ async function waitReplicaInSync(port: number, replicas: number): Promise<void> 
 
 function notInstalled(binary: string): Error {
   return new Error(`${binary} is not installed: run scripts/install_deps.sh (as root)`);
-}
-
-function findOnPath(binary: string): string | null {
-  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
-    if (dir === "") continue;
-    try {
-      if (Deno.statSync(`${dir}/${binary}`).isFile) return `${dir}/${binary}`;
-    } catch {
-      // not in this dir
-    }
-  }
-  return null;
 }
 
 function ignoreNotFound(err: unknown): void {

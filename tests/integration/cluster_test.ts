@@ -22,11 +22,11 @@ function chatPacket(id: string, from: string, to: string): string {
   return JSON.stringify({ envelope: { id, type: 1, from, to, ack: 1 }, payload: {} }) + "\x01";
 }
 
-/** Ids of the server acks `c` gets until it has `max`, closes, or is quiet for 2 s. */
-async function acksOf(c: TestClient, max: number): Promise<string[]> {
+/** Ids of the server acks `c` gets until it has `max`, closes, or is quiet for `quietMs`. */
+async function acksOf(c: TestClient, max: number, quietMs = 2000): Promise<string[]> {
   const ids: string[] = [];
   while (ids.length < max) {
-    const p = await c.nextPacket(2000).catch(() => null);
+    const p = await c.nextPacket(quietMs).catch(() => null);
     if (p === null) break;
     if (p.json.envelope.type === 3) ids.push(String(p.json.envelope.id));
   }
@@ -412,6 +412,27 @@ for (const backend of BACKENDS) {
     assert.deepEqual(acked.filter((id) => !got.includes(id)), []);
     const firsts = got.filter((id, i) => got.indexOf(id) === i);
     assert.deepEqual(firsts, ids.filter((id) => firsts.includes(id)));
+  });
+
+  Deno.test(`on ${backend.label}: the recipient's node SIGKILLed while holding hand-offs it never answered loses no acked message, and its user gets them in order on another node`, async () => {
+    await using redis = await backend.start();
+    await using nodes = await startNodes(redis.addr, ["n1", "n2"]);
+    const [n1, n2] = nodes as unknown as [Node, Node];
+    await using a = await n1.login("a@d");
+    const b = await n2.login("b@d");
+    // n2 stops answering, but stays subscribed (its socket holds what is
+    // published to it) and alive by its liveness key: every hand-off to it waits.
+    n2.proc!.kill("SIGSTOP");
+    const ids = Array.from({ length: 50 }, (_, i) => `h${i}`);
+    await a.sendRaw(ids.map((id) => chatPacket(id, "a@d", "b@d")).join(""));
+    // Unanswered, each is given up after its wait and stored, and only then acked.
+    const acked = await acksOf(a, ids.length, 10_000);
+    assert.deepEqual(acked.toSorted(), ids.toSorted());
+    await n2.kill(); // with those batches unread
+    await b.close();
+    await using b2 = await TestClient.connect(n1.tcp);
+    assert.deepEqual(delayIds(await b2.login("b@d")), ids);
+    await b2.nothing(1000); // and none again (n1 still retries the hand-overs)
   });
 }
 
