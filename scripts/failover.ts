@@ -5,15 +5,14 @@
 // replica promoted. Prints one JSON line per run (figures defined in
 // scripts/failover/figures.ts) and exits non-zero when any run lost,
 // reordered or delayed an acked message. Loopback only, bounded in time and
-// count; not part of `deno test` (docs/cluster.md, "Failover check", says
-// why its short form is not either).
+// count; tests/integration/failover_test.ts runs its short form in `deno test`.
 
 import { parseArgs } from "node:util";
 import { sleep } from "../src/async.ts";
 import { Ledger } from "../src/bench/ledger.ts";
 import { userKeys } from "../src/store/redis_keys.ts";
 import { type Owned, runEntry } from "./fault/entry.ts";
-import { DEFAULT_PORTS, LocalNodes, parsePorts, usePortRange } from "./fault/nodes.ts";
+import { DEFAULT_PORTS, LocalNodes, parsePorts, usePorts } from "./fault/nodes.ts";
 import { figures, LATE_MS } from "./failover/figures.ts";
 import { WriteProbe } from "./failover/probe.ts";
 import { inSlots, RedisCluster } from "./failover/redis_cluster.ts";
@@ -43,8 +42,8 @@ One JSON line per run on stdout:
   write_stall_healthy_ms
                 longest send-to-ack wait of a message to a user whose keys are on
                 a master that was not killed (resends after store_error included);
-                write_stall_healthy_worst: that message's first send and ack (ms
-                after the kill) and its store_error notices
+                write_stall_healthy_worst: that message's id, sends, first send
+                and ack (ms after the kill) and its store_error notices
   redis_refused_victim_ms, redis_refused_healthy_ms
                 time the probe's writes to the killed master's slots (and, worst
                 of the others, to a healthy master's) failed
@@ -65,7 +64,8 @@ Options:
   --drain S              limit of the wait for acks and deliveries (default 20)
   --full-coverage yes|no cluster-require-full-coverage (default yes)
   --node-timeout MS      cluster-node-timeout (default 2000)
-  --ports LO-HI          ports of Redis, its bus and the nodes (default ${DEFAULT_PORTS})
+  --ports LO-HI|P1,P2,.. ports of Redis, its bus and the nodes, a range or a list
+                         (default ${DEFAULT_PORTS})
   --keep                 keep the temp dirs (sara.log, Redis AOF) of each run
   --quiet                no progress on stderr
   -h, --help             this text`;
@@ -81,7 +81,7 @@ interface Options {
   drainMs: number;
   fullCoverage: boolean;
   nodeTimeoutMs: number;
-  ports: [number, number];
+  ports: number[];
   keep: boolean;
   quiet: boolean;
 }
@@ -206,7 +206,7 @@ async function run(opts: Options, n: number, say: (s: string) => void) {
     const victim = masters[Math.floor(Math.random() * masters.length)]!;
     const kill = performance.now();
     await cluster.kill(victim.port);
-    say(`run ${n}: master 127.0.0.1:${victim.port} SIGKILLed`);
+    say(`run ${n}: master 127.0.0.1:${victim.port} SIGKILLed (${new Date().toISOString()})`);
     const promoted = await cluster.waitPromoted(victim.replica!, 60_000);
     say(
       `run ${n}: replica 127.0.0.1:${victim.replica} promoted after ${
@@ -260,7 +260,7 @@ async function run(opts: Options, n: number, say: (s: string) => void) {
 }
 
 async function main(opts: Options): Promise<number> {
-  usePortRange(...opts.ports);
+  usePorts(opts.ports);
   const say = (s: string) => opts.quiet || console.error(`failover: ${s}`);
   let failed = false;
   for (let n = 1; n <= opts.runs; n++) {

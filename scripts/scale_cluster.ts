@@ -11,7 +11,7 @@ import { parseArgs } from "node:util";
 import { sleep } from "../src/async.ts";
 import { portsPerSourceAddress, readRssKib } from "../src/bench/system.ts";
 import { type Owned, runEntry } from "./fault/entry.ts";
-import { DEFAULT_PORTS, LocalNodes, parsePorts, usePortRange } from "./fault/nodes.ts";
+import { DEFAULT_PORTS, LocalNodes, parsePorts, usePorts } from "./fault/nodes.ts";
 import { RedisCluster } from "./failover/redis_cluster.ts";
 import { ToolProcess } from "./scale/tool.ts";
 
@@ -39,7 +39,8 @@ Options:
   --pairs N          pairs per bench cluster process (default 20)
   --window N         outstanding messages per sender (default 10)
   --load-seconds S   measured load period (default 10)
-  --ports LO-HI      ports of Redis, its bus and the nodes (default ${DEFAULT_PORTS})
+  --ports SPEC       ports of Redis, its bus and the nodes: LO-HI or P1,P2,...
+                     (default ${DEFAULT_PORTS})
   --keep             keep the temp dirs
   -h, --help`;
 
@@ -51,7 +52,7 @@ interface Options {
   pairs: number;
   window: number;
   loadS: number;
-  ports: [number, number];
+  ports: number[];
   keep: boolean;
 }
 
@@ -98,7 +99,7 @@ const owned: Owned[] = [];
 const mib = (kib: number | null) => kib === null ? null : Math.round(kib / 102.4) / 10;
 
 async function run(opts: Options) {
-  usePortRange(...opts.ports);
+  usePorts(opts.ports);
   const say = (s: string) => console.error(`scale: ${s}`);
   const cluster = await RedisCluster.create({ nodeTimeoutMs: 5000, fullCoverage: true });
   owned.push(cluster);

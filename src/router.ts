@@ -302,6 +302,9 @@ interface Lane {
   /** Receiving lane of the stored packets' hand-overs, and its last `seq`. */
   storedId: string;
   storedSeq: number;
+  /** Stored hand-overs unanswered on `storedId`, and on the receiving lanes it replaced. */
+  storedOut: number;
+  replacedOut: number;
   /** Settles once the latest stored packet was sent or queued (they leave in lane order). */
   decided: Promise<void>;
   /** Settles once the latest unstored hand-off was sent (or found it cannot be). */
@@ -741,9 +744,17 @@ export class Router {
       const node = lane.node ?? await remote.locate(entry.user) ?? null;
       await prev;
       lane.node ??= node;
-      answer = node !== null && node === lane.node
-        ? remote.handOff(node, entry, lane.id, ++lane.seq, true, false)
-        : null;
+      // Not when an earlier packet of the lane, whose turn came first, was
+      // not handed off (its lookup failed or found no node, Redis away during
+      // a failover): it takes the stored path, and this one, handed off now
+      // (a later lookup may find the node again), would reach the recipient
+      // first (BENCHMARKS.md, "Failover").
+      if (node !== null && node === lane.node && !lane.refused) {
+        answer = remote.handOff(node, entry, lane.id, ++lane.seq, true, false);
+      } else {
+        lane.refused = true; // for the turns behind this one, before they run
+        answer = null;
+      }
       lane.turns--;
       sent();
     }
@@ -814,6 +825,8 @@ export class Router {
         seq: 0,
         storedId: newLaneId(),
         storedSeq: 0,
+        storedOut: 0,
+        replacedOut: 0,
         decided: DONE,
         handTurn: DONE,
         turns: 0,
@@ -862,13 +875,13 @@ export class Router {
     slot: Slot,
   ): Promise<void> {
     const queue = () => this.#enqueue(remote, lane, slot, { entry, ack, depth });
-    if (lane.queued.length > 0) return queue();
+    if (this.#behind(lane)) return queue();
     const prev = lane.decided;
     let decided!: () => void;
     lane.decided = new Promise<void>((resolve) => decided = resolve);
     const node = await remote.locate(entry.user);
     await prev;
-    if (lane.queued.length > 0 || node === undefined) {
+    if (this.#behind(lane) || node === undefined) {
       decided();
       return queue();
     }
@@ -879,15 +892,35 @@ export class Router {
     }
     const id = lane.storedId;
     const answer = remote.handOff(node, entry, id, ++lane.storedSeq, ack, true);
+    lane.storedOut++;
     decided();
     const r = await answer;
+    if (lane.storedId === id) lane.storedOut--;
+    else lane.replacedOut--;
     if (r === "lost") {
-      // The receiving node drops the rest of that lane (a gap): go on on a fresh one.
-      if (lane.storedId === id) [lane.storedId, lane.storedSeq] = [newLaneId(), 0];
+      // The receiving node drops the rest of that lane (a gap): go on on a
+      // fresh one once the hand-overs still unanswered on it are settled.
+      if (lane.storedId === id) {
+        [lane.storedId, lane.storedSeq] = [newLaneId(), 0];
+        lane.replacedOut += lane.storedOut;
+        lane.storedOut = 0;
+      }
       return queue();
     }
     if (r === "refused") this.#notElsewhere(entry, ack, depth);
     this.#leave(entry.user, lane);
+  }
+
+  /**
+   * Whether a stored packet must queue behind the lane's earlier ones: some
+   * wait for a retry, or were handed over on a receiving lane that lost one
+   * of them and are not answered yet. The receiving node drops those (they
+   * follow a gap), so they will be retried; handed over on a fresh lane
+   * meanwhile, this packet would be taken before them (BENCHMARKS.md,
+   * "Failover").
+   */
+  #behind(lane: Lane): boolean {
+    return lane.queued.length > 0 || lane.replacedOut > 0;
   }
 
   /**

@@ -47,10 +47,13 @@ export interface Figures {
   redis_refused_healthy_ms: number;
   write_stall_healthy_ms: number;
   /**
-   * The message of that longest wait: first sent and acked (ms after the
-   * kill), and how many store_error notices it got on the way.
+   * The message of that longest wait: its id (`sender.recipient.seq`, as in
+   * the nodes' logs), how often it was sent, first sent and acked (ms after
+   * the kill), and how many store_error notices it got on the way.
    */
-  write_stall_healthy_worst: { sent_ms: number; acked_ms: number; store_errors: number } | null;
+  write_stall_healthy_worst:
+    | { id: string; sends: number; sent_ms: number; acked_ms: number; store_errors: number }
+    | null;
   write_stall_healthy_beyond_redis_ms: number;
   write_stall_victim_ms: number;
   ack_wait_p99_before_kill_ms: number;
@@ -171,6 +174,8 @@ export function figures(
     redis_refused_healthy_ms: refusedHealthy,
     write_stall_healthy_ms: ms(healthy),
     write_stall_healthy_worst: worstHealthy && {
+      id: `${load.pair(worstHealthy.stream).join(".")}.${worstHealthy.seq}`,
+      sends: worstHealthy.sends,
       sent_ms: ms(worstHealthy.sentAt - t.kill),
       acked_ms: ms(worstHealthy.at - t.kill),
       store_errors: worstHealthy.refusals,

@@ -56,34 +56,41 @@ export function checkConfig(dir: string, port: number, extra: Record<string, unk
  */
 export const DEFAULT_PORTS = "20000-29999";
 
-/** `--ports LO-HI` as [lo, hi]; RangeError when it is not that. */
-export function parsePorts(s: string): [number, number] {
+/**
+ * The ports of `--ports`: `LO-HI` (inclusive), or a list `P1,P2,...` (a test
+ * passes the ports it reserved, tests/helpers/ports.ts); RangeError when it is
+ * neither.
+ */
+export function parsePorts(s: string): number[] {
   const m = /^(\d+)-(\d+)$/.exec(s);
-  if (!m) throw new RangeError("--ports must be LO-HI");
-  return [Number(m[1]), Number(m[2])];
+  const ports = m
+    ? Array.from({ length: Number(m[2]) - Number(m[1]) + 1 }, (_, i) => Number(m[1]) + i)
+    : s.split(",").map(Number);
+  if (ports.length === 0 || !ports.every((p) => Number.isInteger(p) && p >= 1024 && p <= 65535)) {
+    throw new RangeError("--ports must be LO-HI or P1,P2,... (ports 1024-65535)");
+  }
+  return ports;
 }
 
 // Handed out already: a port is only bound once its process starts.
 const given = new Set<number>();
-// Where ports come from; a run sharing the machine narrows it to its own range.
-let range: [number, number] = parsePorts(DEFAULT_PORTS);
+// Where ports come from; a run sharing the machine narrows them to its own.
+let pool: readonly number[] = parsePorts(DEFAULT_PORTS);
 
-/** Makes `freePort` pick from `lo`..`hi` (inclusive) from now on. */
-export function usePortRange(lo: number, hi: number): void {
-  if (!(lo >= 1024 && hi <= 65535 && lo <= hi)) throw new RangeError(`bad port range ${lo}-${hi}`);
-  range = [lo, hi];
+/** Makes `freePort` pick from `ports` from now on. */
+export function usePorts(ports: readonly number[]): void {
+  pool = ports;
 }
 
 /**
- * A free TCP port on 127.0.0.1 in the range (DEFAULT_PORTS unless narrowed),
+ * A free TCP port on 127.0.0.1 of the pool (DEFAULT_PORTS unless narrowed),
  * kept across restarts as clients reconnect to it. Never the same port twice
  * per run.
  */
 export function freePort(): number {
-  const [lo, hi] = range;
-  for (let i = 0; i < 1000; i++) {
-    const port = lo + Math.floor(Math.random() * (hi - lo + 1));
-    if (given.has(port)) continue;
+  const free = pool.filter((p) => !given.has(p));
+  while (free.length > 0) {
+    const [port] = free.splice(Math.floor(Math.random() * free.length), 1) as [number];
     try {
       Deno.listen({ hostname: "127.0.0.1", port }).close();
       given.add(port);
@@ -92,7 +99,7 @@ export function freePort(): number {
       // Taken: try another.
     }
   }
-  throw new Error(`no free port in ${lo}-${hi}`);
+  throw new Error(`no free port among ${pool.length} (${pool[0]}..${pool.at(-1)})`);
 }
 
 /** One `sara` child process. */

@@ -33,7 +33,18 @@ export type NodeMessage =
   /** The blacklist change `ref` is in force on the node that answers. */
   | { t: "applied"; ref: string }
   /** The hand-off `r` is safe on the node that answers (ok), or was refused there. */
-  | { t: "took"; r: string; ok: boolean };
+  | { t: "took"; r: string; ok: boolean }
+  /**
+   * The hand-offs of the receiver's lane `l` numbered `q` and later are not
+   * taken: `q` never came, and what came after it out of turn was dropped.
+   */
+  | { t: "gap"; l: string; q: number }
+  /**
+   * Node `o` did not listen on its channel for a while (its subscription
+   * dropped): whatever was handed off to it and is still waiting may be lost
+   * (not `n`: that names a packet's length in a batch header).
+   */
+  | { t: "deaf"; o: string };
 
 /** Who waits for a hand-off's answer, under which reference, for which lane, at which place in it. */
 export interface HandOff {
@@ -171,6 +182,12 @@ function controlOf(v: unknown): NodeMessage | null {
     case "took":
       return typeof m.r === "string" && typeof m.ok === "boolean"
         ? { t: "took", r: m.r, ok: m.ok }
+        : null;
+    case "deaf":
+      return typeof m.o === "string" ? { t: "deaf", o: m.o } : null;
+    case "gap":
+      return typeof m.l === "string" && Number.isSafeInteger(m.q) && (m.q as number) >= 1
+        ? { t: "gap", l: m.l, q: m.q as number }
         : null;
   }
   return null;

@@ -113,6 +113,9 @@ export class Liveness {
   >();
   // The last answer Redis gave about each node, and when (for SLOW_CHECK_MS).
   readonly #known = new Map<string, { alive: boolean; at: number }>();
+  // Per node, since when Redis leaves its checks unanswered: from the first
+  // check since the last answer (a check that fails, slowly, does not end it).
+  readonly #unanswered = new Map<string, number>();
   #timer: ReturnType<typeof setTimeout> | undefined;
   #stopped = false;
   // When this node last failed to reach Redis (renewal or check), ms since the epoch.
@@ -248,8 +251,9 @@ export class Liveness {
    * its renewals may have failed for a reason that is not its death: it
    * still listens on its channel, or this node itself failed to reach Redis
    * within the grace (an outage stops every node's renewals). Answers are
-   * reused for `cacheMs`; a check Redis leaves unanswered for SLOW_CHECK_MS
-   * gets the last answer Redis gave, if it is younger than the grace.
+   * reused for `cacheMs`; once Redis has left the checks of `node`
+   * unanswered for SLOW_CHECK_MS, callers get the last answer Redis gave (if
+   * it is younger than the grace) without waiting.
    */
   isAlive(node: string): Promise<boolean> {
     if (node === this.nodeid) return Promise.resolve(true);
@@ -259,9 +263,11 @@ export class Liveness {
       const alive = this.#check(node);
       const entry = c = { alive, until: now + this.timing.cacheMs, settled: false as boolean };
       this.#cache.set(node, entry);
+      if (!this.#unanswered.has(node)) this.#unanswered.set(node, now);
       alive.then((a) => {
         entry.settled = true;
         this.#known.set(node, { alive: a, at: Date.now() });
+        this.#unanswered.delete(node);
       }, () => {
         entry.settled = true;
         // A failed check is not reused.
@@ -271,8 +277,13 @@ export class Liveness {
     if (c.settled) return c.alive;
     const known = this.#known.get(node);
     if (!known || now - known.at > this.timing.graceMs) return c.alive;
+    // Counted from the first unanswered check, not from this call: while a
+    // master fails over every delivery to that node's users would wait
+    // SLOW_CHECK_MS again, and a check whose retries fail takes 2 s.
+    const left = SLOW_CHECK_MS - (now - (this.#unanswered.get(node) ?? now));
+    if (left <= 0) return Promise.resolve(known.alive);
     const pending = c.alive;
-    return withTimeout(SLOW_CHECK_MS, () => pending, () => known.alive);
+    return withTimeout(left, () => pending, () => known.alive);
   }
 
   async #check(node: string): Promise<boolean> {

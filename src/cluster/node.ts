@@ -63,6 +63,7 @@ export async function joinCluster(
       onMessage,
       log,
       clusterNodes(client),
+      () => remote.subscriptionGap(),
     );
     await sub.start();
     // Redis came back (restart, failover): what it lost of our registrations goes back.

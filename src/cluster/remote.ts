@@ -9,7 +9,7 @@ import type { HandOff, NodeMessage } from "./channel.ts";
 import type { Sender } from "./sender.ts";
 import type { Liveness } from "./liveness.ts";
 import type { DeviceEntry, Registry } from "./registry.ts";
-import { Waiting } from "./waiting.ts";
+import { type Wait, Waiting } from "./waiting.ts";
 
 // How long a blacklist change waits for the owner's node to confirm it (a
 // node that died unseen never does).
@@ -34,6 +34,13 @@ let refCounter = 0;
 
 /** What became of a hand-off: taken, refused (no session there), or lost (no answer in time). */
 export type HandOffAnswer = "took" | "refused" | "lost";
+
+/** A hand-off waiting for its answer: where it went, its lane and place there ("gap", "deaf"). */
+interface HandOffWait extends Wait<HandOffAnswer> {
+  node: string;
+  lane: string;
+  seq: number;
+}
 
 /** What the cluster needs of a session logged in on this node. */
 export interface LocalSession {
@@ -81,18 +88,22 @@ export class ClusterRemote {
   // Blacklist changes waiting for their "applied" answer, by ref.
   readonly #applying = new Map<string, () => void>();
   // Hand-offs waiting for their "took" answer, by ref, oldest first.
-  readonly #handing = new Waiting<HandOffAnswer>();
+  readonly #handing = new Waiting<HandOffAnswer, HandOffWait>();
   #sweep: ReturnType<typeof setInterval> | undefined;
   // The refs of the hand-offs in each batch still being published, by the batch's answer.
   readonly #inBatch = new WeakMap<Promise<boolean>, string[]>();
+  // The answers (to one node) in each batch still being published, by the batch's answer.
+  readonly #answersIn = new WeakMap<Promise<boolean>, NodeMessage[]>();
   // Lanes of other nodes ("node/lane") with a refused hand-off: the rest of
   // such a lane is refused too, so what this node took is always a prefix.
   readonly #refused = new Map<string, number>();
   // Numbered lanes of other nodes: the next `q` each may hand off, and when
   // it was last seen (oldest first). A packet out of turn follows a lost one:
-  // it and the rest of its lane are dropped unanswered, so that the sender
-  // gives up on them and hands them over again after the lost one.
+  // it and the rest of its lane are dropped (answered with a "gap"), so that
+  // the sender gives up on them and hands them over again after the lost one.
   readonly #expected = new Map<string, { next: number; at: number }>();
+  // Nodes that handed off to this one, and when last: told when it stops listening.
+  readonly #peers = new Map<string, number>();
 
   constructor(
     readonly nodeid: string,
@@ -154,7 +165,7 @@ export class ClusterRemote {
     // Only this node resolves its refs: a counter is unique enough.
     let r!: string;
     const answer = new Promise<HandOffAnswer>((resolve) => {
-      r = this.#handing.add({ resolve, since: Date.now() });
+      r = this.#handing.add({ resolve, since: Date.now(), node, lane, seq });
     });
     this.#sweep ??= setInterval(() => this.#expire(), HANDOFF_SWEEP_MS);
     const h = { o: this.nodeid, r, l: lane, q: seq };
@@ -182,6 +193,25 @@ export class ClusterRemote {
     }
   }
 
+  /**
+   * This node's subscription dropped, or came back after a drop: what was
+   * published to it meanwhile is gone. Every hand-off it still waits on is
+   * given up at once (stored instead, and handed over again), and the nodes
+   * that hand off to it are told to do the same ("deaf"), rather than each
+   * waiting HANDOFF_WAIT_MS. One the other node did take may then reach its
+   * recipient twice; the session drops the second copy (docs/delivery.md).
+   */
+  subscriptionGap(): void {
+    const n = this.#handing.size;
+    this.#handing.expire("lost");
+    if (n > 0) this.log.info(`cluster: ${n} hand-offs given up: this node's subscription dropped`);
+    const now = Date.now();
+    for (const [peer, at] of this.#peers) {
+      if (at < now - REFUSED_KEEP_MS) this.#peers.delete(peer);
+      else this.#reply(peer, { t: "deaf", o: this.nodeid });
+    }
+  }
+
   /** Gives up on every hand-off still waiting (they are stored instead): the node stops. */
   stop(): void {
     this.#handing.expire("lost");
@@ -192,32 +222,61 @@ export class ClusterRemote {
   /** Takes (or refuses) a hand-off from another node and answers it once that is settled. */
   #accept(e: InboxEntry, ack: boolean, stored: boolean, h: HandOff): void {
     const lane = `${h.o}/${h.l}`;
-    if (h.q !== undefined && !this.#inTurn(lane, h.q)) return;
+    this.#peers.set(h.o, Date.now());
+    if (h.q !== undefined) {
+      const due = this.#turn(lane, h.q);
+      // Said at once, so that the sender gives up on the lost one and this
+      // one now instead of after HANDOFF_WAIT_MS (a subscription on a killed
+      // Redis master loses publishes unseen: BENCHMARKS.md, "Failover").
+      if (due !== 0) return this.#reply(h.o, { t: "gap", l: h.l, q: due });
+    }
     // Refusing the rest of a lane keeps what was taken unstored a prefix;
     // stored packets need not: a login reads the inbox, and takes later ones live.
     const taken = !stored && this.#refused.has(lane) ? null : this.node.accept(e, ack, stored);
     if (taken === null) {
       if (!stored) this.#refuse(lane);
-      return void this.send(h.o, { t: "took", r: h.r, ok: false });
+      return this.#reply(h.o, { t: "took", r: h.r, ok: false });
     }
     taken.then(
-      () => this.send(h.o, { t: "took", r: h.r, ok: true }),
+      () => this.#reply(h.o, { t: "took", r: h.r, ok: true }),
       (err) => {
         this.log.warn(`cluster: cannot keep a message for ${e.user}: ${errMsg(err)}`);
-        return this.send(h.o, { t: "took", r: h.r, ok: false });
+        this.#reply(h.o, { t: "took", r: h.r, ok: false });
       },
     );
   }
 
-  /** Whether `q` is the packet of `lane` due next (then the one after it is). */
-  #inTurn(lane: string, q: number): boolean {
+  /**
+   * Sends an answer to a hand-off (or a "deaf" notice) to `node`. A publish
+   * that failed goes once more: the Publisher has moved on to another Redis
+   * node by then (one that died with answers on their way would leave the
+   * sender waiting HANDOFF_WAIT_MS for each). An answer that arrives twice
+   * finds nothing waiting the second time.
+   */
+  #reply(node: string, m: NodeMessage): void {
+    const sent = this.send(node, m);
+    // One callback per batch, as for the hand-offs (#inBatch).
+    let answers = this.#answersIn.get(sent);
+    if (!answers) {
+      this.#answersIn.set(sent, answers = []);
+      const again = answers;
+      void sent.then((ok) => ok || again.forEach((a) => void this.send(node, a)));
+    }
+    answers.push(m);
+  }
+
+  /**
+   * 0 when `q` is the packet of `lane` due next (then the one after it is);
+   * otherwise the one due, and `q` is dropped.
+   */
+  #turn(lane: string, q: number): number {
     const now = Date.now();
     const next = this.#expected.get(lane)?.next ?? 1;
     if (q !== next) {
       this.log.warn(
         `cluster: hand-off ${q} of lane ${lane} out of turn (expected ${next}); dropped`,
       );
-      return false;
+      return next;
     }
     this.#expected.delete(lane);
     this.#expected.set(lane, { next: q + 1, at: now });
@@ -225,7 +284,7 @@ export class ClusterRemote {
       if (this.#expected.size <= LANES_MAX && v.at > now - REFUSED_KEEP_MS) break;
       this.#expected.delete(l);
     }
-    return true;
+    return 0;
   }
 
   #refuse(lane: string): void {
@@ -310,6 +369,12 @@ export class ClusterRemote {
         return;
       case "took":
         this.#handing.answer(m.r, m.ok ? "took" : "refused");
+        return;
+      case "gap":
+        this.#handing.expireIf("lost", (w) => w.lane === m.l && w.seq >= m.q);
+        return;
+      case "deaf":
+        this.#handing.expireIf("lost", (w) => w.node === m.o);
         return;
     }
   }

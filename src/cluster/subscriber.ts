@@ -22,7 +22,8 @@ export class Subscriber {
 
   /**
    * `nodes` lists the addresses to try (a cluster's current nodes); the
-   * `dbaddr` ones are tried as well.
+   * `dbaddr` ones are tried as well. `onGap` runs when the subscription
+   * drops and again when it is back: what was published meanwhile is lost.
    */
   constructor(
     readonly target: RedisTarget,
@@ -31,6 +32,7 @@ export class Subscriber {
     readonly onMessage: (text: string) => void,
     readonly log: Logger,
     readonly nodes: () => Addr[] = () => [],
+    readonly onGap: () => void = () => {},
   ) {}
 
   /** "host:port" the subscription runs on now, or null while it reconnects. */
@@ -98,12 +100,14 @@ export class Subscriber {
     this.#conn = r;
     if (this.#failures > 0) {
       this.log.info(`cluster: listening on ${this.channel} again (${addr.host}:${addr.port})`);
+      this.onGap();
     }
     this.#failures = 0;
     r.once("end", () => {
       if (this.#conn !== r || this.#closed) return;
       this.#conn = null;
       this.log.warn(`cluster: subscription to ${this.channel} lost; reconnecting`);
+      this.onGap();
       this.#retry();
     });
   }

@@ -14,13 +14,13 @@ export interface Wait<A> {
 // Answered entries at the head dropped at once (one copy of the rest per this many).
 const DROP_AT = 1024;
 
-/** Waits by reference, oldest first. */
-export class Waiting<A> {
+/** Waits (of type `W`, carrying what its owner needs to find them) by reference, oldest first. */
+export class Waiting<A, W extends Wait<A> = Wait<A>> {
   #next = 0;
   // The reference of #waits[0]; #waits[i] is undefined once answered.
   #base = 0;
   #head = 0;
-  #waits: (Wait<A> | undefined)[] = [];
+  #waits: (W | undefined)[] = [];
   #size = 0;
 
   /** Waits still unanswered. */
@@ -29,7 +29,7 @@ export class Waiting<A> {
   }
 
   /** Adds `w` under a new reference (in base 36, as it travels). */
-  add(w: Wait<A>): string {
+  add(w: W): string {
     this.#waits.push(w);
     this.#size++;
     return (this.#next++).toString(36);
@@ -61,6 +61,17 @@ export class Waiting<A> {
       } else this.#head++;
     }
     this.#trim();
+  }
+
+  /** Answers `a` to every wait `which` picks, oldest first (a scan: for rare events only). */
+  expireIf(a: A, which: (w: W) => boolean): void {
+    // References first: answering the head may drop it and renumber the array.
+    const refs: string[] = [];
+    for (let i = this.#head; i < this.#waits.length; i++) {
+      const w = this.#waits[i];
+      if (w !== undefined && which(w)) refs.push((this.#base + i).toString(36));
+    }
+    for (const ref of refs) this.answer(ref, a);
   }
 
   #trim(): void {

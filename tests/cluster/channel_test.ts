@@ -30,6 +30,8 @@ const ALL: NodeMessage[] = [
   { t: "msg", e: { ...ENTRY, id: "m5" }, a: true, s: true, r: "phone" },
   { t: "msg", e: { ...ENTRY, id: "m6" }, a: false, s: false, x: "n01-sid-3" },
   { t: "took", r: "n01-7", ok: true },
+  { t: "gap", l: "x.1", q: 3 },
+  { t: "deaf", o: "n02" },
 ];
 
 Deno.test("a batch of every kind of node message survives encode and decode unchanged, in order", () => {
@@ -69,10 +71,12 @@ Deno.test("a malformed message inside a well-framed batch is dropped alone; the 
     { t: "nope" },
     okMsg,
     { t: "applied", ref: "r" },
+    { t: "gap", l: "x.1", q: 0 }, // places count from 1
+    { t: "deaf" }, // no node
   ]) + "\nxx{}";
   const got = decodeBatch(text);
   assert.ok(got);
-  assert.equal(got.dropped, 4);
+  assert.equal(got.dropped, 6);
   assert.deepEqual(got.messages, [
     {
       t: "msg",

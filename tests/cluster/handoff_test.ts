@@ -2,8 +2,10 @@
 // receiving node answers "took" once a packet is safe, refuses without a
 // session, and refuses the rest of a lane after one refusal (so what it
 // took is always a prefix of the lane), and drops a numbered packet out of
-// turn (one before it was lost) with the rest of its lane; the sending node
-// resolves on the answer and gives up ("lost") when none comes.
+// turn (one before it was lost) with the rest of its lane, saying so (a gap);
+// the sending node resolves on the answer and gives up ("lost") when none
+// comes, at once on a gap or when its own subscription drops; an answer
+// whose publish failed goes once more.
 
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
@@ -143,7 +145,7 @@ Deno.test("hand-offs to a node nobody listens for are lost at once on one Redis,
   remote.stop();
 });
 
-Deno.test("a numbered hand-off out of turn is dropped unanswered with the rest of its lane, so nothing overtakes a lost one", async () => {
+Deno.test("a numbered hand-off out of turn is dropped with the rest of its lane and answered with the gap, so nothing overtakes a lost one", async () => {
   await using c = await client(redis.addr);
   const origin = uniqueNode("o");
   await using answers = await listen(channelOf(origin));
@@ -158,13 +160,120 @@ Deno.test("a numbered hand-off out of turn is dropped unanswered with the rest o
   remote.receive(handOff(origin, "r4", "L1", "m4", 4));
   // Another lane starts at 1, whatever came before.
   remote.receive(handOff(origin, "r5", "L2", "m5", 1));
-  await until("two answers", () => answers.heard.length === 2);
+  await until("four answers", () => answers.heard.length === 4);
   await new Promise((r) => setTimeout(r, 100));
   assert.deepEqual(taken, ["m1", "m5"]);
+  // The sender learns at once that L1 stopped at 2, instead of waiting for answers that never come.
   assert.deepEqual(answers.heard, [
+    { t: "gap", l: "L1", q: 2 },
+    { t: "gap", l: "L1", q: 2 },
     { t: "took", r: "r1", ok: true },
     { t: "took", r: "r5", ok: true },
   ]);
+  remote.stop();
+});
+
+/** Whether `p` settled by the time the timers due now ran (the hand-off wait is 1 s). */
+async function settledNow<T>(p: Promise<T>): Promise<T | "pending"> {
+  return await Promise.race([p, new Promise<"pending">((r) => setTimeout(() => r("pending"), 0))]);
+}
+
+/** Hand-offs from `remote` to a listened `target`, and their refs as published. */
+async function handOffs(
+  remote: ClusterRemote,
+  target: string,
+  heard: NodeMessage[],
+  lanes: [string, number][],
+) {
+  const answers = lanes.map(([l, q], i) =>
+    remote.handOff(target, entry(`m${i}`), l, q, true, false)
+  );
+  await until("all published", () => heard.length === lanes.length);
+  const refs = heard.map((m) => m.t === "msg" ? m.h!.r : "");
+  return { answers, refs };
+}
+
+Deno.test("a gap answer gives up at once on the hand-offs of its lane from the place it names, and on no other", async () => {
+  await using c = await client(redis.addr);
+  const target = uniqueNode("t");
+  await using sent = await listen(channelOf(target));
+  const remote = remoteWith(c, () => null);
+  const { answers, refs } = await handOffs(remote, target, sent.heard, [
+    ["L1", 1],
+    ["L1", 2],
+    ["L1", 3],
+    ["L2", 2],
+  ]);
+  remote.receive({ t: "gap", l: "L1", q: 2 });
+  assert.equal(await settledNow(answers[1]!), "lost");
+  assert.equal(await settledNow(answers[2]!), "lost");
+  assert.equal(await settledNow(answers[0]!), "pending", "before the gap: still waiting");
+  assert.equal(await settledNow(answers[3]!), "pending", "another lane: still waiting");
+  remote.receive({ t: "took", r: refs[0]!, ok: true });
+  remote.receive({ t: "took", r: refs[3]!, ok: true });
+  assert.deepEqual(await Promise.all(answers), ["took", "lost", "lost", "took"]);
+  remote.stop();
+});
+
+Deno.test("the sending node gives up at once on every hand-off still waiting when its subscription drops", async () => {
+  await using c = await client(redis.addr);
+  const target = uniqueNode("t");
+  await using sent = await listen(channelOf(target));
+  const remote = remoteWith(c, () => null);
+  const { answers } = await handOffs(remote, target, sent.heard, [["L1", 1], ["L2", 1]]);
+  assert.equal(await settledNow(answers[0]!), "pending");
+  // Their answers may have been published while nobody listened.
+  remote.subscriptionGap();
+  assert.equal(await settledNow(answers[0]!), "lost");
+  assert.equal(await settledNow(answers[1]!), "lost");
+  remote.stop();
+});
+
+Deno.test("a node whose subscription drops tells the nodes that handed off to it, which give up on what they handed it", async () => {
+  await using c = await client(redis.addr);
+  const origin = uniqueNode("o");
+  await using told = await listen(channelOf(origin));
+  const receiver = remoteWith(c, () => Promise.resolve());
+  receiver.receive(handOff(origin, "r1", "L1", "m1", 1));
+  await until("answered", () => told.heard.length === 1);
+  receiver.subscriptionGap();
+  await until("told", () => told.heard.length === 2);
+  assert.deepEqual(told.heard[1], { t: "deaf", o: receiver.nodeid });
+
+  const deaf = uniqueNode("deaf"), other = uniqueNode("other");
+  await using toDeaf = await listen(channelOf(deaf));
+  await using toOther = await listen(channelOf(other));
+  const sender = remoteWith(c, () => null);
+  const lost = sender.handOff(deaf, entry("m2"), "L2", 1, true, false);
+  const kept = sender.handOff(other, entry("m3"), "L3", 1, true, false);
+  await until("both published", () => toDeaf.heard.length === 1 && toOther.heard.length === 1);
+  sender.receive({ t: "deaf", o: deaf });
+  assert.equal(await settledNow(lost), "lost");
+  assert.equal(await settledNow(kept), "pending", "a hand-off to another node still waits");
+  receiver.stop();
+  sender.stop();
+});
+
+Deno.test("an answer whose publish failed is published once more", async () => {
+  const sends: NodeMessage[] = [];
+  const flaky = {
+    publishConfirms: false,
+    published: { ok: 0, failed: 0 },
+    send: (_node: string, m: NodeMessage) => Promise.resolve(sends.push(m) > 1),
+  } as unknown as Sender;
+  const node: ClusterNodeDeps = {
+    arrived: () => Promise.resolve(),
+    accept: () => Promise.resolve(),
+    local: () => [],
+    online: () => 0,
+  };
+  const unused = {} as Registry & Liveness;
+  const remote = new ClusterRemote("n", node, unused, unused, quietLog(), flaky);
+  remote.receive(handOff("o", "r1", "L1", "m1", 1));
+  await until("sent twice", () => sends.length === 2);
+  assert.deepEqual(sends, [{ t: "took", r: "r1", ok: true }, { t: "took", r: "r1", ok: true }]);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(sends.length, 2, "not again once it went out");
   remote.stop();
 });
 

@@ -219,16 +219,40 @@ Deno.test("claim takes over a key of another host that stopped renewing, before 
   }
 });
 
-Deno.test("a liveness check Redis is slow to answer gets the last answer instead of waiting for Redis", async () => {
+/**
+ * Node b has seen node a alive; then every command on their Redis waits (as
+ * for the slots of a master failing over) while `check` runs. `paused`
+ * resolves once Redis answers again.
+ */
+async function whileRedisWaits(
+  check: (lb: Liveness, a: string, paused: Promise<string>) => Promise<void>,
+) {
   await using r = await startRedis();
   await using nodes = await twoNodes(r);
   const { a, lb } = nodes;
   assert.equal(await lb.isAlive(a), true);
   await sleep(FAST.cacheMs + 50);
-  // Every command waits (as for the slots of a master failing over) until the pause ends.
   await redisCommand(r.port, "CLIENT", "PAUSE", "3000", "ALL");
   const paused = redisCommand(r.port, "PING").then(() => "redis answered");
-  const first = await Promise.race([lb.isAlive(a).then((v) => `alive ${v}`), paused]);
-  assert.equal(first, "alive true");
+  await check(lb, a, paused);
   await paused;
+}
+
+Deno.test("a liveness check Redis is slow to answer gets the last answer instead of waiting for Redis", async () => {
+  await whileRedisWaits(async (lb, a, paused) => {
+    const first = await Promise.race([lb.isAlive(a).then((v) => `alive ${v}`), paused]);
+    assert.equal(first, "alive true");
+  });
+});
+
+Deno.test("once Redis has left a node's check unanswered for the slow limit, later checks get the last answer without waiting", async () => {
+  await whileRedisWaits(async (lb, a) => {
+    // The first caller waits out the slow limit, then gets the last answer.
+    assert.equal(await lb.isAlive(a), true);
+    // Redis still does not answer: a later caller (past the cache, so a new check) waits no more.
+    await sleep(FAST.cacheMs + 50);
+    const timerDueNow = new Promise<string>((resolve) => setTimeout(() => resolve("waited"), 0));
+    const second = await Promise.race([lb.isAlive(a).then((v) => `alive ${v}`), timerDueNow]);
+    assert.equal(second, "alive true");
+  });
 });

@@ -1,5 +1,5 @@
 // The node's subscription against real Redis servers: it comes back by itself
-// after Redis restarts, and on a Redis Cluster it moves to another node when
+// after Redis restarts (reporting the gap: publishes meanwhile are lost), and on a Redis Cluster it moves to another node when
 // the one it sat on dies.
 
 import assert from "node:assert/strict";
@@ -17,17 +17,29 @@ async function publishUntilHeard(port: number, channel: string, text: string, go
   }, 20_000);
 }
 
-Deno.test("a subscription comes back by itself after its Redis restarts", async () => {
+Deno.test("a subscription comes back by itself after its Redis restarts, and reports the gap when it drops and when it is back", async () => {
   await using redis = await startRedis();
   const got: string[] = [];
-  const sub = new Subscriber(parseDbaddr(redis.addr), "t", "ch", (t) => got.push(t), quietLog());
+  const gaps: (string | null)[] = [];
+  const sub: Subscriber = new Subscriber(
+    parseDbaddr(redis.addr),
+    "t",
+    "ch",
+    (t) => got.push(t),
+    quietLog(),
+    undefined,
+    () => gaps.push(sub.address),
+  );
   await sub.start();
   try {
     await publishUntilHeard(redis.port, "ch", "before", got);
+    assert.deepEqual(gaps, [], "no gap while it listens");
     await redis.kill();
     await until("subscription dropped", () => sub.address === null);
+    assert.deepEqual(gaps, [null], "reported when it dropped");
     await redis.restart();
     await publishUntilHeard(redis.port, "ch", "after", got);
+    assert.deepEqual(gaps, [null, redis.addr], "and again once it listens again");
   } finally {
     await sub.close();
   }

@@ -45,6 +45,23 @@ Deno.test("expire answers the waits made at the limit or before, oldest first, a
   assert.deepEqual(got, ["1:took", "0:lost", "2:lost", "3:took"]);
 });
 
+Deno.test("expireIf answers only the waits it picks, and the rest still get their own answers", () => {
+  const w = new Waiting<string, { resolve: (a: string) => void; since: number; lane: string }>();
+  const got: string[] = [];
+  const lanes = ["a", "b", "a", "b", "a"];
+  const refs = lanes.map((lane, i) =>
+    w.add({ resolve: (a) => got.push(`${i}:${a}`), since: i, lane })
+  );
+  w.answer(refs[2]!, "took");
+  w.expireIf("lost", (x) => x.lane === "a");
+  assert.deepEqual(got, ["2:took", "0:lost", "4:lost"]);
+  assert.equal(w.size, 2);
+  assert.equal(w.answer(refs[0]!, "took"), false, "answered already");
+  assert.equal(w.answer(refs[1]!, "took"), true);
+  assert.equal(w.answer(refs[3]!, "took"), true);
+  assert.deepEqual(got, ["2:took", "0:lost", "4:lost", "1:took", "3:took"]);
+});
+
 Deno.test("thousands answered out of order, with an old one unanswered at the head, keep every reference right", () => {
   const n = 5000;
   const { w, got, refs } = waits(n);

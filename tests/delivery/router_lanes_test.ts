@@ -562,9 +562,8 @@ Deno.test("a retry for a recipient that logged in here pushes its queued packets
   );
 });
 
-Deno.test("packets lost out of order are retried in lane order", async () => {
-  using f = fakes();
-  // m1 handed off; m2 and m3 (no ack) stored behind it and handed over back to back.
+/** m1 handed off and taken; m2 and m3 (no ack) stored behind it and handed over back to back. */
+async function storedBackToBack(f: ReturnType<typeof fakes>): Promise<Promise<unknown>[]> {
   const sent = [
     f.router.deliver(entry("m1"), true),
     f.router.deliver(entry("m2"), false),
@@ -582,6 +581,12 @@ Deno.test("packets lost out of order are retried in lane order", async () => {
   f.locates[2]!.answer.resolve("n2");
   await turns();
   assert.deepEqual(f.handed.slice(1).map((h) => `${h.id} ${h.seq}`), ["m2 1", "m3 2"]);
+  return sent;
+}
+
+Deno.test("packets lost out of order are retried in lane order", async () => {
+  using f = fakes();
+  const sent = await storedBackToBack(f);
   // m3's answer (lost) comes before m2's.
   f.handed[2]!.answer.resolve("lost");
   await turns();
@@ -658,4 +663,65 @@ Deno.test("a sender is acked for a hand-off only once the other node took it; lo
   await Promise.all(sent);
   assert.deepEqual(f.appends.map((a) => a.id), ["m2", "m3"]);
   assert.deepEqual(acked, ["m1", "m2", "m3"]);
+});
+
+Deno.test("a packet whose earlier lane-mate found no node to hand off to (Redis away, or no session yet) is stored behind it, not handed off ahead of it", async () => {
+  // A failover's CLUSTERDOWN: m1's lookup gives up (or finds the recipient
+  // not logged in yet), m2's, made a little later, finds n2 once the replica
+  // is promoted. m1 takes the stored path; handed off unstored, m2 would
+  // reach the recipient before m1's stored hand-over (BENCHMARKS.md, "Failover").
+  for (const found of [undefined, null]) {
+    using f = fakes();
+    const sent = [f.router.deliver(entry("m1"), true), f.router.deliver(entry("m2"), true)];
+    await turns();
+    assert.deepEqual(f.events, ["locate b@d", "locate b@d"]);
+    f.locates[0]!.answer.resolve(found);
+    f.locates[1]!.answer.resolve("n2");
+    await turns();
+    assert.ok(!f.events.includes("handOff m2 to n2"), `m2 not handed off ahead of m1 (${found})`);
+    assert.deepEqual(f.appends.map((a) => a.id), ["m1", "m2"], "both stored, in send order");
+    for (let i = 0; i < 2; i++) {
+      f.appends[i]!.answer.resolve(i + 1);
+      await turns();
+      f.locates[2 + i]!.answer.resolve("n2");
+      await turns();
+    }
+    for (const h of f.handed) h.answer.resolve("took");
+    await Promise.all(sent);
+    assert.deepEqual(f.events.filter((e) => e.startsWith("handOff")), [
+      "handOff m1 to n2 stored",
+      "handOff m2 to n2 stored",
+    ]);
+  }
+});
+
+Deno.test("a stored packet waits while earlier ones handed over behind a lost one are unanswered, not taken on a fresh lane ahead of them", async () => {
+  // A failover: m2's hand-over is lost (the receiving node's subscription
+  // was on the killed master), so the receiving node drops m3, handed over
+  // right behind it, as out of turn; m3's answer never comes. m2's retry is
+  // taken, and m4, stored meanwhile, would be taken on a fresh lane before
+  // m3 is known lost and retried (BENCHMARKS.md, "Failover").
+  using f = fakes();
+  const sent = await storedBackToBack(f);
+  f.handed[1]!.answer.resolve("lost");
+  await waitFor("m2's retry", () => f.locates.length === 4);
+  f.locates[3]!.answer.resolve("n2");
+  await waitFor("m2 handed over again", () => f.handed.length === 4);
+  f.handed[3]!.answer.resolve("took");
+  await turns();
+  const fourth = f.router.deliver(entry("m4"), false);
+  await turns();
+  f.appends[2]!.answer.resolve(3);
+  await turns();
+  for (const l of f.locates.slice(4)) l.answer.resolve("n2");
+  await turns();
+  assert.ok(!f.handed.some((h) => h.id === "m4"), "m4 waits while m3 is unanswered");
+  f.handed[2]!.answer.resolve("lost");
+  await waitFor("the retry of m3 and m4", () => f.locates.length > 4);
+  for (const l of f.locates.slice(4)) l.answer.resolve("n2");
+  await waitFor("their hand-overs", () => f.handed.length === 6);
+  assert.deepEqual(f.handed.slice(4).map((h) => `${h.id} ${h.seq}`), ["m3 1", "m4 2"]);
+  assert.equal(f.handed[4]!.lane, f.handed[5]!.lane);
+  for (const h of f.handed.slice(4)) h.answer.resolve("took");
+  await Promise.all([...sent, fourth]);
 });
