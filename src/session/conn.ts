@@ -10,7 +10,7 @@ export interface Conn {
   readonly transport: string;
   /** Peer address, for logs. */
   readonly remote: string;
-  /** Queues one serialised JSON packet; writes are coalesced per event-loop turn. */
+  /** Queues one serialised JSON packet; writes are coalesced (see the transport). */
   send(packet: string): void;
   /** Answers a heartbeat in the transport's framing. */
   sendHeartbeat(): void;

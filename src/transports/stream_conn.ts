@@ -1,7 +1,7 @@
 // A TCP, TLS, WS or WSS socket as a session Conn: reads into a small buffer
 // that grows only while data streams in, hands the bytes to its framing's
-// decoder, and coalesces all the packets queued in one event-loop turn into
-// one write.
+// decoder, and coalesces the packets queued for a connection into one write:
+// those one read produced, or those queued while its previous write is out.
 
 import type { ConnSink, Decoder, Framing } from "../protocol/framing.ts";
 import { type Conn, type ConnHandler, UNREADABLE } from "../session/conn.ts";
@@ -47,6 +47,12 @@ export type ConnLog = (msg: string, remote: string) => void;
 
 /** One connection; `serve()` starts its read loop, which runs until it ends. */
 export class StreamConn implements Conn {
+  // Connections that queued output while one read's packets were handled:
+  // written once that read is done, not after every read of the event-loop
+  // turn (which run first), so that a recipient is not kept waiting behind
+  // other connections' packets (BENCHMARKS.md, "Single node: timing trace of the event loop").
+  static #readDirty: StreamConn[] = [];
+  static #inRead = false;
   handler: ConnHandler | null = null;
   #decoder: Decoder;
   readonly #sink = new Sink(this);
@@ -149,11 +155,14 @@ export class StreamConn implements Conn {
       return this.#release();
     }
     const buf = this.#buf;
+    StreamConn.#inRead = true;
     try {
       this.#decoder.push(buf.subarray(0, n));
     } catch (err) {
+      StreamConn.#flushRead();
       return this.#onReadError(err);
     }
+    StreamConn.#flushRead();
     this.#resize(buf, n);
     if (this.#closed) return this.#release();
     this.#read();
@@ -196,7 +205,7 @@ export class StreamConn implements Conn {
   #queued(n: number): void {
     this.#outBytes += n;
     // Only bytes piling up behind a write the peer has not taken count: what
-    // one turn queues (a login answer with a big backlog) goes out whole.
+    // one read or one turn queues (a login answer with a big backlog) goes out whole.
     if (this.#writing && this.#outBytes > this.limits.outQueueBytes) {
       this.warn(`slow consumer: ${this.#outBytes} bytes unsent, closing`, this.remote);
       this.#out = null;
@@ -205,8 +214,18 @@ export class StreamConn implements Conn {
     }
     if (!this.#scheduled && !this.#writing) {
       this.#scheduled = true;
-      queueMicrotask(() => this.#flush());
+      if (StreamConn.#inRead) StreamConn.#readDirty.push(this);
+      else queueMicrotask(() => this.#flush());
     }
+  }
+
+  /** Writes what the read just handled queued (see #readDirty). */
+  static #flushRead(): void {
+    StreamConn.#inRead = false;
+    const dirty = StreamConn.#readDirty;
+    if (dirty.length === 0) return;
+    StreamConn.#readDirty = [];
+    for (const conn of dirty) void conn.#flush();
   }
 
   #flushStrings(): void {
