@@ -16,12 +16,18 @@ export interface Nodes extends AsyncDisposable {
   store: Store;
 }
 
-/** Starts `n` nodes against the Redis at `dbaddr`; node i logs to `logs[i - 1]` when given. */
+/** How single nodes differ: node i's logger, and the store it sees (the shared one, wrapped). */
+export interface NodeOptions {
+  logs?: (Logger | undefined)[];
+  store?: (i: number, shared: Store) => Store;
+}
+
+/** Starts `n` nodes against the Redis at `dbaddr`. */
 export async function startNodes(
   dbaddr: string,
   n: number,
   prefix = "n",
-  logs: (Logger | undefined)[] = [],
+  opts: NodeOptions = {},
 ): Promise<Nodes> {
   const shared = await testConfig();
   const store = await openStore(shared);
@@ -36,8 +42,8 @@ export async function startNodes(
       const config = { nodeid: `${prefix}${i}`, dbaddr, accesstoken: TOKEN };
       nodes.push(
         await startTestServer(config, {
-          store: () => Promise.resolve(unclosable(store)),
-          ...(logs[i - 1] ? { log: logs[i - 1] } : {}),
+          store: () => Promise.resolve(opts.store?.(i, unclosable(store)) ?? unclosable(store)),
+          ...(opts.logs?.[i - 1] ? { log: opts.logs[i - 1] } : {}),
         }),
       );
     }

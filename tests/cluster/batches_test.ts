@@ -3,16 +3,21 @@
 // publishes what it has for another node in one batch per turn of its event
 // loop (docs/cluster.md; BENCHMARKS.md, "The cross-node path"): several
 // senders on one node to several recipients on another keep each sender's
-// order and lose nothing; and a malformed batch published on a node's channel
-// is dropped with a log line while that node goes on delivering every other
-// batch, so that the senders' traffic beside it loses nothing either.
+// order and lose nothing; a node holding hand-offs it has not made safe yet
+// has answered none of them, so that every message acked to its sender is in
+// the inbox whenever that node dies; and a malformed batch published on a
+// node's channel is dropped with a log line while that node goes on
+// delivering every other batch, so that the senders' traffic beside it loses
+// nothing either.
 
 import assert from "node:assert/strict";
 import { encodeBatch } from "../../src/cluster/channel.ts";
 import { channelOf } from "../../src/cluster/keys.ts";
+import { FaultyStore } from "../delivery/_faulty_store.ts";
 import { TestClient } from "../helpers/client.ts";
 import { CapturedLog } from "../helpers/log_capture.ts";
 import { redisCommand, startRedis, startRedisCluster } from "../helpers/redis.ts";
+import type { Store } from "../../src/store/store.ts";
 import { uniqueNode, until } from "./_redis.ts";
 import { type Nodes, startNodes } from "./_nodes.ts";
 
@@ -106,6 +111,34 @@ for (const backend of BACKENDS) {
   });
 }
 
+Deno.test("a node holding hand-offs it cannot make safe answers none of them: while it hangs (and whenever it dies), every message acked to its sender is in the inbox, in order", async () => {
+  await using redis = await startRedis();
+  let hanging!: FaultyStore;
+  const store = (i: number, shared: Store) => i === 2 ? hanging = new FaultyStore(shared) : shared;
+  await using c = await startNodes(redis.addr, 2, uniqueNode("h"), { store });
+  const [n1, n2] = c.nodes as [typeof c.nodes[0], typeof c.nodes[0]];
+  await using a = await login(n1.port, "a@d");
+  await using b = await login(n2.port, "b@d");
+  // From now on n2's writes never finish, as if it died in each one; b acks nothing.
+  const release = hanging.gate();
+  try {
+    const ids = range(20).map((k) => `k${k}`);
+    for (const id of ids) await a.chat("b@d", id, { id, ack: 1 });
+    const acks: string[] = [];
+    while (acks.length < ids.length) acks.push((await a.nextPacket(10_000)).json.envelope.id);
+    assert.deepEqual(acks.toSorted(), ids.toSorted());
+    // Acked only once n2 gave no answer and n1 stored them itself.
+    assert.deepEqual((await c.store.inbox("b@d")).map((e) => e.id), ids);
+    // And b, who stays, saw each once, in send order.
+    const seen: string[] = [];
+    while (seen.length < ids.length) seen.push((await b.nextPacket(10_000)).json.envelope.id);
+    assert.deepEqual(seen, ids);
+    await b.nothing(300);
+  } finally {
+    release();
+  }
+});
+
 // A message the batches below would deliver if their framing were trusted.
 const FORGED = encodeBatch([{
   t: "msg",
@@ -142,7 +175,9 @@ for (const backend of BACKENDS) {
   Deno.test(`on ${backend.label}: a malformed batch on a node's channel is dropped with a log line, and that node goes on delivering every other batch`, async () => {
     await using redis = await backend.start();
     using log = new CapturedLog();
-    await using c = await startNodes(redis.addr, 2, uniqueNode("m"), [undefined, log.log]);
+    await using c = await startNodes(redis.addr, 2, uniqueNode("m"), {
+      logs: [undefined, log.log],
+    });
     const channel = channelOf(c.nodes[1]!.config.nodeid);
     // Published while the senders' first halves cross to that node, before their second halves.
     const meanwhile = async () => {
