@@ -229,6 +229,20 @@ Deno.test("the sending node gives up at once on every hand-off still waiting whe
   remote.stop();
 });
 
+Deno.test("a node stopping while it holds a batch not yet published gives up on its hand-offs at once (lost: the router stores them)", async () => {
+  await using c = await client(redis.addr);
+  const target = uniqueNode("t");
+  await using sent = await listen(channelOf(target));
+  const remote = remoteWith(c, () => null);
+  // Queued in this turn: their batch is published only at its end.
+  const answers = ["m1", "m2"].map((id, i) =>
+    remote.handOff(target, entry(id), "L1", i + 1, true, false)
+  );
+  assert.equal(sent.heard.length, 0);
+  remote.stop();
+  assert.deepEqual(await Promise.all(answers.map(settledNow)), ["lost", "lost"]);
+});
+
 Deno.test("a node whose subscription drops tells the nodes that handed off to it, which give up on what they handed it", async () => {
   await using c = await client(redis.addr);
   const origin = uniqueNode("o");
