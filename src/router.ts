@@ -102,8 +102,11 @@ export interface Remote {
   register(jid: string, sid: string, transport: string, resource: string): Promise<void>;
   /** Removes the registration if it still names `sid`; never rejects. */
   unregister(jid: string, sid: string): void;
-  /** With multi_login: `jid`'s sessions on other live nodes (never rejects: [] when unknown). */
-  devices(jid: string): Promise<RemoteDevice[]>;
+  /**
+   * With multi_login: `jid`'s sessions on other live nodes; undefined when
+   * that cannot be known now (Redis away). Never rejects.
+   */
+  devices(jid: string): Promise<RemoteDevice[] | undefined>;
   /**
    * With multi_login: sends the stored entry to `node`, for the session of
    * `to.resource` there (null: every session of the user there); a `carbon`
@@ -344,6 +347,29 @@ interface Queued {
   settle: () => void;
 }
 
+/**
+ * What one retry left (Router#retryLater): nothing, work it got on with, or
+ * work it got nothing of through.
+ */
+type Attempt = "done" | "again" | "stuck";
+
+/**
+ * multi_login in a cluster: a stored delivery whose publish to another node
+ * failed, or whose recipient's sessions could not be listed (Redis away),
+ * waiting in its user's queue to be published again (Router#fanOut).
+ */
+interface FanOut {
+  entry: InboxEntry;
+  ack: boolean;
+  depth: number | null;
+  /** The session it was sent to (every one when that is not online). */
+  resource: string | undefined;
+  /** The nodes it still has to reach; null: every node holding a session of the user. */
+  nodes: Set<string> | null;
+  /** A session here or elsewhere got it: not left to the offline hook. */
+  reached: boolean;
+}
+
 /** A packet's hold on its lane: `keep()` hands the release to a queued retry. */
 interface Slot {
   readonly order: number;
@@ -401,12 +427,15 @@ export class Router {
   // With multi_login on a cluster, per user: the last delivery still waiting
   // for its turn to hand over (see #deliverCluster).
   readonly #turns = new Map<string, Promise<void>>();
+  // With multi_login on a cluster, per user: the deliveries whose fan-out to
+  // other nodes waits for a retry, in order (#fanOutLater).
+  readonly #fanOuts = new Map<string, FanOut[]>();
   // Per recipient: the node its last lane handed off to, and until when that is reused.
   readonly #hints = new Map<string, { node: string; until: number }>();
   // Scheduled retries; cleared by stop().
   readonly #timers = new Set<ReturnType<typeof setTimeout>>();
   #stopped = false;
-  /** Packets sent again after a failed hand-over (metrics). */
+  /** Packets sent again after a failed hand-over or fan-out (metrics). */
   retried = 0;
 
   constructor(deps: RouterDeps) {
@@ -953,11 +982,21 @@ export class Router {
     lane.queued.splice(i, 0, q);
     if (!lane.retrying) {
       lane.retrying = true;
-      this.#later(
-        RETRY_FIRST_MS,
-        () => void this.#retry(remote, p.entry.user, lane, RETRY_FIRST_MS),
-      );
+      this.#retryLater(() => this.#retry(remote, p.entry.user, lane));
     }
+  }
+
+  /**
+   * Runs `attempt` RETRY_FIRST_MS from now, and again while it leaves work:
+   * soon after one that got on, doubling the wait up to RETRY_MAX_MS after
+   * one that got nothing through (Redis still away).
+   */
+  #retryLater(attempt: () => Promise<Attempt>, wait = RETRY_FIRST_MS): void {
+    this.#later(wait, async () => {
+      const a = await attempt();
+      if (a === "done") return;
+      this.#retryLater(attempt, a === "stuck" ? Math.min(wait * 2, RETRY_MAX_MS) : RETRY_FIRST_MS);
+    });
   }
 
   #later(ms: number, f: () => void): void {
@@ -972,12 +1011,12 @@ export class Router {
   /**
    * One retry of a lane's queued packets: to the session if it moved here,
    * else located again and handed over, in order. What is left (no answer,
-   * Redis still away) is tried again after `wait`, doubled up to RETRY_MAX_MS.
+   * Redis still away) is tried again (#retryLater).
    */
-  async #retry(remote: Remote, user: string, lane: Lane, wait: number): Promise<void> {
+  async #retry(remote: Remote, user: string, lane: Lane): Promise<Attempt> {
     // Only once no earlier packet of the lane is on its way (being stored,
     // looked up, handed over): it may yet be queued in front of these.
-    let next = RETRY_FIRST_MS;
+    let stuck = false;
     const batch = lane.queued.slice(0, RETRY_BATCH);
     const last = batch.at(-1)!.order;
     if (![...lane.open].some((o) => o < last)) {
@@ -986,13 +1025,13 @@ export class Router {
       const done = new Set(batch.slice(0, taken));
       lane.queued = lane.queued.filter((q) => !done.has(q));
       for (const q of done) q.settle();
-      if (taken === 0) next = Math.min(wait * 2, RETRY_MAX_MS);
+      stuck = taken === 0;
     }
     if (lane.queued.length === 0) {
       lane.retrying = false;
-      return;
+      return "done";
     }
-    this.#later(next, () => void this.#retry(remote, user, lane, next));
+    return stuck ? "stuck" : "again";
   }
 
   /** Hands `batch` (stored, in order) over again; resolves to how many of its head are done. */
@@ -1055,7 +1094,9 @@ export class Router {
    * nodes at once. Written first, as on the single-login stored path, so a
    * login registering after the lookup finds it in its inbox read; the
    * receiving nodes delete it once delivered without ack, and any session's
-   * ack deletes it.
+   * ack deletes it. A fan-out that fails waits in the user's queue, and so
+   * does every later one to the user (docs/multi-login.md, "Faults in a
+   * cluster"); the sender is acked once it is stored.
    */
   async #deliverCluster(
     remote: Remote,
@@ -1068,25 +1109,78 @@ export class Router {
       const depth = await this.writer.append(entry);
       const found = await remote.devices(entry.user);
       return () => {
-        const there = resource ? found.find((f) => f.resource === resource) : undefined;
+        const there = resource ? found?.find((f) => f.resource === resource) : undefined;
         const local = there ? [] : d.of(entry.user) ?? [];
         if (local.length > 0 && !pushAll(local, entry)) {
           this.writer.remove(entry.user, entry.id); // blocked
           return Promise.resolve();
         }
-        const nodes = there ? [there.node] : nodesOf(found);
         if (local.length > 0 && !ack) this.writer.remove(entry.user, entry.id);
-        if (nodes.length === 0) {
-          if (local.length === 0) this.#stored(entry, depth);
-          return Promise.resolve();
+        const f = { entry, ack, depth, resource, nodes: null, reached: local.length > 0 };
+        if (found === undefined || this.#fanOuts.has(entry.user)) {
+          return this.#fanOutLater(remote, f);
         }
-        const to = { resource: there ? there.resource : null };
-        return Promise.all(nodes.map((n) => remote.publishTo(n, entry, ack, to))).then((sent) => {
-          if (local.length === 0 && !sent.includes(true)) this.#stored(entry, depth);
+        return this.#fanOut(remote, f, found).then((left) => {
+          if (left) this.#fanOutLater(remote, f);
         });
       };
     });
     await handedOver;
+  }
+
+  /**
+   * Publishes `f` to the nodes of `found` it has still to reach; resolves
+   * to true when some publish failed (`f.nodes` then names those nodes).
+   * When none is left to reach and no session got it, it waits in the inbox
+   * for a login.
+   */
+  async #fanOut(remote: Remote, f: FanOut, found: readonly RemoteDevice[]): Promise<boolean> {
+    const there = f.resource ? found.find((x) => x.resource === f.resource) : undefined;
+    const nodes = (there ? [there.node] : nodesOf(found)).filter((n) => f.nodes?.has(n) ?? true);
+    if (nodes.length === 0) {
+      if (!f.reached && this.#local.all(f.entry.user).length === 0) this.#stored(f.entry, f.depth);
+      return false;
+    }
+    const to = { resource: there ? there.resource : null };
+    const sent = await Promise.all(nodes.map((n) => remote.publishTo(n, f.entry, f.ack, to)));
+    if (sent.includes(true)) f.reached = true;
+    f.nodes = new Set(nodes.filter((_, i) => !sent[i]));
+    return f.nodes.size > 0;
+  }
+
+  /** Queues `f` behind its user's earlier failed fan-outs, retried in order (#retryLater). */
+  #fanOutLater(remote: Remote, f: FanOut): void {
+    const user = f.entry.user;
+    const queue = this.#fanOuts.get(user);
+    if (queue) return void queue.push(f);
+    this.#fanOuts.set(user, [f]);
+    this.#retryLater(() => this.#fanOutAgain(remote, user));
+  }
+
+  /**
+   * One retry of a user's queued fan-outs: its sessions listed again, each
+   * published to the nodes it did not reach (a node that no longer holds a
+   * session of the user is left out: a login there reads the inbox). The
+   * publishes of one retry to one node leave in order, in one PUBLISH while
+   * they fit in one; one that reached every node is done, whatever became
+   * of those before it.
+   */
+  async #fanOutAgain(remote: Remote, user: string): Promise<Attempt> {
+    const queue = this.#fanOuts.get(user)!;
+    const batch = queue.slice(0, RETRY_BATCH);
+    this.retried += batch.length;
+    const found = await remote.devices(user);
+    if (found === undefined) return "stuck";
+    const left = await Promise.all(batch.map((f) => this.#fanOut(remote, f, found)));
+    const done = new Set(batch.filter((_, i) => !left[i]));
+    // Those queued meanwhile were pushed onto `queue`: they stay, behind.
+    const rest = queue.filter((f) => !done.has(f));
+    if (rest.length > 0) {
+      this.#fanOuts.set(user, rest);
+      return done.size === 0 ? "stuck" : "again";
+    }
+    this.#fanOuts.delete(user);
+    return "done";
   }
 
   /**
@@ -1127,7 +1221,7 @@ export class Router {
     if (mine) pushAll(mine.filter((s) => s.sid !== origin), entry);
     if (!remote) return;
     void this.#inTurn(entry.user, async () => {
-      const nodes = nodesOf(await remote.devices(entry.user));
+      const nodes = nodesOf(await remote.devices(entry.user) ?? []);
       return () => nodes.forEach((n) => void remote.publishTo(n, entry, false, { carbon: origin }));
     }).catch(noop);
   }
@@ -1138,7 +1232,7 @@ export class Router {
       for (const s of this.#local.all(owner)) s.setBlocked(jid, blocked);
       const remote = this.remote;
       if (!remote) return;
-      const nodes = nodesOf(await remote.devices(owner));
+      const nodes = nodesOf(await remote.devices(owner) ?? []);
       await Promise.all(nodes.map((n) => remote.publishBlocked(n, owner, jid, blocked)));
       return;
     }

@@ -136,7 +136,10 @@ export class ClusterRemote {
   }
 
   async locate(jid: string): Promise<string | null | undefined> {
-    if (this.registry.multi) return (await this.devices(jid))[0]?.node ?? null;
+    if (this.registry.multi) {
+      const found = await this.devices(jid);
+      return found && (found[0]?.node ?? null);
+    }
     try {
       const e = await this.registry.lookup(jid);
       // An entry naming this node without a local session is a login or
@@ -297,17 +300,17 @@ export class ClusterRemote {
     }
   }
 
-  /** With multi_login: the sessions of `jid` on other live nodes; [] when Redis is away. */
-  async devices(jid: string): Promise<DeviceEntry[]> {
+  /** With multi_login: the sessions of `jid` on other live nodes; undefined when Redis is away. */
+  async devices(jid: string): Promise<DeviceEntry[] | undefined> {
     try {
       // Entries naming this node are its own sessions, or a login or logout in progress.
       const all = (await this.registry.devices(jid)).filter((d) => d.node !== this.nodeid);
       const alive = await Promise.all(all.map((d) => this.liveness.isAlive(d.node)));
       return all.filter((_, i) => alive[i]);
     } catch (err) {
-      // As if offline elsewhere (the router stored the entry before asking).
+      // Not known (the router stored the entry before asking, and tries again).
       this.log.warn(`cluster: cannot list the sessions of ${jid}: ${errMsg(err)}`);
-      return [];
+      return undefined;
     }
   }
 
@@ -390,7 +393,7 @@ export class ClusterRemote {
 
   async isOnline(jid: string): Promise<boolean> {
     if (this.node.local(jid).length > 0) return true;
-    if (this.registry.multi) return (await this.devices(jid)).length > 0;
+    if (this.registry.multi) return ((await this.devices(jid))?.length ?? 0) > 0;
     const e = await this.registry.lookup(jid);
     if (e === null || e.node === this.nodeid) return false;
     return await this.liveness.isAlive(e.node);
@@ -401,7 +404,7 @@ export class ClusterRemote {
     const here = this.node.local(jid).filter((s) => resource === null || s.resource === resource);
     for (const s of here) s.kick();
     let there: { node: string; sid: string; resource: string }[];
-    if (this.registry.multi) there = await this.devices(jid);
+    if (this.registry.multi) there = await this.devices(jid) ?? [];
     else {
       const e = here.length > 0 ? null : await this.registry.lookup(jid);
       const alive = e !== null && e.node !== this.nodeid && await this.liveness.isAlive(e.node);
@@ -418,7 +421,7 @@ export class ClusterRemote {
   async sessions(jid: string): Promise<{ resource: string; node: string; since: number }[]> {
     const here = this.node.local(jid).map((s) => info(s.resource, this.nodeid, s.since));
     if (this.registry.multi) {
-      const there = (await this.devices(jid)).map((d) => info(d.resource, d.node, d.since));
+      const there = (await this.devices(jid) ?? []).map((d) => info(d.resource, d.node, d.since));
       return [...here, ...there];
     }
     if (here.length > 0) return here;

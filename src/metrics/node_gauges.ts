@@ -13,7 +13,7 @@ export interface ClusterCounts {
   readonly published: { readonly ok: number; readonly failed: number };
   /** Messages other nodes published to this one. */
   readonly received: number;
-  /** Stored messages handed over again after a failed hand-over (Router.retried). */
+  /** Stored messages handed over again after a failed hand-over or fan-out (Router.retried). */
   readonly retried: number;
 }
 
@@ -116,7 +116,7 @@ export function watchNode(registry: Registry, node: NodeState): void {
     );
     counter(
       "sara_cluster_retries_total",
-      "Stored messages handed to their recipient's node again after a failed hand-over.",
+      "Stored messages handed to their recipient's node again after a failed hand-over or fan-out.",
       () => cluster.retried,
     );
   }

@@ -2,6 +2,7 @@
 // sharing one store (the embedded one, so these tests need no Redis store):
 // the cluster layer's routing, kicks and presence, with nothing else between.
 
+import type { Config } from "../../src/config/config.ts";
 import type { Logger } from "../../src/log.ts";
 import { openStore } from "../../src/server.ts";
 import type { Store } from "../../src/store/store.ts";
@@ -19,6 +20,8 @@ export interface Nodes extends AsyncDisposable {
 /** How single nodes differ: node i's logger, and the store it sees (the shared one, wrapped). */
 export interface NodeOptions {
   logs?: (Logger | undefined)[];
+  /** Keys every node runs with besides its nodeid, dbaddr and token. */
+  config?: Partial<Config>;
   store?: (i: number, shared: Store) => Store;
 }
 
@@ -39,7 +42,7 @@ export async function startNodes(
   };
   try {
     for (let i = 1; i <= n; i++) {
-      const config = { nodeid: `${prefix}${i}`, dbaddr, accesstoken: TOKEN };
+      const config = { ...opts.config, nodeid: `${prefix}${i}`, dbaddr, accesstoken: TOKEN };
       nodes.push(
         await startTestServer(config, {
           store: () => Promise.resolve(opts.store?.(i, unclosable(store)) ?? unclosable(store)),

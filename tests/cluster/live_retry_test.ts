@@ -13,11 +13,22 @@ import { startNodes } from "./_nodes.ts";
 const login = async (port: number, jid: string) => (await TestClient.login(port, jid)).client;
 
 Deno.test("messages acked while Redis is down reach the recipient on another node in order once it is back, without a new login", async () => {
+  await ackedWhileRedisIsDownArriveLive(false, "b@d");
+});
+
+// The multi_login fan-out (docs/multi-login.md, "Faults in a cluster"): the
+// recipient's sessions cannot be listed while Redis is away.
+Deno.test("multi_login: messages acked while Redis is down reach the recipient's device on another node in order once it is back, without a new login", async () => {
+  await ackedWhileRedisIsDownArriveLive(true, "b@d/phone");
+});
+
+async function ackedWhileRedisIsDownArriveLive(multi: boolean, recipient: string) {
   await using redis = await startRedis({ appendfsync: "always" });
-  await using c = await startNodes(redis.addr, 2, uniqueNode("r"));
+  const config = { multi_login: multi };
+  await using c = await startNodes(redis.addr, 2, uniqueNode("r"), { config });
   const [n1, n2] = c.nodes as [typeof c.nodes[0], typeof c.nodes[0]];
   await using a = await login(n1.port, "a@d");
-  await using b = await login(n2.port, "b@d");
+  await using b = await login(n2.port, recipient);
   const first = await a.chat("b@d", "before", { ack: 1 });
   assert.equal((await b.nextPacket()).json.envelope.id, first);
   await b.ack(first);
@@ -43,4 +54,4 @@ Deno.test("messages acked while Redis is down reach the recipient on another nod
   assert.deepEqual(got, [...during, after]);
   await b.nothing(500);
   await until("retries counted", () => n1.server.core.router.retried >= 5);
-});
+}

@@ -13,6 +13,7 @@ import {
   LocalSessions,
   type Recipient,
   type Remote,
+  type RemoteDevice,
   Router,
 } from "../../src/router.ts";
 import { StoreError } from "../../src/errors.ts";
@@ -29,7 +30,7 @@ function entry(id: string, user = "b@d"): InboxEntry {
 }
 
 /** Everything the router touches, recorded in one timeline; `using` stops the router after. */
-function fakes() {
+function fakes(local = new LocalSessions()) {
   const events: string[] = [];
   // Appends and locates wait until the test answers them (in call order).
   const appends: { id: string; answer: Deferred<number | null> }[] = [];
@@ -71,7 +72,6 @@ function fakes() {
     devices: () => Promise.resolve([]),
     publishTo: () => Promise.resolve(true),
   };
-  const local = new LocalSessions();
   const offline: string[] = [];
   const onOffline = (e: InboxEntry, depth: number) => void offline.push(`${e.id}@${depth}`);
   const router = new Router({ local, writer, remote, onOffline });
@@ -724,4 +724,76 @@ Deno.test("a stored packet waits while earlier ones handed over behind a lost on
   assert.equal(f.handed[4]!.lane, f.handed[5]!.lane);
   for (const h of f.handed.slice(4)) h.answer.resolve("took");
   await Promise.all([...sent, fourth]);
+});
+
+/**
+ * multi_login: a router whose recipient b@d has sessions on `devices` (an
+ * answer per listing, the last one kept: undefined while Redis is away) and
+ * whose publishes of `failing` ("m1 to n2") fail once.
+ */
+function fanOutFakes(devices: (RemoteDevice[] | undefined)[], failing: string[] = []) {
+  const f = fakes(new LocalSessions({ maxSessions: 5 }));
+  const fails = new Set(failing);
+  f.remote.devices = () => Promise.resolve(devices.length > 1 ? devices.shift() : devices[0]);
+  f.remote.publishTo = (node, e) => {
+    const ok = !fails.delete(`${e.id} to ${node}`);
+    f.events.push(`publishTo ${e.id} to ${node}${ok ? "" : " failed"}`);
+    return Promise.resolve(ok);
+  };
+  return f;
+}
+
+const device = (resource: string, node: string): RemoteDevice => ({
+  resource,
+  node,
+  sid: `sid-${resource}`,
+  since: 0,
+});
+
+/** Delivers `id` (with ack) to b@d and stores it at `depth`; resolves once the sender may be acked. */
+async function deliveredStored(f: ReturnType<typeof fakes>, id: string, depth: number) {
+  const sent = f.router.deliver(entry(id), true);
+  await turns();
+  f.appends.find((a) => a.id === id)!.answer.resolve(depth);
+  await sent;
+}
+
+const fanned = (f: ReturnType<typeof fakes>) => f.events.filter((e) => e.startsWith("publishTo"));
+
+Deno.test("multi_login: a fan-out whose publish to another node fails is published again live, in order, a later packet behind it, and not again to the node that got it", async () => {
+  using f = fanOutFakes([[device("phone", "n2"), device("desk", "n3")]], ["m1 to n2"]);
+  await deliveredStored(f, "m1", 1); // acked once stored, though n2 did not get it
+  await deliveredStored(f, "m2", 2);
+  assert.deepEqual(fanned(f), ["publishTo m1 to n2 failed", "publishTo m1 to n3"]);
+  await waitFor("the retry", () => fanned(f).length === 5);
+  assert.deepEqual(fanned(f).slice(2), [
+    "publishTo m1 to n2",
+    "publishTo m2 to n2",
+    "publishTo m2 to n3",
+  ]);
+  assert.equal(f.router.retried, 2);
+  // The queue is empty again: m3 goes straight out.
+  await deliveredStored(f, "m3", 3);
+  assert.deepEqual(fanned(f).slice(5), ["publishTo m3 to n2", "publishTo m3 to n3"]);
+  assert.equal(f.router.retried, 2);
+  assert.deepEqual(f.offline, []);
+});
+
+Deno.test("multi_login: a fan-out whose recipient's sessions cannot be listed (Redis away) is retried until they can, then published in order", async () => {
+  using f = fanOutFakes([undefined, undefined, [device("phone", "n2")]]);
+  await deliveredStored(f, "m1", 1);
+  await deliveredStored(f, "m2", 2);
+  assert.deepEqual(fanned(f), []);
+  await waitFor("the retries", () => fanned(f).length === 2);
+  assert.deepEqual(fanned(f), ["publishTo m1 to n2", "publishTo m2 to n2"]);
+  assert.ok(f.router.retried >= 2);
+  assert.deepEqual(f.offline, []);
+});
+
+Deno.test("multi_login: a fan-out retry that finds the recipient's sessions gone leaves the packet to the next login", async () => {
+  using f = fanOutFakes([[device("phone", "n2")], []], ["m1 to n2"]);
+  await deliveredStored(f, "m1", 1);
+  await waitFor("offline", () => f.offline.length === 1);
+  assert.deepEqual(f.offline, ["m1@1"]);
+  assert.deepEqual(fanned(f), ["publishTo m1 to n2 failed"]);
 });
