@@ -8,7 +8,7 @@ import { setImmediate } from "node:timers";
 import { errMsg, type Logger } from "../log.ts";
 import { KeyedQueue } from "../async.ts";
 import { devicesKey, nodeSessionsKey, sessionKey } from "./keys.ts";
-import { defineScript, type RedisClient, type Script } from "../store/redis_client.ts";
+import { command, defineScript, type RedisClient, type Script } from "../store/redis_client.ts";
 
 /** One registered session. */
 export interface SessionEntry {
@@ -171,10 +171,13 @@ export class Registry {
   /**
    * The user's registered session, wherever it is. On one Redis the lookups
    * of a turn share one MGET (in a Redis Cluster the users' keys sit in
-   * different slots); either way they resolve in the order they were made.
+   * different slots, and each lookup follows a failover by the store's retry
+   * rule, docs/cluster.md); either way they resolve in the order they were made.
    */
   async lookup(jid: string): Promise<SessionEntry | null> {
-    if (!(this.client instanceof Redis)) return parseEntry(await this.client.get(sessionKey(jid)));
+    if (!(this.client instanceof Redis)) {
+      return parseEntry(await command(this.client, "get", sessionKey(jid)) as string | null);
+    }
     if (this.#lookups.length === 0) setImmediate(() => this.#lookupAll(this.client as Redis));
     const text = await new Promise<string | null>((resolve, reject) => {
       this.#lookups.push({
