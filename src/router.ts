@@ -1168,9 +1168,9 @@ export class Router {
   async #fanOutAgain(remote: Remote, user: string): Promise<Attempt> {
     const queue = this.#fanOuts.get(user)!;
     const batch = queue.slice(0, RETRY_BATCH);
-    this.retried += batch.length;
     const found = await remote.devices(user);
     if (found === undefined) return "stuck";
+    this.retried += batch.length;
     const left = await Promise.all(batch.map((f) => this.#fanOut(remote, f, found)));
     const done = new Set(batch.filter((_, i) => !left[i]));
     // Those queued meanwhile were pushed onto `queue`: they stay, behind.

@@ -32,6 +32,27 @@ const LANES_MAX = 100_000;
 
 let refCounter = 0;
 
+/**
+ * Makes `key` the newest entry of `m` (a Map iterates oldest first), then
+ * drops the oldest while `m` holds more than `max` or they were last seen
+ * over REFUSED_KEEP_MS ago: what other nodes' messages add stays bounded.
+ */
+function remember<V>(
+  m: Map<string, V>,
+  key: string,
+  v: V,
+  seen: (v: V) => number,
+  max: number,
+  now: number,
+): void {
+  m.delete(key);
+  m.set(key, v);
+  for (const [k, old] of m) {
+    if (m.size <= max && seen(old) > now - REFUSED_KEEP_MS) break;
+    m.delete(k);
+  }
+}
+
 /** What became of a hand-off: taken, refused (no session there), or lost (no answer in time). */
 export type HandOffAnswer = "took" | "refused" | "lost";
 
@@ -102,7 +123,8 @@ export class ClusterRemote {
   // it and the rest of its lane are dropped (answered with a "gap"), so that
   // the sender gives up on them and hands them over again after the lost one.
   readonly #expected = new Map<string, { next: number; at: number }>();
-  // Nodes that handed off to this one, and when last: told when it stops listening.
+  // Nodes that handed off to this one, and when last (oldest first, at most
+  // REFUSED_MAX): told when it stops listening.
   readonly #peers = new Map<string, number>();
 
   constructor(
@@ -225,7 +247,8 @@ export class ClusterRemote {
   /** Takes (or refuses) a hand-off from another node and answers it once that is settled. */
   #accept(e: InboxEntry, ack: boolean, stored: boolean, h: HandOff): void {
     const lane = `${h.o}/${h.l}`;
-    this.#peers.set(h.o, Date.now());
+    const now = Date.now();
+    remember(this.#peers, h.o, now, (at) => at, REFUSED_MAX, now);
     if (h.q !== undefined) {
       const due = this.#turn(lane, h.q);
       // Said at once, so that the sender gives up on the lost one and this
@@ -281,23 +304,13 @@ export class ClusterRemote {
       );
       return next;
     }
-    this.#expected.delete(lane);
-    this.#expected.set(lane, { next: q + 1, at: now });
-    for (const [l, v] of this.#expected) {
-      if (this.#expected.size <= LANES_MAX && v.at > now - REFUSED_KEEP_MS) break;
-      this.#expected.delete(l);
-    }
+    remember(this.#expected, lane, { next: q + 1, at: now }, (v) => v.at, LANES_MAX, now);
     return 0;
   }
 
   #refuse(lane: string): void {
     const now = Date.now();
-    this.#refused.delete(lane);
-    this.#refused.set(lane, now);
-    for (const [l, at] of this.#refused) {
-      if (this.#refused.size <= REFUSED_MAX && at > now - REFUSED_KEEP_MS) break;
-      this.#refused.delete(l);
-    }
+    remember(this.#refused, lane, now, (at) => at, REFUSED_MAX, now);
   }
 
   /** With multi_login: the sessions of `jid` on other live nodes; undefined when Redis is away. */

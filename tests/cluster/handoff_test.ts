@@ -117,10 +117,10 @@ Deno.test("the sending node resolves a hand-off on its answer, and lost when non
   const target = uniqueNode("t");
   await using sent = await listen(channelOf(target));
   const remote = remoteWith(c, () => null);
-  const first = remote.handOff(target, entry("m1"), "L1", 1, true, false);
-  const second = remote.handOff(target, entry("m2"), "L1", 2, true, false);
-  await until("both published", () => sent.heard.length === 2);
-  const refs = sent.heard.map((m) => m.t === "msg" ? m.h!.r : "");
+  const { answers: [first, second], refs } = await handOffs(remote, target, sent.heard, [
+    ["L1", 1],
+    ["L1", 2],
+  ]);
   // Answers come back in the batch framing; only the first one is answered.
   remote.receive(decodeBatch(encodeBatch([{ t: "took", r: refs[0]!, ok: true }]))!.messages[0]!);
   assert.equal(await first, "took");

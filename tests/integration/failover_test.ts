@@ -4,6 +4,7 @@
 // its replica promoted. Fails on any acked message lost, reordered or late.
 
 import assert from "node:assert/strict";
+import { spawnTied } from "../../scripts/fault/spawn.ts";
 import { releasePort, reservePort } from "../helpers/ports.ts";
 
 const SCRIPT = new URL("../../scripts/failover.ts", import.meta.url).pathname;
@@ -14,31 +15,23 @@ const PORTS = 24;
 Deno.test("a Redis Cluster master SIGKILLed under load: no acked message lost, reordered or late (scripts/failover.ts, short form)", async () => {
   const ports = Array.from({ length: PORTS }, () => reservePort());
   try {
-    // The script dies with this process (setpriv), and so does everything it
-    // starts; its own watchdog bounds the run.
-    const out = await new Deno.Command("setpriv", {
-      args: [
-        "--pdeathsig",
-        "KILL",
-        Deno.execPath(),
-        "run",
-        "-A",
-        SCRIPT,
-        ...[
-          ["--runs", "1"],
-          ["--users", "20"],
-          ["--rate", "10"],
-          ["--duration", "8"],
-          ["--fault-at", "3"],
-          ["--drain", "15"],
-          ["--ports", ports.join(",")],
-        ].flat(),
-        "--quiet",
-      ],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
+    // The script dies with this process (spawnTied), and so does everything
+    // it starts; its own watchdog bounds the run.
+    const out = await spawnTied(Deno.execPath(), [
+      "run",
+      "-A",
+      SCRIPT,
+      ...[
+        ["--runs", "1"],
+        ["--users", "20"],
+        ["--rate", "10"],
+        ["--duration", "8"],
+        ["--fault-at", "3"],
+        ["--drain", "15"],
+        ["--ports", ports.join(",")],
+      ].flat(),
+      "--quiet",
+    ]).output();
     const text = new TextDecoder().decode(out.stdout).trim();
     const why = `${text}\n${new TextDecoder().decode(out.stderr)}`;
     let r;
