@@ -51,7 +51,7 @@ export class StreamConn implements Conn {
   // written once that read is done, not after every read of the event-loop
   // turn (which run first), so that a recipient is not kept waiting behind
   // other connections' packets (BENCHMARKS.md, "Single node: timing trace of the event loop").
-  static #readDirty: StreamConn[] = [];
+  static readonly #readDirty: StreamConn[] = [];
   static #inRead = false;
   handler: ConnHandler | null = null;
   #decoder: Decoder;
@@ -224,8 +224,10 @@ export class StreamConn implements Conn {
     StreamConn.#inRead = false;
     const dirty = StreamConn.#readDirty;
     if (dirty.length === 0) return;
-    StreamConn.#readDirty = [];
+    // Kept, not replaced, once emptied: #inRead is false, so nothing joins
+    // the list while it is walked (what is queued meanwhile takes a microtask).
     for (const conn of dirty) void conn.#flush();
+    dirty.length = 0;
   }
 
   #flushStrings(): void {
